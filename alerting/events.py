@@ -1,0 +1,41 @@
+"""What the engine emits: alarm level changes and warning lifecycle events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """A sensor's level under a rule changed (0 = no alarm)."""
+
+    time_s: float        # phenomenon time of the reading that changed the level
+    known_at_s: float    # when the platform received it
+    sensor_id: str
+    rule_id: str
+    hazard: str
+    from_level: int
+    to_level: int
+    value: float
+    first_exceedance_s: float  # first reading above the rule's lowest threshold this episode
+
+
+@dataclass(frozen=True)
+class WarningEvent:
+    """A warning (one incident) was raised, updated or cleared."""
+
+    time_s: float
+    known_at_s: float
+    warning_id: str
+    event: str           # "raised" | "updated" | "cleared"
+    hazard: str
+    level: int
+    level_name: str
+    sensors: tuple[str, ...]
+    first_exceedance_s: float
+    area_wkt: str
+    area_m2: float
+    area_source: str     # "model" | "buffer"
+    targets: tuple[str, ...]
+    population: int
+    recipients: tuple[str, ...]

@@ -1,0 +1,209 @@
+"""The `citytwin` command line: demo, run, validate, twin build/info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from twin.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _clock(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
+def print_timeline(result, scenario, out=sys.stdout) -> None:
+    """A readable timeline: simulated time, wall-clock time of the scenario, what happened."""
+    from datetime import timedelta
+
+    print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
+    for t_s, kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
+        if kind == "warning_updated" and "level" not in message:
+            continue
+        wall = (scenario.start + timedelta(seconds=t_s)).strftime("%H:%M:%S")
+        print(f"  T+{_clock(t_s)}  {wall}  {message}", file=out)
+
+
+def _progress_printer(stream=sys.stderr):
+    wall0 = time.perf_counter()
+
+    def show(t_s: float, duration_s: float, n_obs: int) -> None:
+        wall = max(time.perf_counter() - wall0, 1e-9)
+        print(f"  [{100 * t_s / duration_s:5.1f} %] simulated {_clock(t_s)} of "
+              f"{_clock(duration_s)}, {t_s / wall:,.0f}× real time, "
+              f"{n_obs / wall:,.0f} observations/s", file=stream, flush=True)
+
+    return show
+
+
+def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: bool | None = None,
+                      render: bool | None = None, quiet: bool = False):
+    """Validate, prepare, simulate and write outputs for one scenario file."""
+    from scenarios.kernel import simulate
+    from scenarios.prepare import prepare
+    from scenarios.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    run = prepare(scenario, source=str(path), base_dir=path.parent)
+    print(f"Twin {run.twin.name}: {len(run.twin.buildings)} buildings, population "
+          f"{run.twin.population:,}; {len(run.network.table)} sensors; "
+          f"{len(run.hazards)} hazard(s)")
+    result = simulate(run, out_dir, overwrite=overwrite,
+                      progress=None if quiet else _progress_printer())
+    print_timeline(result, scenario)
+    if report if report is not None else scenario.outputs.report:
+        from viewer.report import write_report
+
+        path_html = write_report(result.archive_path, run.twin, out_dir / "report.html")
+        print(f"\nReport: {path_html}")
+    if render if render is not None else scenario.outputs.render:
+        from viewer.render import render_run
+
+        png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png")
+        print(f"Render: {png}")
+    print(f"Archive: {result.archive_path} ({result.n_observations:,} observations, "
+          f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events; "
+          f"run took {result.wall_s:.1f} s)")
+    return result
+
+
+def cmd_demo(args) -> int:
+    path = Path(str(resources.files("scenarios").joinpath("data/gas_leak_drill.yaml")))
+    print("citytwin demo: gas-leak drill on the synthetic city\n")
+    run_scenario_file(path, Path(args.out), overwrite=True, quiet=args.quiet)
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    out = Path(args.out) if args.out else Path("runs") / Path(args.scenario).stem
+    run_scenario_file(Path(args.scenario), out, overwrite=args.overwrite, quiet=args.quiet,
+                      report=False if args.no_report else None,
+                      render=False if args.no_render else None)
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from scenarios.prepare import prepare
+    from scenarios.scenario import load_scenario
+
+    path = Path(args.scenario)
+    scenario = load_scenario(path)
+    run = prepare(scenario, source=str(path), base_dir=path.parent)
+    print(f"{path}: valid. Twin {run.twin.name}; {len(run.network.table)} sensors in "
+          f"{len(run.network.groups())} cadence group(s); {len(run.hazards)} hazard(s); "
+          f"rulebook {run.rulebook.name} ({len(run.rulebook.rules)} rules).")
+    return EXIT_OK
+
+
+def cmd_twin_build(args) -> int:
+    from twin.realcity import build_twin_from_files
+    from twin.store import save_twin
+    from twin.synthetic import synthetic_city
+
+    if args.synthetic is not None:
+        size = float(args.size) if args.size.replace(".", "", 1).isdigit() else args.size
+        twin, warnings = synthetic_city(args.synthetic, size), []
+    else:
+        if not args.dem:
+            raise InputError("twin build", "give --dem (or --synthetic SEED)", field="--dem")
+        twin, warnings = build_twin_from_files(
+            args.dem, buildings_path=args.buildings, dsm_path=args.dsm, crs=args.crs,
+            name=args.name, height_column=args.height_column)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    folder = save_twin(twin, args.out)
+    print(f"Twin '{twin.name}' saved to {folder}")
+    print(json.dumps(twin.summary(), indent=2))
+    return EXIT_OK
+
+
+def cmd_twin_info(args) -> int:
+    from twin.store import load_twin
+
+    twin = load_twin(args.folder)
+    print(json.dumps(twin.summary(), indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="citytwin",
+        description="citytwin: a city digital twin for urban safety — hazards, sensor "
+                    "networks and the warning logic that runs on live data.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="run the gas-leak drill on the synthetic city",
+                       description="Build the synthetic city, run the gas-leak drill scenario "
+                                   "and write a run folder with the archive, an HTML report "
+                                   "and a 3D render.")
+    d.add_argument("--out", default="runs/demo", help="run folder (replaced if it exists)")
+    d.add_argument("--quiet", action="store_true", help="no progress lines")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run a scenario file",
+                       description="Validate and run a scenario YAML into a run folder.")
+    r.add_argument("scenario", help="scenario YAML file")
+    r.add_argument("--out", help="run folder (default runs/<scenario name>)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    r.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    r.add_argument("--no-render", action="store_true", help="skip the 3D render")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario file without running it",
+                       description="Validate a scenario: schema, twin, hazard sources, sensor "
+                                   "placement and rulebook. Nothing is written.")
+    v.add_argument("scenario", help="scenario YAML file")
+    v.set_defaults(func=cmd_validate)
+
+    t = sub.add_parser("twin", help="build or inspect a twin", description="Twin commands.")
+    tsub = t.add_subparsers(dest="twin_command", required=True, metavar="SUBCOMMAND")
+    b = tsub.add_parser(
+        "build", help="build a twin folder from files or the synthetic generator",
+        description="Build a twin and save it as a folder (manifest + GeoPackage + GeoTIFF). "
+                    "From real data: a DEM GeoTIFF, building footprints (Shapefile, GeoPackage "
+                    "or GeoJSON) and optionally a DSM for heights (DSM − DEM), e.g.\n"
+                    "  citytwin twin build --dem ../shared/realdata/gothenburg_kronenhuset/"
+                    "DEM_KRbig.tif --dsm .../DSM_KRbig.tif --buildings .../buildings.shp "
+                    "--out twins/gothenburg\n"
+                    "Or synthetic: citytwin twin build --synthetic 7 --size small --out "
+                    "twins/synthetic",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--dem", help="ground elevation GeoTIFF (projected CRS, metres)")
+    b.add_argument("--dsm", help="surface model GeoTIFF on the DEM grid (building heights)")
+    b.add_argument("--buildings", help="building footprints layer")
+    b.add_argument("--height-column", help="footprint attribute with heights (m)")
+    b.add_argument("--crs", help="CRS to use when a file has none / to reproject to")
+    b.add_argument("--name", help="twin name")
+    b.add_argument("--synthetic", type=int, metavar="SEED", help="build the synthetic city")
+    b.add_argument("--size", default="small", help="synthetic size: tiny|small|medium|large "
+                                                   "or an extent in metres")
+    b.add_argument("--out", required=True, help="twin folder to write")
+    b.set_defaults(func=cmd_twin_build)
+    i = tsub.add_parser("info", help="summarise a twin folder", description="Print a summary.")
+    i.add_argument("folder", help="twin folder")
+    i.set_defaults(func=cmd_twin_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

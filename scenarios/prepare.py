@@ -1,0 +1,188 @@
+"""Turn a validated scenario into the objects a run needs, checking everything first.
+
+All input checks happen here, before a run folder or archive exists, so bad input never
+leaves a partial archive behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from alerting.engine import Engine
+from alerting.rulebook import Rulebook, load_rulebook
+from physics.base import HazardEngine
+from physics.leak import orifice_mass_rate_kg_s
+from physics.plume import GaussianPuffPlume, ReleaseSchedule, WindSeries
+from scenarios.scenario import GasPlumeHazard, Scenario, SourceLocation
+from sensors_sim.catalogue import SensorType, load_catalogue
+from sensors_sim.measurement import MeasurementModel
+from sensors_sim.network import SensorNetwork, place_on_network_nodes
+from twin.errors import InputError
+from twin.model import CityTwin
+from twin.store import load_twin
+from twin.synthetic import synthetic_city
+
+
+@dataclass
+class PreparedRun:
+    """Everything a run needs, built and validated."""
+
+    scenario: Scenario
+    source: str
+    twin: CityTwin
+    hazards: list[HazardEngine]
+    hazard_notes: dict[str, dict]
+    network: SensorNetwork
+    catalogue: dict[str, SensorType]
+    measurement: MeasurementModel
+    rulebook: Rulebook
+    rulebook_source: str
+
+
+def load_scenario_twin(scenario: Scenario, base_dir: Path, source: str) -> CityTwin:
+    """The twin the scenario names: a synthetic city, or a saved twin folder."""
+    if scenario.twin.synthetic is not None:
+        try:
+            return synthetic_city(scenario.twin.synthetic.seed, scenario.twin.synthetic.size)
+        except ValueError as exc:
+            raise InputError(source, str(exc), field="twin.synthetic.size") from exc
+    path = Path(scenario.twin.path)
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise InputError(source, f"twin folder {path} does not exist", field="twin.path")
+    return load_twin(path)
+
+
+def resolve_source_xy(twin: CityTwin, loc: SourceLocation, source: str,
+                      field: str) -> tuple[tuple[float, float], str]:
+    """Position of a release and a description of where it is."""
+    if loc.xy_m is not None:
+        x, y = loc.xy_m
+        if not bool(twin.terrain.contains(np.array([x]), np.array([y]))[0]):
+            raise InputError(source, f"point {loc.xy_m} lies outside the terrain "
+                             f"{twin.terrain.bounds}", field=f"{field}.xy_m")
+        return (float(x), float(y)), f"point ({x:.1f}, {y:.1f})"
+    if loc.network not in twin.networks:
+        raise InputError(source, f"the twin has no {loc.network!r} network "
+                         f"(it has {sorted(twin.networks)})", field=f"{field}.network")
+    nodes = twin.networks[loc.network].nodes
+    if loc.node is not None:
+        hit = nodes[nodes["id"].astype(str) == loc.node]
+        if hit.empty:
+            raise InputError(source, f"no node {loc.node!r} in the {loc.network} network",
+                             field=f"{field}.node")
+        p = hit.geometry.iloc[0]
+        return (p.x, p.y), f"{hit['kind'].iloc[0]} {loc.node}"
+    places = twin.places[twin.places["id"].astype(str) == loc.near_place]
+    if places.empty:
+        raise InputError(source, f"no place {loc.near_place!r} in the twin",
+                         field=f"{field}.near_place")
+    cand = nodes if loc.node_kind is None else nodes[nodes["kind"] == loc.node_kind]
+    if cand.empty:
+        raise InputError(source, f"no {loc.node_kind!r} nodes in the {loc.network} network",
+                         field=f"{field}.node_kind")
+    target = places.geometry.iloc[0]
+    d = shapely.distance(cand.geometry.to_numpy(), target)
+    k = int(np.argmin(d))  # ties resolved by row order: deterministic
+    p = cand.geometry.iloc[k]
+    return (p.x, p.y), f"{cand['kind'].iloc[k]} {cand['id'].iloc[k]} near {loc.near_place}"
+
+
+def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwin,
+                    source: str) -> tuple[GaussianPuffPlume, dict]:
+    """A puff-plume engine for one gas release."""
+    xy, where = resolve_source_xy(twin, h.source, source, f"hazards.{k}.source")
+    temperature_k = scenario.weather.air_temperature_c + 273.15
+    if h.release.rate_kg_s is not None:
+        rate = h.release.rate_kg_s
+    else:
+        rate = float(orifice_mass_rate_kg_s(
+            h.release.pressure_kpa_gauge * 1e3, h.release.hole_diameter_mm * 1e-3,
+            temperature_k=temperature_k, discharge_coefficient=h.release.discharge_coefficient,
+            ambient_pa=scenario.weather.pressure_pa))
+    w = scenario.weather.wind
+    engine = GaussianPuffPlume(
+        source_xy_m=xy,
+        source_height_m=h.height_m,
+        release=ReleaseSchedule.constant(rate, h.start_s, h.stop_s),
+        wind=WindSeries(times_s=np.array([p.t_s for p in w]),
+                        speed_m_s=np.array([p.speed_m_s for p in w]),
+                        from_deg=np.array([p.from_deg for p in w])),
+        stability=scenario.weather.stability,
+        terrain=scenario.weather.terrain,
+        temperature_k=temperature_k,
+        pressure_pa=scenario.weather.pressure_pa,
+    )
+    note = {"id": h.id, "kind": h.kind, "where": where, "xy_m": [round(xy[0], 2),
+            round(xy[1], 2)], "rate_kg_s": rate, "start_s": h.start_s, "stop_s": h.stop_s}
+    return engine, note
+
+
+def build_network(scenario: Scenario, twin: CityTwin, catalogue: dict[str, SensorType],
+                  source: str) -> SensorNetwork:
+    """Place every sensor group of the scenario on the twin."""
+    parts = []
+    for k, g in enumerate(scenario.sensors.groups):
+        field = f"sensors.groups.{k}"
+        if g.type not in catalogue:
+            raise InputError(source, f"unknown sensor type {g.type!r} (catalogue has "
+                             f"{sorted(catalogue)})", field=f"{field}.type")
+        if g.placement.network not in twin.networks:
+            raise InputError(source, f"the twin has no {g.placement.network!r} network",
+                             field=f"{field}.placement.network")
+        net = place_on_network_nodes(
+            twin, network=g.placement.network, node_kinds=tuple(g.placement.node_kinds),
+            type_id=g.type, group_id=g.id, interval_s=g.interval_s,
+            height_m=g.placement.height_m, min_link_age_years=g.placement.min_link_age_years,
+            year=scenario.start.year, id_prefix=f"{g.id}:", catalogue=catalogue)
+        if len(net) == 0:
+            raise InputError(source, "placement matches no node of the twin",
+                             field=f"{field}.placement")
+        parts.append(net)
+    return SensorNetwork.concat(*parts)
+
+
+def inventory_frame(network: SensorNetwork) -> pd.DataFrame:
+    """The sensor table the alerting engine and the archive read."""
+    return network.table.copy()
+
+
+def prepare(scenario: Scenario, *, source: str = "<scenario>",
+            base_dir: Path | None = None) -> PreparedRun:
+    """Build and check everything for a run; raise InputError before anything is written."""
+    base_dir = base_dir or Path.cwd()
+    twin = load_scenario_twin(scenario, base_dir, source)
+    hazards: list[HazardEngine] = []
+    notes: dict[str, dict] = {}
+    for k, h in enumerate(scenario.hazards):
+        if h.start_s >= scenario.duration_s:
+            raise InputError(source, f"start_s {h.start_s:g} is not within the run "
+                             f"(duration_s {scenario.duration_s:g})", field=f"hazards.{k}.start_s")
+        engine, note = build_gas_plume(h, k, scenario, twin, source)
+        hazards.append(engine)
+        notes[h.id] = note
+    catalogue_path = scenario.sensors.catalogue
+    if catalogue_path is not None and not Path(catalogue_path).is_absolute():
+        catalogue_path = str(base_dir / catalogue_path)
+    catalogue = load_catalogue(catalogue_path)
+    network = build_network(scenario, twin, catalogue, source)
+    rulebook_source = scenario.rulebook
+    if rulebook_source != "default" and not Path(rulebook_source).is_absolute():
+        rulebook_source = str(base_dir / rulebook_source)
+    rulebook = load_rulebook(rulebook_source)
+    measurement = MeasurementModel(network, catalogue, seed=scenario.seed,
+                                   duration_s=scenario.duration_s)
+    return PreparedRun(scenario, source, twin, hazards, notes, network, catalogue, measurement,
+                       rulebook, rulebook_source)
+
+
+def make_engine(run: PreparedRun, area_provider=None) -> Engine:
+    """The alerting engine for a prepared run."""
+    return Engine(run.rulebook, inventory_frame(run.network), twin=run.twin,
+                  area_provider=area_provider, source=run.source)

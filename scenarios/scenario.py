@@ -1,0 +1,195 @@
+"""Scenario files: YAML validated with pydantic; errors name the file and the field path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from twin.errors import InputError
+
+
+class _Strict(BaseModel):
+    """Unknown fields are errors: a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticTwin(_Strict):
+    seed: int = 0
+    size: str | float = "small"
+
+
+class TwinSource(_Strict):
+    """Either a synthetic city or a saved twin folder (relative to the scenario file)."""
+
+    synthetic: SyntheticTwin | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TwinSource:
+        if (self.synthetic is None) == (self.path is None):
+            raise ValueError("give exactly one of 'synthetic' or 'path'")
+        return self
+
+
+class WindPoint(_Strict):
+    t_s: float = Field(ge=0)
+    speed_m_s: float = Field(ge=0, le=60)
+    from_deg: float = Field(ge=0, le=360)
+
+
+class Weather(_Strict):
+    stability: Literal["A", "B", "C", "D", "E", "F"] = "D"
+    terrain: Literal["urban", "rural"] = "urban"
+    air_temperature_c: float = Field(15.0, ge=-60, le=60)
+    pressure_pa: float = Field(101325.0, gt=50_000, lt=110_000)
+    wind: list[WindPoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> Weather:
+        times = [w.t_s for w in self.wind]
+        if times != sorted(times) or len(set(times)) != len(times):
+            raise ValueError("wind times must strictly increase")
+        return self
+
+
+class SourceLocation(_Strict):
+    """Where a release happens: a network node, or the node of a kind nearest a place, or xy."""
+
+    node: str | None = None
+    network: str = "gas"
+    node_kind: str | None = None
+    near_place: str | None = None
+    xy_m: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceLocation:
+        given = [self.node is not None, self.near_place is not None, self.xy_m is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'node', 'near_place' or 'xy_m'")
+        return self
+
+
+class Release(_Strict):
+    """Constant release: a mass rate, or a leak from pipe pressure and hole size."""
+
+    rate_kg_s: float | None = Field(None, gt=0)
+    pressure_kpa_gauge: float | None = Field(None, gt=0)
+    hole_diameter_mm: float | None = Field(None, gt=0)
+    discharge_coefficient: float = Field(0.61, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> Release:
+        leak = self.pressure_kpa_gauge is not None and self.hole_diameter_mm is not None
+        if (self.rate_kg_s is not None) == leak:
+            raise ValueError("give either rate_kg_s, or pressure_kpa_gauge with hole_diameter_mm")
+        return self
+
+
+class GasPlumeHazard(_Strict):
+    id: str
+    kind: Literal["gas_plume"]
+    start_s: float = Field(ge=0)
+    stop_s: float | None = None
+    source: SourceLocation
+    release: Release
+    height_m: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _times(self) -> GasPlumeHazard:
+        if self.stop_s is not None and self.stop_s <= self.start_s:
+            raise ValueError("stop_s must be after start_s")
+        return self
+
+
+Hazard = Annotated[GasPlumeHazard, Field(discriminator="kind")]
+
+
+class Placement(_Strict):
+    """Sensors at every node of the given kinds, optionally only on old mains."""
+
+    network: str = "gas"
+    node_kinds: list[str] = Field(default_factory=lambda: ["valve_well"])
+    min_link_age_years: float | None = Field(None, ge=0)
+    height_m: float = Field(0.5, ge=0)
+
+
+class SensorGroup(_Strict):
+    id: str
+    type: str
+    interval_s: float | None = Field(None, gt=0)
+    placement: Placement
+
+
+class Sensors(_Strict):
+    catalogue: str | None = None
+    groups: list[SensorGroup] = Field(min_length=1)
+
+
+class Outputs(_Strict):
+    observations: Literal["all", "none"] = "all"
+    report: bool = True
+    render: bool = True
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    mode: Literal["drill", "what-if", "replay"] = "drill"
+    twin: TwinSource
+    start: datetime
+    duration_s: float = Field(gt=0, le=30 * 86400)
+    seed: int = Field(ge=0)
+    physics_step_s: float = Field(10.0, gt=0)
+    weather: Weather
+    hazards: list[Hazard] = Field(default_factory=list)
+    sensors: Sensors
+    rulebook: str = "default"
+    outputs: Outputs = Outputs()
+
+    @model_validator(mode="after")
+    def _ids(self) -> Scenario:
+        for label, ids in (("hazards", [h.id for h in self.hazards]),
+                           ("sensors.groups", [g.id for g in self.sensors.groups])):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{label}: duplicate id(s) {dupes}")
+        if self.start.tzinfo is None:
+            raise ValueError("start needs a UTC offset, e.g. 2026-06-01T08:00:00+08:00")
+        return self
+
+
+def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario mapping; raise InputError naming ``source`` and the field path."""
+    if not isinstance(data, dict):
+        raise InputError(source, "a scenario must be a YAML mapping")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise InputError(source, msg, field=field or None) from exc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read scenario: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(str(path), f"not valid YAML: {exc}") from exc
+    return parse_scenario(data, str(path))

@@ -1,0 +1,77 @@
+"""3D renders (PNG) of the twin with a hazard field, offscreen through pyvista."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from assets3d.meshes import buildings_mesh, terrain_mesh
+from twin.model import CityTwin
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no X server needed
+
+
+def load_fields(npz_path: str | Path) -> tuple[float, list[tuple[str, np.ndarray, np.ndarray,
+                                                                    np.ndarray]]]:
+    """Read a run's hazard_field.npz: (t_s, [(name, xs, ys, values), …])."""
+    data = np.load(npz_path)
+    names = sorted({k.rsplit("__", 1)[0] for k in data.files if k != "t_s"})
+    fields = [(n, data[f"{n}__xs"], data[f"{n}__ys"], data[f"{n}__values"]) for n in names]
+    return float(data["t_s"][0]), fields
+
+
+def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
+               floor_value: float = 1.0, window_size: tuple[int, int] = (1400, 1000),
+               crop_m: float | None = 600.0) -> Path:
+    """Terrain, buildings and the hazard field (draped 1.5 m above ground) as a PNG.
+
+    Cells of the field below ``floor_value`` (e.g. 1 % LEL) are not drawn. The view is
+    centred on the field's peak and cropped to ``crop_m`` around it when given.
+    """
+    import pyvista as pv
+
+    t_s, fields = load_fields(npz_path)
+    origin = np.array([twin.terrain.bounds[0], twin.terrain.bounds[1], 0.0])
+
+    def to_pv(mesh) -> pv.PolyData:
+        faces = np.column_stack([np.full(len(mesh.faces), 3), mesh.faces]).ravel()
+        return pv.PolyData(np.asarray(mesh.vertices) - origin, faces)
+
+    plotter = pv.Plotter(off_screen=True, window_size=window_size)
+    plotter.set_background("white")
+    ground = to_pv(terrain_mesh(twin.terrain))
+    ground["elevation_m"] = ground.points[:, 2]
+    plotter.add_mesh(ground, scalars="elevation_m", cmap="gist_earth", show_scalar_bar=False,
+                     opacity=1.0)
+    plotter.add_mesh(to_pv(buildings_mesh(twin.buildings, twin.terrain)), color="#d9d4cc",
+                     show_edges=False, smooth_shading=False)
+    focus = None
+    for name, xs, ys, values in fields:
+        if values.size == 0 or np.nanmax(values) < floor_value:
+            continue
+        X, Y = np.meshgrid(xs, ys)
+        Z = twin.terrain.elevation_at(X.ravel(), Y.ravel()).reshape(X.shape) + 1.5
+        grid = pv.StructuredGrid(X - origin[0], Y - origin[1], Z)
+        grid["value"] = values.ravel(order="F")
+        shown = grid.threshold(floor_value, scalars="value")
+        label = name.split("__")[-1].replace("_", " ")
+        plotter.add_mesh(shown, scalars="value", cmap="inferno_r", opacity=0.75,
+                         clim=[floor_value, max(float(np.nanmax(values)), floor_value * 2)],
+                         scalar_bar_args={"title": label, "color": "black"})
+        r, c = np.unravel_index(int(np.nanargmax(values)), values.shape)
+        focus = np.array([xs[c] - origin[0], ys[r] - origin[1], float(Z[r, c])])
+    if focus is None:
+        xmin, ymin, xmax, ymax = twin.terrain.bounds
+        focus = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2, float(
+            np.mean(twin.terrain.elevation_m))])
+    span = crop_m or max(twin.terrain.bounds[2] - twin.terrain.bounds[0], 300.0)
+    plotter.camera.focal_point = focus
+    plotter.camera.position = focus + np.array([-0.55 * span, -1.1 * span, 0.9 * span])
+    plotter.camera.up = (0.0, 0.0, 1.0)
+    plotter.add_text(f"{twin.name}   t = {t_s / 60:.1f} min", font_size=11, color="black")
+    png_path = Path(png_path)
+    plotter.screenshot(str(png_path))
+    plotter.close()
+    return png_path
