@@ -105,7 +105,10 @@ class Engine:
             max_round = int(rounds.max())
             for k in range(max_round + 1):
                 sel = rows if max_round == 0 else rows[rounds == k]
+                since_before = det.exceed_since_s[idx[sel]]
                 old, new = det.update(idx[sel], batch.value[sel], batch.time_s[sel])
+                # A clearing reading ends the episode; report the episode's start on it too.
+                since = np.where(new == 0, since_before, det.exceed_since_s[idx[sel]])
                 for j in np.flatnonzero(old != new):
                     row = int(sel[j])
                     changes.append((row, r, AlarmChange(
@@ -114,7 +117,7 @@ class Engine:
                         sensor_id=str(batch.sensor_id[row]), rule_id=rule.id,
                         hazard=rule.hazard, from_level=int(old[j]), to_level=int(new[j]),
                         value=float(batch.value[row]),
-                        first_exceedance_s=float(det.exceed_since_s[idx[row]]),
+                        first_exceedance_s=float(since[j]),
                     )))
         changes.sort(key=lambda c: (c[0], c[1]))
         for _, _, change in changes:

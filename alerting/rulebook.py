@@ -107,8 +107,16 @@ class Rulebook(_Strict):
         return np.array([rule.thresholds.get(lv, np.nan) for lv in self.levels], dtype=float)
 
     def recipients_for(self, level: int) -> list[str]:
-        """Recipient units for a level number (none for 0)."""
-        return [] if level == 0 else list(self.recipients.get(self.level_name(level), []))
+        """Recipient units for a level number (none for 0).
+
+        A level without its own list inherits the nearest less severe level's list, so a
+        warning is never routed to nobody because a colour was left out of the table.
+        """
+        for k in range(level, 0, -1):
+            name = self.level_name(k)
+            if name in self.recipients:
+                return list(self.recipients[name])
+        return []
 
 
 def load_rulebook(source: str | Path = DEFAULT_RULEBOOK) -> Rulebook:

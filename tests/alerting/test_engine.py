@@ -1,0 +1,161 @@
+"""The engine: warnings, recipients, areas, input errors, and streaming = batch."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerting import Engine, Observation, ObservationBatch, load_rulebook
+from alerting.rulebook import Rulebook
+from twin.errors import InputError
+
+from .conftest import make_inventory, simple_rulebook
+
+
+def batch(ids, times, values, unit="%LEL"):
+    return ObservationBatch(np.array(ids, dtype=object), np.array(times, float),
+                            np.array(values, float), unit)
+
+
+def test_default_rulebook_loads_with_four_levels():
+    rb = load_rulebook()
+    assert rb.levels == ["blue", "yellow", "orange", "red"]
+    ch4 = next(r for r in rb.rules if r.id == "ch4_confined_space")
+    assert ch4.thresholds == {"blue": 10, "yellow": 25, "orange": 50, "red": 80}
+
+
+def test_warning_raised_updated_and_cleared_with_recipients(inventory):
+    eng = Engine(simple_rulebook(), inventory)
+    out = eng.process(batch(["S000"], [0], [30]))
+    assert [(a.from_level, a.to_level) for a in out.alarms] == [(0, 2)]
+    (w,) = out.warnings
+    assert (w.event, w.level_name, w.sensors, w.recipients) == (
+        "raised", "yellow", ("S000",), ("owner",))
+    assert w.area_source == "buffer" and w.area_m2 == pytest.approx(np.pi * 100**2, rel=0.01)
+    out = eng.process(batch(["S000"], [10], [85]))
+    assert (out.warnings[0].event, out.warnings[0].level_name) == ("updated", "red")
+    assert out.warnings[0].recipients == ("owner", "city")
+    out = eng.process(batch(["S000"], [20], [1]))
+    assert out.warnings[0].event == "cleared" and out.warnings[0].level == 0
+
+
+def test_nearby_alarms_join_one_warning_far_ones_do_not():
+    inv = make_inventory(3, spacing_m=200.0)  # S000–S001 200 m apart, S002 400 m from S000
+    inv.loc[2, "x_m"] = 5000.0
+    eng = Engine(simple_rulebook(), inv)
+    out = eng.process(batch(["S000", "S001", "S002"], [0, 0, 0], [30, 60, 30]))
+    ids = {w.warning_id for w in out.warnings}
+    assert len(ids) == 2
+    joined = [w for w in out.warnings if "S001" in w.sensors][-1]
+    assert joined.sensors == ("S000", "S001") and joined.level_name == "orange"
+
+
+def test_model_area_used_when_provider_attached(inventory):
+    import shapely
+
+    square = shapely.box(0, 0, 50, 50)
+    calls = []
+
+    def provider(hazard, quantity, threshold, t_s):
+        calls.append((hazard, quantity, threshold, t_s))
+        return square
+
+    eng = Engine(simple_rulebook(), inventory, area_provider=provider)
+    (w,) = eng.process(batch(["S000"], [5], [30])).warnings
+    assert w.area_source == "model" and w.area_m2 == 2500.0
+    assert calls == [("gas_leak", "ch4_lel_pct", 10.0, 5.0)]
+
+
+def test_unknown_sensor_is_rejected_by_name(inventory):
+    eng = Engine(simple_rulebook(), inventory)
+    with pytest.raises(InputError, match=r"sensor_id: unknown sensor id\(s\) \['NOPE'\]"):
+        eng.process(batch(["S000", "NOPE"], [0, 0], [1, 1]))
+
+
+def test_unit_mismatch_is_rejected(inventory):
+    eng = Engine(simple_rulebook(), inventory)
+    with pytest.raises(InputError, match="unit mismatch: sensor S000 reports 'ppm'"):
+        eng.process(batch(["S000"], [0], [1], unit="ppm"))
+
+
+def test_duplicates_and_out_of_order_are_rejected_and_leave_state_untouched(inventory):
+    eng = Engine(simple_rulebook(), inventory)
+    eng.process(batch(["S000"], [10], [1]))
+    with pytest.raises(InputError, match="duplicate observation for sensor S000"):
+        eng.process(batch(["S001", "S000"], [10, 10], [90, 1]))
+    with pytest.raises(InputError, match="out-of-order observation for sensor S001"):
+        eng.process(batch(["S001", "S001"], [20, 15], [1, 1]))
+    # The rejected batches changed nothing: S001 may still report at t = 10.
+    out = eng.process(batch(["S001"], [10], [90]))
+    assert out.alarms[0].to_level == 4
+
+
+def test_unusable_quality_and_nan_are_skipped(inventory):
+    eng = Engine(simple_rulebook(), inventory)
+    b = ObservationBatch(np.array(["S000", "S001"], dtype=object), np.array([0.0, 0.0]),
+                         np.array([90.0, np.nan]), "%LEL", quality=np.array([2, 0]))
+    assert eng.process(b).alarms == []
+
+
+def test_rulebook_errors_name_the_field(tmp_path):
+    from alerting.rulebook import load_rulebook
+
+    p = tmp_path / "rb.yaml"
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+                 "  - {id: a, hazard: h, quantity: q, unit: u, thresholds: {blue: 5, red: 2}}\n")
+    with pytest.raises(InputError, match="rb.yaml.*thresholds must increase"):
+        load_rulebook(p)
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+                 "  - {id: a, hazard: h, quantity: q, unit: u, thresholds: {blue: 5},"
+                 " debounce: {n: 3, m: 2}}\n")
+    with pytest.raises(InputError, match=r"rb.yaml: rules.0.debounce: .*n \(3\) must not"):
+        load_rulebook(p)
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+                 "  - {id: a, hazard: h, quantity: q, unit: u, threshold: {blue: 5}}\n")
+    with pytest.raises(InputError, match="rules.0.threshold"):
+        load_rulebook(p)
+
+
+def _signature(outputs):
+    return ([repr(a) for o in outputs for a in o.alarms],  # repr: NaN-safe equality
+            [repr(w) for o in outputs for w in o.warnings])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(0, 4), st.floats(0, 100, allow_nan=False)),
+                  min_size=1, max_size=80),
+    cuts=st.lists(st.integers(1, 80), max_size=6),
+    debounce=st.sampled_from([(1, 1), (2, 3), (3, 5)]),
+)
+def test_streaming_equals_batches(data, cuts, debounce):
+    """One observation at a time, or the same stream cut into batches: identical output."""
+    inv = make_inventory(5, spacing_m=150.0)
+    rb = simple_rulebook(*debounce, hysteresis=4.0)
+    ids = [f"S{s:03d}" for s, _ in data]
+    times = np.arange(len(data), dtype=float)  # a global clock: per-sensor times increase
+    values = [v for _, v in data]
+
+    stream = Engine(rb, inv)
+    one = [stream.process_one(Observation(i, t, v, "%LEL"))
+           for i, t, v in zip(ids, times, values, strict=True)]
+    batched = Engine(rb, inv)
+    edges = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
+    many = [batched.process(batch(ids[a:b], times[a:b], values[a:b]))
+            for a, b in zip(edges, edges[1:], strict=False)]
+    assert _signature(one) == _signature(many)
+
+
+def test_whole_stream_in_one_batch_with_repeated_sensors_equals_streaming():
+    inv = make_inventory(2, spacing_m=100.0)
+    rb: Rulebook = simple_rulebook(2, 3, 2.0)
+    ids = ["S000", "S001"] * 6
+    vals = [30, 0, 30, 60, 0, 60, 90, 0, 0, 0, 0, 0]
+    times = [t // 2 * 10.0 for t in range(12)]
+    stream = Engine(rb, inv)
+    one = [stream.process_one(Observation(i, t, v, "%LEL"))
+           for i, t, v in zip(ids, times, vals, strict=True)]
+    whole = Engine(rb, inv).process(batch(ids, times, vals))
+    assert _signature(one) == _signature([whole])
+    assert [(a.sensor_id, a.to_level) for a in whole.alarms] == [
+        ("S000", 2), ("S001", 3), ("S000", 0), ("S001", 0)]
