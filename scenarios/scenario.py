@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from twin.errors import InputError
 
@@ -49,12 +56,13 @@ class Weather(_Strict):
     pressure_pa: float = Field(101325.0, gt=50_000, lt=110_000)
     wind: list[WindPoint] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _sorted(self) -> Weather:
-        times = [w.t_s for w in self.wind]
+    @field_validator("wind")
+    @classmethod
+    def _sorted(cls, wind: list[WindPoint]) -> list[WindPoint]:
+        times = [w.t_s for w in wind]
         if times != sorted(times) or len(set(times)) != len(times):
             raise ValueError("wind times must strictly increase")
-        return self
+        return wind
 
 
 class SourceLocation(_Strict):
@@ -107,6 +115,8 @@ class GasPlumeHazard(_Strict):
 
 
 Hazard = Annotated[GasPlumeHazard, Field(discriminator="kind")]
+#: Hazard kinds a scenario may name (pydantic puts the tag in error paths; we drop it).
+HAZARD_KINDS = ("gas_plume",)
 
 
 class Placement(_Strict):
@@ -125,9 +135,19 @@ class SensorGroup(_Strict):
     placement: Placement
 
 
+def _unique_ids(items: list) -> list:
+    ids = [i.id for i in items]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"duplicate id(s) {dupes}")
+    return items
+
+
 class Sensors(_Strict):
     catalogue: str | None = None
     groups: list[SensorGroup] = Field(min_length=1)
+
+    _unique = field_validator("groups")(_unique_ids)
 
 
 class Outputs(_Strict):
@@ -151,16 +171,14 @@ class Scenario(_Strict):
     rulebook: str = "default"
     outputs: Outputs = Outputs()
 
-    @model_validator(mode="after")
-    def _ids(self) -> Scenario:
-        for label, ids in (("hazards", [h.id for h in self.hazards]),
-                           ("sensors.groups", [g.id for g in self.sensors.groups])):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            if dupes:
-                raise ValueError(f"{label}: duplicate id(s) {dupes}")
-        if self.start.tzinfo is None:
-            raise ValueError("start needs a UTC offset, e.g. 2026-06-01T08:00:00+08:00")
-        return self
+    _unique = field_validator("hazards")(_unique_ids)
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, start: datetime) -> datetime:
+        if start.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-06-01T08:00:00+08:00")
+        return start
 
 
 def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
@@ -171,8 +189,8 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        msg = err["msg"]
+        field = ".".join(str(p) for p in err["loc"] if p not in HAZARD_KINDS)
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         more = len(exc.errors()) - 1

@@ -1,0 +1,56 @@
+"""Run every physics validation case and print one table (markdown).
+
+Each module here named ``*_validation.py`` exposes ``run() -> list[dict]`` with keys
+engine, case, metric, value, criterion, passed. Usage:
+
+    python benchmarks/validation/run_all.py [--out benchmarks/validation/out/table.md]
+
+Exit code 1 if any case fails its criterion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def collect() -> list[dict]:
+    rows: list[dict] = []
+    for path in sorted(HERE.glob("*_validation.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        rows.extend(module.run())
+    return rows
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| engine | case | metric | value | criterion | pass |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        value = r["value"]
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {r['engine']} | {r['case']} | {r['metric']} | {text} | "
+                     f"{r['criterion']} | {'yes' if r['passed'] else '**NO**'} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "table.md")
+    args = parser.parse_args()
+    rows = collect()
+    table = to_markdown(rows)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table + "\n", encoding="utf-8")
+    failed = [r for r in rows if not r["passed"]]
+    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
