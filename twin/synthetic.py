@@ -95,7 +95,7 @@ def _terrain(layout: Layout, crs: CRS) -> Terrain:
     # Dam embankment: a ridge 12 m above the valley floor, 20 m thick, across the valley.
     crest = _dam_crest_m(layout)
     ridge = np.exp(-(((Y - layout.dam_y) / 10.0) ** 2))
-    z = np.maximum(z, (crest * ridge + z * (1 - ridge)) * (d_river < 260.0) + z * (d_river >= 260.0))
+    z = np.where(d_river < 260.0, np.maximum(z, crest * ridge + z * (1 - ridge)), z)
     transform = Affine(CELL_SIZE_M, 0.0, layout.x0, 0.0, -CELL_SIZE_M, layout.y0 + layout.extent_m)
     return Terrain(elevation_m=z.astype(np.float64), transform=transform, crs=crs)
 
