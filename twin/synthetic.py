@@ -92,9 +92,9 @@ def _terrain(layout: Layout, crs: CRS) -> Terrain:
     # North of the dam: hills rise; the valley there is the reservoir basin.
     north = np.clip((rel_y - 0.78) / 0.22, 0.0, None)
     z += 40.0 * north**1.5 * (1.0 - np.exp(-((d_river / 140.0) ** 2)))  # hillsides
-    # Dam embankment: a ridge 12 m above the valley floor, 20 m thick, across the valley.
+    # Dam embankment 12 m above the valley floor: a 10 m flat crest, 1:0.8 faces either side.
     crest = _dam_crest_m(layout)
-    ridge = np.exp(-(((Y - layout.dam_y) / 10.0) ** 2))
+    ridge = np.clip((15.0 - np.abs(Y - layout.dam_y)) / 10.0, 0.0, 1.0)
     z = np.where(d_river < 260.0, np.maximum(z, crest * ridge + z * (1 - ridge)), z)
     transform = Affine(CELL_SIZE_M, 0.0, layout.x0, 0.0, -CELL_SIZE_M, layout.y0 + layout.extent_m)
     return Terrain(elevation_m=z.astype(np.float64), transform=transform, crs=crs)

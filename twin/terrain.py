@@ -13,7 +13,7 @@ from pyproj import CRS
 class Terrain:
     """Ground elevation ``elevation_m[row, col]`` with the affine ``transform`` of its cells.
 
-    Row 0 is the northern edge (GeoTIFF convention); ``transform * (col, row)`` gives the
+    Row 0 is the northern edge (GeoTIFF convention); ``transform @ (col, row)`` gives the
     upper-left corner of a cell. Square, north-up cells are required.
     """
 
@@ -33,8 +33,8 @@ class Terrain:
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in metres."""
         rows, cols = self.shape
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (cols, rows)
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (cols, rows)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
