@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "twins/synthetic",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--dem", help="ground elevation GeoTIFF (projected CRS, metres)")
-    b.add_argument("--dsm", help="surface model GeoTIFF on the DEM grid (building heights)")
+    b.add_argument("--dsm", help="surface model GeoTIFF (building heights = DSM − DEM; resampled to the DEM grid)")
     b.add_argument("--buildings", help="building footprints layer")
     b.add_argument("--height-column", help="footprint attribute with heights (m)")
     b.add_argument("--crs", help="CRS to use when a file has none / to reproject to")

@@ -79,3 +79,9 @@ def test_larger_sizes_scale_and_bad_size_is_rejected():
         synthetic_city(0, "huge")
     with pytest.raises(ValueError, match="must be ≥ 600 m"):
         synthetic_city(0, 100)
+
+
+def test_passes_twin_validation_without_warnings(city):
+    from twin.validation import validate_twin
+
+    assert validate_twin(city, "synthetic") == []
