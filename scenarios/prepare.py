@@ -6,6 +6,7 @@ leaves a partial archive behind.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from alerting.engine import Engine
 from alerting.rulebook import Rulebook, load_rulebook
 from physics.base import HazardEngine
 from physics.leak import orifice_mass_rate_kg_s
-from physics.plume import GaussianPuffPlume, ReleaseSchedule, WindSeries
+from physics.forcing import ReleaseSchedule, WindSeries
+from physics.plume import GaussianPuffPlume
 from scenarios.scenario import GasPlumeHazard, Scenario, SourceLocation
 from sensors_sim.catalogue import SensorType, load_catalogue
 from sensors_sim.measurement import MeasurementModel
@@ -110,7 +112,8 @@ def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwi
     engine = GaussianPuffPlume(
         source_xy_m=xy,
         source_height_m=h.height_m,
-        release=ReleaseSchedule.constant(rate, h.start_s, h.stop_s),
+        release=ReleaseSchedule.constant(
+            h.start_s, math.inf if h.stop_s is None else h.stop_s, rate),
         wind=WindSeries(times_s=np.array([p.t_s for p in w]),
                         speed_m_s=np.array([p.speed_m_s for p in w]),
                         from_deg=np.array([p.from_deg for p in w])),

@@ -1,0 +1,168 @@
+"""Validation of the Gaussian puff plume (engine ``gas_plume``) against analytic solutions.
+
+Cases:
+- steady puff train vs the steady Gaussian plume with ground reflection (PHYSICS.md), rural
+  and urban class D, u = 5 m/s: max relative centreline error over 100–1000 m, and the
+  Chang & Hanna (2004) statistics FB, NMSE, FAC2 over a receptor grid (x 100–1000 m,
+  |y| ≤ 2σy, z = 1.5 m) with their "good model" criteria;
+- crosswind mass flux u ∫∫ C dy dz at 200 m and 500 m vs the release rate (rural D);
+- a single puff's concentration integrated over a 3-D grid (z ≥ 0) vs its mass.
+
+    python benchmarks/validation/plume_validation.py
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from physics.dispersion import briggs_sigmas
+from physics.forcing import ReleaseSchedule, WindSeries
+from physics.plume import GaussianPuffPlume
+from physics.stats import fac2, fractional_bias, nmse
+
+ENGINE = "gas_plume"
+Q_KG_S = 0.1
+U_M_S = 5.0
+H_M = 1.0
+Z_M = 1.5
+
+
+def _plume(terrain: str, release: ReleaseSchedule) -> GaussianPuffPlume:
+    return GaussianPuffPlume(
+        source_xy_m=(0.0, 0.0),
+        source_height_m=H_M,
+        release=release,
+        wind=WindSeries.constant(U_M_S, 270.0),
+        stability="D",
+        terrain=terrain,
+    )
+
+
+def _sigmas(x: np.ndarray, terrain: str, sigma0: float) -> tuple[np.ndarray, np.ndarray]:
+    sy, sz = briggs_sigmas(x, "D", terrain)
+    return np.sqrt(sigma0**2 + sy**2), np.sqrt(sigma0**2 + sz**2)
+
+
+def steady_plume_kg_m3(x, y, z, terrain: str, sigma0: float) -> np.ndarray:
+    """C = Q/(2π u σy σz) exp(−y²/2σy²) [exp(−(z−H)²/2σz²) + exp(−(z+H)²/2σz²)]."""
+    sy, sz = _sigmas(np.asarray(x, dtype=float), terrain, sigma0)
+    vert = np.exp(-((z - H_M) ** 2) / (2 * sz**2)) + np.exp(-((z + H_M) ** 2) / (2 * sz**2))
+    return Q_KG_S / (2 * math.pi * U_M_S * sy * sz) * np.exp(-(y**2) / (2 * sy**2)) * vert
+
+
+def _row(case: str, metric: str, value: float, criterion: str, passed: bool) -> dict:
+    return {
+        "engine": ENGINE,
+        "case": case,
+        "metric": metric,
+        "value": float(value),
+        "criterion": criterion,
+        "passed": bool(passed),
+    }
+
+
+def steady_train_cases(terrain: str) -> list[dict]:
+    plume = _plume(terrain, ReleaseSchedule.constant(0.0, math.inf, Q_KG_S))
+    plume.advance_to(600.0)  # front at 3 km: steady out to 1 km
+    case = f"steady train vs Gaussian plume, {terrain} D"
+    xs = np.arange(100.0, 1001.0, 25.0)
+    centre = np.column_stack([xs, np.zeros_like(xs), np.full_like(xs, Z_M)])
+    puff = plume.sample("ch4_kg_m3", centre)
+    ref = steady_plume_kg_m3(xs, 0.0, Z_M, terrain, plume.initial_sigma_m)
+    max_err = float(np.max(np.abs(puff / ref - 1.0)))
+
+    gx = np.arange(100.0, 1001.0, 100.0)
+    sy, _ = _sigmas(gx, terrain, plume.initial_sigma_m)
+    frac = np.linspace(-2.0, 2.0, 9)
+    X = np.repeat(gx, frac.size)
+    Y = (sy[:, None] * frac[None, :]).ravel()
+    receptors = np.column_stack([X, Y, np.full(X.size, Z_M)])
+    p = plume.sample("ch4_kg_m3", receptors)
+    o = steady_plume_kg_m3(X, Y, Z_M, terrain, plume.initial_sigma_m)
+    fb, nm, f2 = fractional_bias(o, p), nmse(o, p), fac2(o, p)
+    return [
+        _row(case, "max rel. error, centreline 100–1000 m", max_err, "≤ 0.05", max_err <= 0.05),
+        _row(case, "FB (90 receptors)", fb, "abs(FB) ≤ 0.3", abs(fb) <= 0.3),
+        _row(case, "NMSE (90 receptors)", nm, "≤ 1.5", nm <= 1.5),
+        _row(case, "FAC2 (90 receptors)", f2, "≥ 0.5", f2 >= 0.5),
+    ]
+
+
+def crosswind_flux_cases() -> list[dict]:
+    plume = _plume("rural", ReleaseSchedule.constant(0.0, math.inf, Q_KG_S))
+    plume.advance_to(600.0)
+    rows = []
+    for x in (200.0, 500.0):
+        sy, sz = _sigmas(np.array(x), "rural", plume.initial_sigma_m)
+        ys = np.linspace(-6 * sy, 6 * sy, 241)
+        zs = np.linspace(0.0, 8 * sz, 161)
+        Y, Z = np.meshgrid(ys, zs, indexing="ij")
+        pts = np.column_stack([np.full(Y.size, x), Y.ravel(), Z.ravel()])
+        conc = plume.sample("ch4_kg_m3", pts).reshape(Y.shape)
+        flux = U_M_S * np.trapezoid(np.trapezoid(conc, zs, axis=1), ys)
+        err = abs(flux / Q_KG_S - 1.0)
+        rows.append(
+            _row(
+                f"crosswind mass flux at {x:.0f} m, rural D",
+                "rel. error of u∫∫C dy dz vs Q",
+                err,
+                "≤ 0.02",
+                err <= 0.02,
+            )
+        )
+    return rows
+
+
+def single_puff_case() -> list[dict]:
+    plume = _plume("urban", ReleaseSchedule.constant(0.0, 1.0, 1.0))  # one 1 kg puff
+    plume.advance_to(40.5)
+    pf = plume.puffs()
+    sh, sz, cx = pf["sigma_h_m"][0], pf["sigma_z_m"][0], pf["x_m"][0]
+    n, nz = 81, 60
+    dx = 10 * sh / n
+    xs = cx - 5 * sh + (np.arange(n) + 0.5) * dx
+    ys = -5 * sh + (np.arange(n) + 0.5) * dx
+    dz = (H_M + 6 * sz) / nz
+    zs = (np.arange(nz) + 0.5) * dz
+    X, Y, Z = np.meshgrid(xs, ys, zs, indexing="ij")
+    conc = plume.sample("ch4_kg_m3", np.column_stack([X.ravel(), Y.ravel(), Z.ravel()]))
+    err = abs(conc.sum() * dx * dx * dz / 1.0 - 1.0)
+    return [
+        _row(
+            "single puff, 3-D integral over z ≥ 0",
+            "rel. error of ∫C dV vs M",
+            err,
+            "≤ 0.01",
+            err <= 0.01,
+        )
+    ]
+
+
+def run() -> list[dict]:
+    """All plume validation rows (keys: engine, case, metric, value, criterion, passed)."""
+    rows: list[dict] = []
+    for terrain in ("rural", "urban"):
+        rows.extend(steady_train_cases(terrain))
+    rows.extend(crosswind_flux_cases())
+    rows.extend(single_puff_case())
+    return rows
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| engine | case | metric | value | criterion | pass |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['engine']} | {r['case']} | {r['metric']} | {r['value']:.4g} | "
+            f"{r['criterion']} | {'yes' if r['passed'] else '**NO**'} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    table_rows = run()
+    print(to_markdown(table_rows))
+    sys.exit(0 if all(r["passed"] for r in table_rows) else 1)
