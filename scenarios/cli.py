@@ -25,8 +25,6 @@ def print_timeline(result, scenario, out=sys.stdout) -> None:
 
     print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
     for t_s, kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
-        if kind == "warning_updated" and "level" not in message:
-            continue
         wall = (scenario.start + timedelta(seconds=t_s)).strftime("%H:%M:%S")
         print(f"  T+{_clock(t_s)}  {wall}  {message}", file=out)
 

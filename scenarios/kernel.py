@@ -113,6 +113,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         env = simpy.Environment()
         duration = sc.duration_s
         best_level = [0]
+        # The render shows the hazard when its warning area is largest (most severe extent).
+        largest_area_m2 = [0.0]
 
         def log(t_s: float, kind: str, message: str, data: dict) -> None:
             entry = (float(t_s), kind, message, data)
@@ -174,8 +176,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 for w in out.warnings:
                     entries.append((w.known_at_s, f"warning_{w.event}", _describe(w),
                                     {"warning_id": w.warning_id, "level": w.level_name}))
-                    if w.level > best_level[0]:
-                        best_level[0] = w.level
+                    best_level[0] = max(best_level[0], w.level)
+                    if w.area_m2 > largest_area_m2[0]:
+                        largest_area_m2[0] = w.area_m2
                         snapshot(t)
                 result.timeline.extend(entries)
                 result.warnings.extend(out.warnings)
@@ -204,7 +207,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         if progress is not None:
             env.process(progress_clock())
         env.run(until=duration + 1e-9)
-        if best_level[0] == 0:
+        if largest_area_m2[0] == 0.0:
             snapshot(duration)
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
             f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events", {})
@@ -230,7 +233,7 @@ def _describe(w: WarningEvent) -> str:
 
 
 def _save_snapshot(path: Path, result: RunResult) -> None:
-    """The hazard field at the most severe moment, for renders (viewer reads it)."""
+    """The hazard field when the warning area was largest, for renders (viewer reads it)."""
     arrays = {}
     for key, grid in sorted(result.snapshot.items()):
         safe = key.replace(":", "__")

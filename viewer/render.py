@@ -23,12 +23,14 @@ def load_fields(npz_path: str | Path) -> tuple[float, list[tuple[str, np.ndarray
 
 
 def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
-               floor_value: float = 1.0, window_size: tuple[int, int] = (1400, 1000),
-               crop_m: float | None = 600.0) -> Path:
+               floor_value: float = 1.0, ceiling_value: float = 100.0,
+               window_size: tuple[int, int] = (1400, 1000),
+               crop_m: float | None = 500.0) -> Path:
     """Terrain, buildings and the hazard field (draped 1.5 m above ground) as a PNG.
 
-    Cells of the field below ``floor_value`` (e.g. 1 % LEL) are not drawn. The view is
-    centred on the field's peak and cropped to ``crop_m`` around it when given.
+    Cells of the field below ``floor_value`` (e.g. 1 % LEL) are not drawn; the colour scale
+    saturates at ``ceiling_value`` (100 % LEL: explosive) on a log scale. The view looks down
+    steeply between the peak and the centroid of the drawn field, about ``crop_m`` across.
     """
     import pyvista as pv
 
@@ -58,17 +60,21 @@ def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
         shown = grid.threshold(floor_value, scalars="value")
         label = name.split("__")[-1].replace("_", " ")
         plotter.add_mesh(shown, scalars="value", cmap="inferno_r", opacity=0.75,
-                         clim=[floor_value, max(float(np.nanmax(values)), floor_value * 2)],
+                         clim=[floor_value, ceiling_value], above_color="#4a0000",
+                         log_scale=True,
                          scalar_bar_args={"title": label, "color": "black"})
+        inside = values >= floor_value
         r, c = np.unravel_index(int(np.nanargmax(values)), values.shape)
-        focus = np.array([xs[c] - origin[0], ys[r] - origin[1], float(Z[r, c])])
+        peak = np.array([xs[c], ys[r], Z[r, c]])
+        centroid = np.array([X[inside].mean(), Y[inside].mean(), Z[inside].mean()])
+        focus = (2 * peak + centroid) / 3 - origin
     if focus is None:
         xmin, ymin, xmax, ymax = twin.terrain.bounds
         focus = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2, float(
             np.mean(twin.terrain.elevation_m))])
     span = crop_m or max(twin.terrain.bounds[2] - twin.terrain.bounds[0], 300.0)
     plotter.camera.focal_point = focus
-    plotter.camera.position = focus + np.array([-0.55 * span, -1.1 * span, 0.9 * span])
+    plotter.camera.position = focus + np.array([-0.25 * span, -0.7 * span, 1.3 * span])
     plotter.camera.up = (0.0, 0.0, 1.0)
     plotter.add_text(f"{twin.name}   t = {t_s / 60:.1f} min", font_size=11, color="black")
     png_path = Path(png_path)
