@@ -24,7 +24,7 @@ def print_timeline(result, scenario, out=sys.stdout) -> None:
     from datetime import timedelta
 
     print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
-    for t_s, kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
+    for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
         wall = (scenario.start + timedelta(seconds=t_s)).strftime("%H:%M:%S")
         print(f"  T+{_clock(t_s)}  {wall}  {message}", file=out)
 
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "twins/synthetic",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--dem", help="ground elevation GeoTIFF (projected CRS, metres)")
-    b.add_argument("--dsm", help="surface model GeoTIFF (building heights = DSM − DEM; resampled to the DEM grid)")
+    b.add_argument("--dsm", help="surface model GeoTIFF (building heights = DSM − DEM; "
+                                 "resampled to the DEM grid)")
     b.add_argument("--buildings", help="building footprints layer")
     b.add_argument("--height-column", help="footprint attribute with heights (m)")
     b.add_argument("--crs", help="CRS to use when a file has none / to reproject to")

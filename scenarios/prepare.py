@@ -17,8 +17,8 @@ import shapely
 from alerting.engine import Engine
 from alerting.rulebook import Rulebook, load_rulebook
 from physics.base import HazardEngine
-from physics.leak import orifice_mass_rate_kg_s
 from physics.forcing import ReleaseSchedule, WindSeries
+from physics.leak import orifice_mass_rate_kg_s
 from physics.plume import GaussianPuffPlume
 from scenarios.scenario import GasPlumeHazard, Scenario, SourceLocation
 from sensors_sim.catalogue import SensorType, load_catalogue
