@@ -57,7 +57,7 @@ def export_glb(twin: CityTwin, path: str | Path, terrain_stride: int = 2) -> Pat
                        ("buildings", buildings_mesh(twin.buildings, twin.terrain))):
         mesh = mesh.copy()
         mesh.apply_translation([-xmin, -ymin, 0.0])
-        scene.add_geometry(mesh, node_name=name)
+        scene.add_geometry(mesh, node_name=name, geom_name=name)
     path = Path(path)
     path.write_bytes(scene.export(file_type="glb"))
     return path
