@@ -28,6 +28,10 @@ Bounds = tuple[float, float, float, float]
 """(xmin, ymin, xmax, ymax) in metres, projected CRS."""
 
 MAX_FIELD_CELLS = 25_000_000
+#: Adaptive footprints use at most this many cells along the longer side of the hazard extent.
+FOOTPRINT_CELLS_PER_SIDE = 400
+#: ... and never cells finer than this (m).
+FOOTPRINT_MIN_RESOLUTION_M = 5.0
 """Refuse field grids larger than this (≈200 MB of float64); ask for a coarser resolution."""
 
 
@@ -112,6 +116,14 @@ def grid_points(xs_m: np.ndarray, ys_m: np.ndarray, z_m: float) -> np.ndarray:
     return np.column_stack([xx.ravel(), yy.ravel(), zz])
 
 
+def adaptive_resolution_m(bounds: Bounds) -> float:
+    """Cell size (m) for a footprint over ``bounds``: FOOTPRINT_MIN_RESOLUTION_M, or coarser
+    so that the longer side has at most FOOTPRINT_CELLS_PER_SIDE cells."""
+    xmin, ymin, xmax, ymax = bounds
+    longest = max(xmax - xmin, ymax - ymin, 0.0)
+    return max(FOOTPRINT_MIN_RESOLUTION_M, longest / FOOTPRINT_CELLS_PER_SIDE)
+
+
 def polygonize(grid: FieldGrid, threshold: float) -> Polygon | MultiPolygon:
     """Area where ``grid.values >= threshold`` as shapely geometry (cells as squares).
 
@@ -177,19 +189,27 @@ class HazardEngine(ABC):
     ) -> FieldGrid:
         """``quantity`` on a regular grid at height ``z_m`` (default bounds: the engine's)."""
 
+    @abstractmethod
+    def default_bounds(self) -> Bounds:
+        """Where the hazard currently is: (xmin, ymin, xmax, ymax) in metres."""
+
     def footprint(
         self,
         quantity: str,
         threshold: float,
         *,
         z_m: float = 1.5,
-        resolution_m: float = 5.0,
+        resolution_m: float | None = None,
     ) -> Polygon | MultiPolygon:
         """Area where ``quantity >= threshold`` at ``z_m``; empty Polygon when nowhere.
 
-        Default: polygonise ``self.field`` over its default bounds. Engines may override.
+        Default: polygonise ``self.field`` over its default bounds. ``resolution_m=None``
+        adapts the cell size to the hazard's extent (see ``adaptive_resolution_m``), so a
+        footprint costs about the same for a young and an hour-old cloud. Engines may override.
         """
         self.check_quantity(quantity)
+        if resolution_m is None:
+            resolution_m = adaptive_resolution_m(self.default_bounds())
         grid = self.field(quantity, z_m=z_m, resolution_m=resolution_m)
         return polygonize(grid, threshold)
 

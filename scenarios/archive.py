@@ -1,10 +1,13 @@
 """The run archive: one SQLite file (WAL) with plain-SQL tables.
 
 Tables: ``manifest`` (key → JSON value: scenario, seed, library versions, status),
-``sensors``, ``observations``, ``alarms``, ``warnings`` and ``timeline``. Every write is a
-transaction, so a crashed run leaves a readable archive of everything committed; the run's
-``status`` in the manifest says whether it completed. Nothing in it depends on the wall clock,
-so the same scenario and seed give identical content.
+``sensors``, ``observation_rows`` (keyed by the sensor's integer ``sensor_key``; read it
+through the view ``observations``, which carries the sensor id), ``alarms``, ``warnings`` and
+``timeline``. Every write is a transaction, so a crashed run leaves a readable archive of
+everything committed; the run's ``status`` in the manifest says whether it completed. The
+index on observations is built when the archive is closed (bulk loading is ~5× faster
+without it). Nothing depends on the wall clock: the same scenario and seed give identical
+content.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sensors (
-    sensor_id TEXT PRIMARY KEY, type_id TEXT NOT NULL, quantity TEXT NOT NULL,
+    sensor_key INTEGER PRIMARY KEY, sensor_id TEXT NOT NULL UNIQUE, type_id TEXT NOT NULL, quantity TEXT NOT NULL,
     unit TEXT NOT NULL, x_m REAL NOT NULL, y_m REAL NOT NULL, z_m REAL NOT NULL,
     group_id TEXT NOT NULL, asset_network TEXT, asset_id TEXT);
-CREATE TABLE observations (
-    sensor_id TEXT NOT NULL, time_s REAL NOT NULL, received_s REAL NOT NULL,
-    value REAL, quality INTEGER NOT NULL, source TEXT NOT NULL);
+CREATE TABLE observation_rows (
+    sensor_key INTEGER NOT NULL REFERENCES sensors (sensor_key), time_s REAL NOT NULL,
+    received_s REAL NOT NULL, value REAL, quality INTEGER NOT NULL, source TEXT NOT NULL);
+CREATE VIEW observations AS
+    SELECT s.sensor_id, o.time_s, o.received_s, o.value, o.quality, o.source
+    FROM observation_rows AS o JOIN sensors AS s USING (sensor_key);
 CREATE TABLE alarms (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, known_at_s REAL NOT NULL,
     sensor_id TEXT NOT NULL, rule_id TEXT NOT NULL, hazard TEXT NOT NULL,
@@ -45,8 +51,8 @@ CREATE TABLE warnings (
 CREATE TABLE timeline (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, kind TEXT NOT NULL,
     message TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX observations_by_sensor ON observations (sensor_id, time_s);
 """
+FINAL_INDEXES = "CREATE INDEX observations_by_sensor ON observation_rows (sensor_key, time_s);"
 
 SENSOR_COLUMNS = ("sensor_id", "type_id", "quantity", "unit", "x_m", "y_m", "z_m", "group_id",
                   "asset_network", "asset_id")
@@ -72,6 +78,7 @@ class Archive:
             self.db.executescript(SCHEMA)
             self.db.execute("INSERT INTO manifest VALUES ('schema_version', ?)",
                             (_json(SCHEMA_VERSION),))
+        self._sensor_keys = pd.Index([], dtype=object)
         self._timeline_seq = 0
         self._alarm_seq = 0
         self._warning_seq = 0
@@ -89,11 +96,13 @@ class Archive:
                                 [(k, _json(v)) for k, v in sorted(entries.items())])
 
     def write_sensors(self, sensors: pd.DataFrame) -> None:
+        """The sensor inventory; ``sensor_key`` is the row position."""
         rows = sensors[list(SENSOR_COLUMNS)].itertuples(index=False, name=None)
         with self.db:
-            self.db.executemany(f"INSERT INTO sensors VALUES ({','.join('?' * 10)})",
-                                [tuple(None if (isinstance(v, float) and np.isnan(v)) else v
-                                       for v in r) for r in rows])
+            self.db.executemany(f"INSERT INTO sensors VALUES ({','.join('?' * 11)})",
+                                [(k, *(None if (isinstance(v, float) and np.isnan(v)) else v
+                                       for v in r)) for k, r in enumerate(rows)])
+        self._sensor_keys = pd.Index(sensors["sensor_id"].astype(str).to_numpy(dtype=object))
 
     def write_tick(self, *, sensor_id: np.ndarray | None = None, time_s=None, received_s=None,
                    value=None, quality=None, source: str = "simulated",
@@ -102,10 +111,14 @@ class Archive:
         """Write one tick's observations, alarms, warnings and timeline in one transaction."""
         with self.db:
             if sensor_id is not None and len(sensor_id):
+                keys = self._sensor_keys.get_indexer(sensor_id)
+                if (keys < 0).any():
+                    raise KeyError(f"observations for sensors not in the archive's inventory: "
+                                   f"{sorted(set(np.asarray(sensor_id)[keys < 0]))[:5]}")
                 vals = np.where(np.isfinite(value), value, np.nan)
                 self.db.executemany(
-                    "INSERT INTO observations VALUES (?, ?, ?, ?, ?, ?)",
-                    zip(sensor_id.tolist(), np.asarray(time_s, float).tolist(),
+                    "INSERT INTO observation_rows VALUES (?, ?, ?, ?, ?, ?)",
+                    zip(keys.tolist(), np.asarray(time_s, float).tolist(),
                         np.asarray(received_s, float).tolist(),
                         [None if v != v else v for v in vals.tolist()],
                         np.asarray(quality, int).tolist(), [source] * len(sensor_id),
@@ -127,7 +140,10 @@ class Archive:
                                 (self._timeline_seq, float(t_s), kind, message, _json(data)))
 
     def close(self) -> None:
+        """Build the final indexes, checkpoint the WAL and close."""
         if self.db is not None:
+            with self.db:
+                self.db.executescript(FINAL_INDEXES)
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.close()
             self.db = None  # type: ignore[assignment]

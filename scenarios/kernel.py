@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import shapely
 import simpy
 
 from alerting.events import WarningEvent
@@ -88,14 +89,19 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     result = RunResult(run_dir=run_dir, archive_path=run_dir / "archive.sqlite")
     hazards = run.hazards
 
+    footprints: dict[tuple[str, float, float], object] = {}
+
     def area_provider(hazard: str, quantity: str, threshold: float, t_s: float):
-        geoms = [h.footprint(quantity, threshold, z_m=FOOTPRINT_HEIGHT_M)
-                 for h in hazards if quantity in h.info]
-        geoms = [g for g in geoms if not g.is_empty]
-        if not geoms:
-            return None
-        import shapely
-        return shapely.unary_union(geoms)
+        """Union of the engines' footprints; one evaluation per (quantity, level, tick)."""
+        key = (quantity, threshold, t_s)
+        if key not in footprints:
+            if footprints and next(iter(footprints))[2] != t_s:
+                footprints.clear()  # a new tick: the hazard has moved on
+            geoms = [h.footprint(quantity, threshold, z_m=FOOTPRINT_HEIGHT_M)
+                     for h in hazards if quantity in h.info]
+            geoms = [g for g in geoms if not g.is_empty]
+            footprints[key] = shapely.unary_union(geoms) if geoms else None
+        return footprints[key]
 
     engine = make_engine(run, area_provider=area_provider)
     source = "drill" if sc.mode == "drill" else "simulated"

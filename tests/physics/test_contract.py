@@ -120,3 +120,22 @@ def test_footprints(engine):
         assert not half.is_empty and half.area > 0.0
         row, col = np.unravel_index(np.nanargmax(grid.values), grid.values.shape)
         assert half.contains(Point(grid.xs_m[col], grid.ys_m[row]))
+
+
+def test_default_bounds_hold_the_hazard(engine):
+    xmin, ymin, xmax, ymax = engine.default_bounds()
+    assert xmin < xmax and ymin < ymax
+    for quantity in engine.info:
+        grid = engine.field(quantity)
+        assert grid.bounds[0] >= xmin - grid.resolution_m
+        assert grid.bounds[2] <= xmax + grid.resolution_m
+        half = engine.footprint(quantity, 0.5 * float(np.nanmax(grid.values)))
+        bx0, by0, bx1, by1 = half.bounds
+        assert xmin <= bx0 and bx1 <= xmax and ymin <= by0 and by1 <= ymax
+
+
+def test_adaptive_footprint_resolution():
+    from physics.base import adaptive_resolution_m
+
+    assert adaptive_resolution_m((0.0, 0.0, 100.0, 50.0)) == 5.0
+    assert adaptive_resolution_m((0.0, 0.0, 8000.0, 100.0)) == 20.0
