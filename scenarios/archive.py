@@ -28,7 +28,8 @@ SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sensors (
     sensor_key INTEGER PRIMARY KEY, sensor_id TEXT NOT NULL UNIQUE, type_id TEXT NOT NULL,
-    quantity TEXT NOT NULL, unit TEXT NOT NULL, x_m REAL NOT NULL, y_m REAL NOT NULL, z_m REAL NOT NULL,
+    quantity TEXT NOT NULL, unit TEXT NOT NULL,
+    x_m REAL NOT NULL, y_m REAL NOT NULL, z_m REAL NOT NULL,
     group_id TEXT NOT NULL, asset_network TEXT, asset_id TEXT);
 CREATE TABLE observation_rows (
     sensor_key INTEGER NOT NULL REFERENCES sensors (sensor_key), time_s REAL NOT NULL,
