@@ -25,24 +25,6 @@ CELL_M = 10.0
 ROWS, COLS = 20, 30  # 200 m × 300 m
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """``../shared`` next to the repository; skipped when absent (a user's clone has none)."""
-    path = Path(__file__).resolve().parents[2].parent / "shared"
-    if not path.is_dir():
-        pytest.skip("../shared reference data not present (a user's clone has none)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def gothenburg_dir(shared_dir: Path) -> Path:
-    """The Gothenburg Kronenhuset block (DEM, DSM, building footprints; EPSG:3007, 1 m)."""
-    path = shared_dir / "realdata" / "gothenburg_kronenhuset"
-    if not (path / "DEM_KRbig.tif").is_file():
-        pytest.skip(f"{path} not present in ../shared")
-    return path
-
-
 def _gdf(rows: list[dict], geoms: list, crs: CRS) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=crs)
 
