@@ -18,9 +18,24 @@ Calm: the travel distance used for growth advances at max(speed, ``calm_wind_m_s
 cloud keeps diluting in calm air while its centre only moves with the real wind. σ ≥ σ0 > 0,
 so no expression divides by zero.
 
+Merging (``merge=True``, the default): one puff per second makes a 1-hour release ~3600
+puffs, yet puffs released seconds apart sit u·Δt apart with σh of tens to hundreds of metres
+once they are old. As in established puff models (HYSPLIT merges puffs of the same position
+and size, Draxler & Hess 1998, routine PUFMRG; SCIPUFF merges overlapping puffs conserving
+their moments, Sykes et al. 1998, PC-SCIPUFF technical documentation) neighbours in release
+order that overlap closely are replaced by one puff conserving mass, centroid and second
+moments (the moment-preserving Gaussian merge, Salmond 1990; Runnalls 2007); details and
+the one unavoidable choice (circular puffs) in ``_merge_pass``. Each puff therefore carries
+σ² offsets: σh² = var0h + σy(s)², σz² = var0z + σz(s)², with var0 = σ0² until merged.
+Puffs younger than ``merge_min_age_s`` are never merged (near field unchanged). A 1-hour
+release keeps ~200–300 puffs instead of ~3600; the field differs from the unmerged one by
+≤ 2.5 % wherever it exceeds 1 % of its crosswind maximum (urban D and E/F with a wind
+shift, and a calm period; ``tests/physics/test_plume_merging.py``).
+
 Stepping: committed puff states sit on the fixed grid t0 + k·Δt; a time between grid
 points is reached by one partial step from the last committed state (kept as a separate
-view). Hence many small ``advance_to`` calls give exactly the state of one large call.
+view). Merging runs only on committed steps with k divisible by ``merge_every_steps``.
+Hence many small ``advance_to`` calls give exactly the state of one large call.
 """
 
 from __future__ import annotations
@@ -60,22 +75,45 @@ about 2·exp(−2π²σh²/d²) (first Fourier mode of a sampled Gaussian), i.e.
 d < 1.9 σh. With Δt = 1 s at u = 5 m/s (d = 5 m) and σ0 = 1 m the centreline is smooth to
 ±1.5 % beyond 20 m in urban class D (σy ≈ 0.16x) and beyond ~30 m in rural D (σy ≈ 0.08x);
 closer in, a Gaussian point-source model is not meaningful anyway. Slower wind is smoother.
-A 1-hour release is 3600 puffs, which the binned kernel sums in milliseconds."""
+A 1-hour release is 3600 puffs (a few ms per 10 000 points in the binned kernel); merging
+(module docstring) cuts that to a few hundred."""
+
+
+DEFAULT_MERGE_EVERY_STEPS = 10
+"""Merging runs on committed grid steps k with k % this == 0 (deterministic)."""
+DEFAULT_MERGE_MIN_AGE_S = 60.0
+"""Puffs younger than this are never merged, so the near field is the unmerged one."""
+DEFAULT_MERGE_SEPARATION_SIGMAS = 0.2
+"""Merge neighbours whose centres are at most this × the smaller σh apart. A merge widens
+the circular puff across the separation by ½·var ≤ d²/8, i.e. σh² by ≤ 0.5 % at 0.2; the
+relative error at the 1 %-of-maximum edge of a plume is ~4× the relative σ² excess. 0.5
+(fewer puffs: ~125 instead of ~230 for 1 h) gives ~15 % there, 0.25 gives ~3.5 %
+(measured, urban E)."""
+DEFAULT_MERGE_SIGMA_RATIO = 1.05
+"""... and whose σh and σz differ by at most this factor: two concentric puffs with σ
+ratio r differ from their moment-matched merge by ≈ (15/8)(r − 1)² at the centre (0.5 %
+at 1.05). In calm air, where puffs pile up at the source, this is the binding criterion."""
+_MAX_MERGE_PASSES = 16
 
 
 @dataclass(frozen=True)
 class _Puffs:
-    """Puff state: centres, travel distance (for σ growth) and mass."""
+    """Puff state, in release order: centres, travel distance s (for σ growth), mass, the
+    σ² offsets (σh² = var0h + σy(s)², σz² = var0z + σz(s)²; σ0² until merged) and the
+    mass-weighted birth time."""
 
     x_m: np.ndarray
     y_m: np.ndarray
     travel_m: np.ndarray
     mass_kg: np.ndarray
+    var0h_m2: np.ndarray
+    var0z_m2: np.ndarray
+    t_birth_s: np.ndarray
 
     @classmethod
     def empty(cls) -> _Puffs:
         e = np.empty(0)
-        return cls(e, e, e, e)
+        return cls(e, e, e, e, e, e, e)
 
     def __len__(self) -> int:
         return int(self.x_m.size)
@@ -112,6 +150,11 @@ class GaussianPuffPlume(HazardEngine):
         cutoff_sigmas: float = puffsum.DEFAULT_CUTOFF,
         t0_s: float = 0.0,
         backend: str | None = None,
+        merge: bool = True,
+        merge_every_steps: int = DEFAULT_MERGE_EVERY_STEPS,
+        merge_min_age_s: float = DEFAULT_MERGE_MIN_AGE_S,
+        merge_separation_sigmas: float = DEFAULT_MERGE_SEPARATION_SIGMAS,
+        merge_sigma_ratio: float = DEFAULT_MERGE_SIGMA_RATIO,
     ) -> None:
         """Build an idle plume at ``t0_s`` (release before ``t0_s`` is ignored).
 
@@ -119,6 +162,9 @@ class GaussianPuffPlume(HazardEngine):
         curves are valid to ~10 km). ``min_conc_kg_m3``: puffs whose peak concentration is
         below it are dropped. Dropped mass is counted in ``dropped_mass_kg()``.
         ``backend``: "numba" or "numpy" (``None``: ``puffsum.DEFAULT_BACKEND``).
+        ``merge``: consolidate overlapping old puffs (module docstring); the ``merge_*``
+        parameters are documented at their ``DEFAULT_MERGE_*`` constants. ``merge=False``
+        gives the plain one-puff-per-interval model.
         """
         sx, sy = (float(v) for v in source_xy_m)
         checks = {
@@ -143,6 +189,24 @@ class GaussianPuffPlume(HazardEngine):
             "min_conc_kg_m3": (min_conc_kg_m3, min_conc_kg_m3 >= 0.0),
             "cutoff_sigmas": (cutoff_sigmas, math.isfinite(cutoff_sigmas) and cutoff_sigmas > 0),
             "t0_s": (t0_s, math.isfinite(t0_s)),
+            "merge_every_steps": (
+                merge_every_steps,
+                isinstance(merge_every_steps, (int, np.integer))
+                and not isinstance(merge_every_steps, bool)
+                and merge_every_steps >= 1,
+            ),
+            "merge_min_age_s": (
+                merge_min_age_s,
+                math.isfinite(merge_min_age_s) and merge_min_age_s >= 0.0,
+            ),
+            "merge_separation_sigmas": (
+                merge_separation_sigmas,
+                math.isfinite(merge_separation_sigmas) and merge_separation_sigmas >= 0.0,
+            ),
+            "merge_sigma_ratio": (
+                merge_sigma_ratio,
+                math.isfinite(merge_sigma_ratio) and merge_sigma_ratio >= 1.0,
+            ),
         }
         bad = {name: value for name, (value, ok) in checks.items() if not ok}
         if bad:
@@ -171,6 +235,11 @@ class GaussianPuffPlume(HazardEngine):
         self.cutoff_sigmas = float(cutoff_sigmas)
         self.t0_s = float(t0_s)
         self.backend = backend
+        self.merge = bool(merge)
+        self.merge_every_steps = int(merge_every_steps)
+        self.merge_min_age_s = float(merge_min_age_s)
+        self.merge_separation_sigmas = float(merge_separation_sigmas)
+        self.merge_sigma_ratio = float(merge_sigma_ratio)
 
         self.t_s = self.t0_s
         self._k = 0  # committed state is at t0 + k * dt
@@ -191,7 +260,7 @@ class GaussianPuffPlume(HazardEngine):
         x = puffs.x_m + u * dt
         y = puffs.y_m + v * dt
         travel = puffs.travel_m + grow
-        mass = puffs.mass_kg
+        mass, var0h, var0z, born = puffs.mass_kg, puffs.var0h_m2, puffs.var0z_m2, puffs.t_birth_s
 
         m_new, t_birth = self.release.mass_and_centroid(ta, tb)
         if m_new > 0.0:
@@ -200,30 +269,114 @@ class GaussianPuffPlume(HazardEngine):
             u2, v2 = self.wind.velocity_at(t_half)
             grow2 = max(self.wind.speed_at(t_half), self.calm_wind_m_s) * age
             sx, sy = self.source_xy_m
+            s0sq = self.initial_sigma_m**2
             x = np.append(x, sx + u2 * age)
             y = np.append(y, sy + v2 * age)
             travel = np.append(travel, grow2)
             mass = np.append(mass, m_new)
+            var0h = np.append(var0h, s0sq)
+            var0z = np.append(var0z, s0sq)
+            born = np.append(born, t_birth)
 
-        sigma_h, sigma_z = self._sigmas(travel)
+        stepped = _Puffs(x, y, travel, mass, var0h, var0z, born)
+        sigma_h, sigma_z = self._sigmas(stepped)
         peak = 2.0 * _NORM * mass / (sigma_h * sigma_h * sigma_z)
         dist = np.hypot(x - self.source_xy_m[0], y - self.source_xy_m[1])
         keep = (peak >= self.min_conc_kg_m3) & (dist <= self.max_range_m)
         dropped = float(np.sum(mass[~keep]))
         if dropped or not keep.all():
-            x, y, travel, mass = x[keep], y[keep], travel[keep], mass[keep]
-        return _Puffs(x, y, travel, mass), dropped
+            stepped = _Puffs(*(a[keep] for a in (x, y, travel, mass, var0h, var0z, born)))
+        return stepped, dropped
 
-    def _sigmas(self, travel_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """σh, σz (m) after travel distance ``travel_m``: σ0 and Briggs in quadrature."""
-        sy, sz = briggs_sigmas(travel_m, self.stability, self.terrain)
-        s0sq = self.initial_sigma_m**2
-        return np.sqrt(s0sq + sy * sy), np.sqrt(s0sq + sz * sz)
+    def _sigmas(self, puffs: _Puffs) -> tuple[np.ndarray, np.ndarray]:
+        """σh, σz (m): σ² offsets (σ0² unless merged) plus Briggs at the travel distance."""
+        sy, sz = briggs_sigmas(puffs.travel_m, self.stability, self.terrain)
+        return np.sqrt(puffs.var0h_m2 + sy * sy), np.sqrt(puffs.var0z_m2 + sz * sz)
+
+    def _merge(self, puffs: _Puffs, t_s: float) -> _Puffs:
+        """Consolidate neighbours in release order that overlap (see ``_merge_pass``)."""
+        for _ in range(_MAX_MERGE_PASSES):
+            merged = self._merge_pass(puffs, t_s)
+            if merged is None:
+                break
+            puffs = merged
+        return puffs
+
+    def _merge_pass(self, puffs: _Puffs, t_s: float) -> _Puffs | None:
+        """One pass of pairwise merging; ``None`` if no pair qualifies.
+
+        Pair (i, i+1) qualifies when both are at least ``merge_min_age_s`` old, their centres
+        are at most ``merge_separation_sigmas`` × the smaller σh apart, and the larger σh and
+        σz are at most ``merge_sigma_ratio`` × the smaller. In a run of qualifying pairs the
+        1st, 3rd, … (oldest first) are merged, so the merged pairs are disjoint. The merged
+        puff conserves mass, the centroid (first moments) and the second moments
+        (moment-preserving Gaussian merge, Salmond 1990; Runnalls 2007):
+          σz² = Σw σz_i²;  σh² = Σw σh_i² + ½ Σw |c_i − c̄|²  (w = m_i/M)
+        (puffs share the release height, so the centres have no vertical spread). The ½: the
+        centres' variance var = Σw |c_i − c̄|² lies along their separation, which a circular
+        puff (σx = σy) cannot hold in one axis, so σh² conserves the trace of the horizontal
+        covariance (the radial moment ⟨r²⟩): the merged puff is ½·var too wide across and
+        ½·var too narrow along the separation; ½·var ≤ d²/8 ≤ 0.005 σh² at the default
+        threshold. Travel s and birth time are mass-weighted means (so the merged puff is
+        neither older nor younger than its mass); the σ² offsets var0 are set so that
+        var0 + σ(s)² is the merged σ², so later growth follows the Briggs curve from s and
+        matches the pair's mean growth up to terms of second order in their travel
+        difference. var0 may drop below σ0² (even below 0 where σz(s) is concave) but
+        var0 + σ(s')² ≥ merged σ² > 0 for s' ≥ s, as the Briggs σ never decrease.
+        """
+        n = len(puffs)
+        if n < 2:
+            return None
+        sh, sz = self._sigmas(puffs)
+        old = (t_s - puffs.t_birth_s) >= self.merge_min_age_s
+        d = np.hypot(np.diff(puffs.x_m), np.diff(puffs.y_m))
+        sh_lo, sh_hi = np.minimum(sh[:-1], sh[1:]), np.maximum(sh[:-1], sh[1:])
+        sz_lo, sz_hi = np.minimum(sz[:-1], sz[1:]), np.maximum(sz[:-1], sz[1:])
+        cand = (
+            old[:-1]
+            & old[1:]
+            & (d <= self.merge_separation_sigmas * sh_lo)
+            & (sh_hi <= self.merge_sigma_ratio * sh_lo)
+            & (sz_hi <= self.merge_sigma_ratio * sz_lo)
+        )
+        if not cand.any():
+            return None
+        idx = np.arange(n - 1)
+        run_start = cand.copy()
+        run_start[1:] &= ~cand[:-1]
+        first = np.maximum.accumulate(np.where(run_start, idx, 0))
+        a = np.flatnonzero(cand & ((idx - first) % 2 == 0))
+        b = a + 1
+
+        ma, mb = puffs.mass_kg[a], puffs.mass_kg[b]
+        m = ma + mb
+        wa, wb = ma / m, mb / m
+        x = puffs.x_m.copy()
+        y = puffs.y_m.copy()
+        travel = puffs.travel_m.copy()
+        mass = puffs.mass_kg.copy()
+        var0h = puffs.var0h_m2.copy()
+        var0z = puffs.var0z_m2.copy()
+        born = puffs.t_birth_s.copy()
+        x[a] = wa * puffs.x_m[a] + wb * puffs.x_m[b]
+        y[a] = wa * puffs.y_m[a] + wb * puffs.y_m[b]
+        s = wa * puffs.travel_m[a] + wb * puffs.travel_m[b]
+        sigma_h2 = wa * sh[a] ** 2 + wb * sh[b] ** 2 + 0.5 * wa * wb * d[a] ** 2
+        sigma_z2 = wa * sz[a] ** 2 + wb * sz[b] ** 2
+        by, bz = briggs_sigmas(s, self.stability, self.terrain)
+        travel[a] = s
+        mass[a] = m
+        var0h[a] = sigma_h2 - by * by
+        var0z[a] = sigma_z2 - bz * bz
+        born[a] = wa * puffs.t_birth_s[a] + wb * puffs.t_birth_s[b]
+        keep = np.ones(n, dtype=bool)
+        keep[b] = False
+        return _Puffs(*(v[keep] for v in (x, y, travel, mass, var0h, var0z, born)))
 
     def _set_view(self, puffs: _Puffs, dropped_kg: float) -> None:
         self._view = puffs
         self._view_dropped_kg = dropped_kg
-        self._sigma_h, self._sigma_z = self._sigmas(puffs.travel_m)
+        self._sigma_h, self._sigma_z = self._sigmas(puffs)
 
     def advance_to(self, t_s: float) -> None:
         """Advance to ``t_s`` in steps of ``puff_interval_s`` on the grid t0 + k·Δt.
@@ -239,6 +392,8 @@ class GaussianPuffPlume(HazardEngine):
             puffs, lost = self._step(puffs, ta, tb)
             dropped += lost
             self._k += 1
+            if self.merge and self._k % self.merge_every_steps == 0:
+                puffs = self._merge(puffs, tb)
         self._committed, self._committed_dropped_kg = puffs, dropped
         t_grid = self._grid_time(self._k)
         if t - t_grid > tol:
@@ -266,13 +421,15 @@ class GaussianPuffPlume(HazardEngine):
         return self._view_dropped_kg
 
     def puffs(self) -> dict[str, np.ndarray]:
-        """Copy of the live puff state: x_m, y_m, travel_m, mass_kg, sigma_h_m, sigma_z_m."""
+        """Copy of the live puff state: x_m, y_m, travel_m, mass_kg, t_birth_s (mass-weighted
+        for merged puffs), sigma_h_m, sigma_z_m."""
         v = self._view
         return {
             "x_m": v.x_m.copy(),
             "y_m": v.y_m.copy(),
             "travel_m": v.travel_m.copy(),
             "mass_kg": v.mass_kg.copy(),
+            "t_birth_s": v.t_birth_s.copy(),
             "sigma_h_m": self._sigma_h.copy(),
             "sigma_z_m": self._sigma_z.copy(),
         }

@@ -140,12 +140,22 @@ def _sum_binned(px, py, pz, cx, cy, sh, sz, mass, height_m, cutoff, nthreads):  
         szp[k] = pz[j]
 
     # few distinct heights: tabulate amplitude x vertical factor per puff and height
-    zs = np.unique(szp)
-    nlev = zs.size
-    use_levels = nlev <= _MAX_LEVELS
+    # (one linear scan, given up at the 17th distinct height; np.unique would sort)
+    zs = np.empty(_MAX_LEVELS)
+    nlev = 0
+    use_levels = True
     lev = np.zeros(n, dtype=np.int64)
-    if use_levels:
-        lev = np.searchsorted(zs, szp)
+    for k in range(n):
+        m = 0
+        while m < nlev and zs[m] != szp[k]:
+            m += 1
+        if m == nlev:
+            if nlev == _MAX_LEVELS:
+                use_levels = False
+                break
+            zs[nlev] = szp[k]
+            nlev += 1
+        lev[k] = m
 
     # per-puff constants; rows touched (by0 > by1: puff misses the points' box)
     amp = np.empty(npuff)
