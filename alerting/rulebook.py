@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from twin.errors import InputError
+from twin.yamlfile import parse_yaml_mapping, read_yaml_mapping
 
 DEFAULT_RULEBOOK = "default"
 
@@ -124,19 +124,10 @@ def load_rulebook(source: str | Path = DEFAULT_RULEBOOK) -> Rulebook:
     if str(source) == DEFAULT_RULEBOOK:
         path_text = "alerting/data/default_rulebook.yaml"
         text = resources.files("alerting").joinpath("data/default_rulebook.yaml").read_text()
+        data = parse_yaml_mapping(text, path_text, "rulebook")
     else:
-        path = Path(source)
-        path_text = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(path_text, f"cannot read rulebook: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(path_text, f"not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(path_text, "a rulebook must be a YAML mapping")
+        path_text = str(source)
+        data = read_yaml_mapping(source, "rulebook")
     try:
         return Rulebook.model_validate(data)
     except ValidationError as exc:

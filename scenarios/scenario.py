@@ -6,7 +6,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -17,6 +16,7 @@ from pydantic import (
 )
 
 from twin.errors import InputError
+from twin.yamlfile import read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -201,13 +201,4 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read scenario: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), f"not valid YAML: {exc}") from exc
-    return parse_scenario(data, str(path))
+    return parse_scenario(read_yaml_mapping(path, "scenario"), str(Path(path)))

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from twin.errors import InputError
+from twin.yamlfile import read_yaml_mapping
 
 #: Seconds per day (rates in the catalogue are per day; everything inside is SI).
 SECONDS_PER_DAY = 86_400.0
@@ -82,16 +81,7 @@ def load_catalogue(path: str | Path | None = None) -> dict[str, SensorType]:
     """
     path = default_catalogue_path() if path is None else Path(path)
     src = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(src, f"cannot read sensor catalogue: {exc.strerror}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(src, f"not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InputError(src, "a sensor catalogue must be a YAML mapping with 'sensor_types'")
+    doc = read_yaml_mapping(path, "sensor catalogue")
     extra = sorted(set(map(str, doc)) - {"name", "version", "sensor_types"})
     if extra:
         raise InputError(src, f"unknown top-level key(s) {extra}; expected 'sensor_types' "
