@@ -95,7 +95,7 @@ class WarningBoard:
             geom = self.area_provider(warning.hazard, rule.quantity, threshold, t_s)
             if geom is not None and not geom.is_empty:
                 return geom, "model"
-        pts = [shapely.Point(self.sensor_xy[s]) for (_, s), lv in sorted(warning.members.items())]
+        pts = [shapely.Point(self.sensor_xy[s]) for _, s in sorted(warning.members)]
         return shapely.unary_union([p.buffer(rule.area.buffer_m) for p in pts]), "buffer"
 
     def _event(self, warning: _Warning, kind: str, change: AlarmChange) -> WarningEvent:

@@ -10,7 +10,6 @@ observations to the alerting engine, and writes the tick to the archive in one t
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import sys
 import time
@@ -249,9 +248,3 @@ def _save_snapshot(path: Path, result: RunResult) -> None:
     arrays["t_s"] = np.array([result.snapshot_t_s])
     np.savez_compressed(path, **arrays)
 
-
-def machine_description() -> str:
-    """One line about this machine, for benchmark records."""
-    import os
-
-    return f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
