@@ -1,35 +1,53 @@
 """The detection and warning engine: observations in, alarms and warnings out.
 
 The same engine runs on simulated, drill, archived and live observations. It gives identical
-output whether fed one observation at a time or in batches of any size: per-sensor state only
-depends on that sensor's readings in time order, and alarm changes reach the warning board in
-the order of the input rows.
+output whether fed one observation at a time or in batches of any size: the compiled kernel
+(``alerting.detect_kernel``) walks the readings in arrival order, per-sensor state only
+depends on that sensor's readings, and alarm changes reach the warning board in order.
 
-Input rules (checked for the whole batch before any state changes, so a rejected batch
-leaves the engine as it was):
-- every sensor id must be in the inventory, with the inventory's unit;
-- each sensor's readings must arrive in strictly increasing ``time_s``; a repeated time is a
-  duplicate and an earlier one is out of order — both are rejected with an error naming the
-  sensor and the times, never silently double-counted.
+Input rules (checked for the whole batch before any state changes):
+- every sensor id must be in the inventory, with the inventory's unit (else the batch is
+  rejected with an error naming the sensor);
+- each sensor's readings must arrive in strictly increasing ``time_s``. A repeated time is a
+  *duplicate*, an earlier one *out of order*. With ``on_disorder="reject"`` (default) the
+  whole batch is refused with an error naming the sensor and times, leaving the engine as it
+  was; with ``"drop"`` (replay of messy archives) exactly those rows are skipped and listed in
+  ``EngineOutput.dropped`` — never silently double-counted. In both modes the rule is judged
+  against the sensor's last *accepted* reading, so streaming and batches agree.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from alerting.detector import LevelDetector
+from alerting.detect_kernel import check_order
+from alerting.detection import DetectionState, LevelChanges
 from alerting.events import AlarmChange, WarningEvent
 from alerting.impact import ImpactIndex
 from alerting.observation import USABLE_QUALITIES, Observation, ObservationBatch
-from alerting.rulebook import Rulebook
+from alerting.routing import RoutingTable, load_routing
+from alerting.rulebook import Forecast, Rulebook
 from alerting.warnings import AreaProvider, WarningBoard
 from twin.errors import InputError
 from twin.model import CityTwin
 
 INVENTORY_COLUMNS = ("sensor_id", "type_id", "quantity", "unit", "x_m", "y_m")
+DISORDER_POLICIES = ("reject", "drop")
+_USABLE = frozenset(USABLE_QUALITIES)
+
+
+@dataclass(frozen=True)
+class DroppedObservation:
+    """A reading skipped under ``on_disorder="drop"``."""
+
+    row: int
+    sensor_id: str
+    time_s: float
+    reason: str  # "duplicate" | "out-of-order"
 
 
 @dataclass
@@ -38,17 +56,22 @@ class EngineOutput:
 
     alarms: list[AlarmChange] = field(default_factory=list)
     warnings: list[WarningEvent] = field(default_factory=list)
+    dropped: list[DroppedObservation] = field(default_factory=list)
 
     def extend(self, other: EngineOutput) -> None:
         self.alarms.extend(other.alarms)
         self.warnings.extend(other.warnings)
+        self.dropped.extend(other.dropped)
 
 
 class Engine:
-    """Stateful detection over a sensor inventory under one rulebook."""
+    """Stateful detection over a sensor inventory under one rulebook and routing table."""
 
     def __init__(self, rulebook: Rulebook, inventory: pd.DataFrame, *,
                  twin: CityTwin | None = None, area_provider: AreaProvider | None = None,
+                 routing: RoutingTable | None = None,
+                 segments: dict[str, frozenset[str]] | None = None,
+                 targets: pd.DataFrame | None = None, on_disorder: str = "reject",
                  source: str = "<observations>") -> None:
         missing = [c for c in INVENTORY_COLUMNS if c not in inventory.columns]
         if missing:
@@ -58,76 +81,178 @@ class Engine:
             dup = ids[ids.duplicated()].iloc[0]
             raise InputError("<sensor inventory>", "duplicate sensor id", field="sensor_id",
                              feature_id=dup)
+        if on_disorder not in DISORDER_POLICIES:
+            raise ValueError(f"on_disorder must be one of {DISORDER_POLICIES}, got "
+                             f"{on_disorder!r}")
         self.rulebook = rulebook
+        self.routing = routing if routing is not None else load_routing()
+        self.routing.check_covers([*(r.hazard for r in rulebook.rules),
+                                   *(f.hazard for f in rulebook.forecasts)],
+                                  rulebook.levels, "<routing table>")
         self.source = source
+        self.on_disorder = on_disorder
         self.sensor_ids = ids.to_numpy(dtype=object)
         self._index = pd.Index(self.sensor_ids)
-        self.units = inventory["unit"].astype(str).to_numpy(dtype=object)
+        self._index_of = {s: i for i, s in enumerate(self.sensor_ids)}
+        units = inventory["unit"].astype(str).to_numpy(dtype=object)
+        self.units = units
+        self._unit_names = sorted(set(units))
+        self._unit_code = np.array([self._unit_names.index(u) for u in units], dtype=np.int64)
         self.last_time_s = np.full(len(ids), -np.inf)
-        types = inventory["type_id"].astype(str).to_numpy(dtype=object)
-        quantities = inventory["quantity"].astype(str).to_numpy(dtype=object)
-        self.rule_members: list[np.ndarray] = []
-        self.detectors: list[LevelDetector] = []
-        for rule in rulebook.rules:
-            member = quantities == rule.quantity
-            if rule.sensor_types:
-                member &= np.isin(types, rule.sensor_types)
-            self.rule_members.append(member)
-            self.detectors.append(LevelDetector(
-                rulebook.threshold_vector(rule), rule.hysteresis, rule.debounce.n,
-                rule.debounce.m, len(ids)))
-        xy = dict(zip(self.sensor_ids, zip(inventory["x_m"].astype(float),
-                                            inventory["y_m"].astype(float), strict=True),
-                      strict=True))
-        self.board = WarningBoard(rulebook, xy, ImpactIndex(twin) if twin is not None else None,
-                                  area_provider)
+        self.state = DetectionState(rulebook, inventory)
+        self._rule_ids = [r.id for r in rulebook.rules]
+        self._hazards = [r.hazard for r in rulebook.rules]
+        self._slot_names = [
+            self.state.site_ids if r.kind == "composite" and r.composite.group_by == "site"
+            else self.sensor_ids for r in rulebook.rules]
+        xs = inventory["x_m"].astype(float).to_numpy()
+        ys = inventory["y_m"].astype(float).to_numpy()
+        positions = {s: (float(x), float(y)) for s, x, y in zip(self.sensor_ids, xs, ys,
+                                                                strict=True)}
+        for k, site in enumerate(self.state.site_ids):
+            members = self.state.site_members[self.state.site_ptr[k]:self.state.site_ptr[k + 1]]
+            positions.setdefault(str(site), (float(xs[members].mean()),
+                                             float(ys[members].mean())))
+        self.targets = self._target_table(twin, targets)
+        for tid, x, y in zip(self.targets["id"], self.targets["x_m"], self.targets["y_m"],
+                             strict=True):
+            positions.setdefault(str(tid), (float(x), float(y)))
+        self.board = WarningBoard(rulebook, positions, self.routing,
+                                  impact=ImpactIndex(twin) if twin is not None else None,
+                                  area_provider=area_provider, segments=segments)
+        self._forecast_level: dict[tuple[str, str], int] = {}
+
+    @staticmethod
+    def _target_table(twin: CityTwin | None, targets: pd.DataFrame | None) -> pd.DataFrame:
+        """Protected targets (id, x_m, y_m) that forecasts are made for."""
+        if targets is not None:
+            return targets[["id", "x_m", "y_m"]].reset_index(drop=True)
+        if twin is None or len(twin.protected_targets) == 0:
+            return pd.DataFrame({"id": [], "x_m": [], "y_m": []})
+        pts = twin.protected_targets.geometry.representative_point()
+        return pd.DataFrame({"id": twin.protected_targets["id"].astype(str).to_numpy(),
+                             "x_m": pts.x.to_numpy(), "y_m": pts.y.to_numpy()})
+
+    def has_sensor(self, sensor_id: str) -> bool:
+        """Whether ``sensor_id`` is in the inventory."""
+        return sensor_id in self._index_of
+
+    def sensor_index(self, sensor_ids) -> np.ndarray:
+        """Inventory positions of ``sensor_ids`` (-1 for unknown ids)."""
+        return self._index.get_indexer(np.asarray(sensor_ids, dtype=object))
 
     # -- feeding ----------------------------------------------------------------------------
     def process_one(self, observation: Observation) -> EngineOutput:
-        """Feed one observation."""
-        return self.process(ObservationBatch.from_observations([observation]))
+        """Feed one observation (the scalar fast path; same result as a batch of one)."""
+        o = observation
+        s = self._index_of.get(o.sensor_id)
+        if s is None:
+            raise InputError(self.source, f"unknown sensor id(s) [{o.sensor_id!r}]",
+                             field="sensor_id")
+        if o.unit != self.units[s]:
+            raise InputError(self.source, f"unit mismatch: sensor {o.sensor_id} reports "
+                             f"{o.unit!r}, the inventory says {self.units[s]!r}", field="unit")
+        t = float(o.time_s)
+        if not math.isfinite(t):
+            raise InputError(self.source, f"non-finite time for sensor {o.sensor_id}",
+                             field="time_s")
+        last = self.last_time_s[s]
+        if t <= last:
+            what = "duplicate" if t == last else "out-of-order"
+            if self.on_disorder == "drop":
+                return EngineOutput(dropped=[DroppedObservation(0, o.sensor_id, t, what)])
+            raise InputError(self.source, self._disorder_text(what, o.sensor_id, t, last),
+                             field="time_s")
+        self.last_time_s[s] = t
+        v = float(o.value)
+        usable = o.quality in _USABLE and math.isfinite(v)
+        changes = self.state.run(np.array([s]), np.array([v]), np.array([t]),
+                                 np.array([usable]))
+        if len(changes) == 0:
+            return EngineOutput()
+        received = t if o.received_s is None else float(o.received_s)
+        return self._emit(changes, [o.sensor_id], np.array([t]), np.array([received]))
 
     def process(self, batch: ObservationBatch) -> EngineOutput:
         """Feed a batch (rows in arrival order); all-or-nothing on bad input."""
-        out = EngineOutput()
         if len(batch) == 0:
-            return out
+            return EngineOutput()
         idx = self._resolve(batch)
-        rank = self._check_order(idx, batch.time_s)
-        usable = np.isin(batch.quality, USABLE_QUALITIES) & np.isfinite(batch.value)
-        changes: list[tuple[int, int, AlarmChange]] = []  # (row, rule order, change)
-        for r, (rule, member, det) in enumerate(
-                zip(self.rulebook.rules, self.rule_members, self.detectors, strict=True)):
-            rows = np.flatnonzero(member[idx] & usable)
-            if len(rows) == 0:
-                continue
-            rounds = rank[rows]  # the k-th reading of each sensor in this batch is round k
-            max_round = int(rounds.max())
-            for k in range(max_round + 1):
-                sel = rows if max_round == 0 else rows[rounds == k]
-                since_before = det.exceed_since_s[idx[sel]]
-                old, new = det.update(idx[sel], batch.value[sel], batch.time_s[sel])
-                # A clearing reading ends the episode; report the episode's start on it too.
-                since = np.where(new == 0, since_before, det.exceed_since_s[idx[sel]])
-                for j in np.flatnonzero(old != new):
-                    row = int(sel[j])
-                    changes.append((row, r, AlarmChange(
-                        time_s=float(batch.time_s[row]),
-                        known_at_s=float(batch.received_s[row]),
-                        sensor_id=str(batch.sensor_id[row]), rule_id=rule.id,
-                        hazard=rule.hazard, from_level=int(old[j]), to_level=int(new[j]),
-                        value=float(batch.value[row]),
-                        first_exceedance_s=float(since[j]),
-                    )))
-        changes.sort(key=lambda c: (c[0], c[1]))
-        for _, _, change in changes:
+        keep, dropped = self._check_order(idx, batch)
+        usable = np.isin(batch.quality, USABLE_QUALITIES) & np.isfinite(batch.value) & keep
+        changes = self.state.run(idx, batch.value, batch.time_s, usable)
+        out = self._emit(changes, batch.sensor_id, batch.time_s, batch.received_s)
+        out.dropped = dropped
+        return out
+
+    def _emit(self, changes: LevelChanges, sensor_id, time_s: np.ndarray,
+              received_s: np.ndarray) -> EngineOutput:
+        out = EngineOutput()
+        for row, r, slot, old, new, since, x in zip(
+                changes.row.tolist(), changes.rule.tolist(), changes.slot.tolist(),
+                changes.old.tolist(), changes.new.tolist(), changes.since_s.tolist(),
+                changes.graded.tolist(), strict=True):
+            change = AlarmChange(
+                time_s=float(time_s[row]), known_at_s=float(received_s[row]),
+                sensor_id=str(self._slot_names[r][slot]), rule_id=self._rule_ids[r],
+                hazard=self._hazards[r], from_level=old, to_level=new, value=x,
+                first_exceedance_s=since)
             out.alarms.append(change)
             event = self.board.apply(change)
             if event is not None:
                 out.warnings.append(event)
         return out
 
+    # -- forecasts, situation updates, operator actions -------------------------------------
+    def forecast(self, rule_id: str, t_s: float, predicted: dict[str, tuple[float, float]]
+                 ) -> EngineOutput:
+        """Model-based pre-warning input from an attached hazard model at time ``t_s``.
+
+        ``predicted`` maps protected-target id → (highest predicted value within the
+        forecast's horizon, predicted time it first reaches the lowest threshold or NaN).
+        A target's forecast level follows the rule's thresholds (no debounce: each forecast
+        replaces the last); changes become alarm changes (``sensor_id`` = target id) and feed
+        the warning board like sensor alarms.
+        """
+        rule = self.rulebook.rule(rule_id)
+        if not isinstance(rule, Forecast):
+            raise KeyError(f"{rule_id!r} is a detection rule, not a forecast")
+        thresholds = self.rulebook.threshold_vector(rule)
+        out = EngineOutput()
+        for target_id in sorted(predicted):
+            value, eta_s = predicted[target_id]
+            level = 0
+            for k, thr in enumerate(thresholds):
+                if not np.isnan(thr) and value >= thr:
+                    level = k + 1
+            key = (rule_id, target_id)
+            old = self._forecast_level.get(key, 0)
+            if level == old:
+                continue
+            self._forecast_level[key] = level
+            change = AlarmChange(time_s=float(t_s), known_at_s=float(t_s), sensor_id=target_id,
+                                 rule_id=rule_id, hazard=rule.hazard, from_level=old,
+                                 to_level=level, value=float(value),
+                                 first_exceedance_s=float(eta_s) if level else math.nan)
+            out.alarms.append(change)
+            event = self.board.apply(change)
+            if event is not None:
+                out.warnings.append(event)
+        return out
+
+    def refresh(self, t_s: float) -> list[WarningEvent]:
+        """Situation update of every active warning (areas move with the hazard model)."""
+        return self.board.refresh(t_s)
+
+    def cancel(self, warning_id: str, t_s: float, reason: str) -> WarningEvent:
+        """Withdraw an active warning (operator action)."""
+        return self.board.cancel(warning_id, t_s, reason)
+
     # -- checks ---------------------------------------------------------------------------
+    def _disorder_text(self, what: str, sensor_id: str, t: float, prev: float) -> str:
+        return (f"{what} observation for sensor {sensor_id}: time {t:g} s after {prev:g} s "
+                "(each sensor's times must strictly increase)")
+
     def _resolve(self, batch: ObservationBatch) -> np.ndarray:
         idx = self._index.get_indexer(batch.sensor_id)
         if (idx < 0).any():
@@ -136,13 +261,16 @@ class Engine:
                              + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
                              field="sensor_id")
         units = batch.unit
-        expected = self.units[idx]
-        bad = expected != units
+        if isinstance(units, str):
+            code = (self._unit_names.index(units) if units in self._unit_names else -1)
+            bad = self._unit_code[idx] != code
+        else:
+            bad = self.units[idx] != units
         if np.any(bad):
             row = int(np.flatnonzero(bad)[0])
             got = units if isinstance(units, str) else units[row]
             raise InputError(self.source, f"unit mismatch: sensor {batch.sensor_id[row]} "
-                             f"reports {got!r}, the inventory says {expected[row]!r}",
+                             f"reports {got!r}, the inventory says {self.units[idx[row]]!r}",
                              field="unit")
         if not np.all(np.isfinite(batch.time_s)):
             row = int(np.flatnonzero(~np.isfinite(batch.time_s))[0])
@@ -150,28 +278,22 @@ class Engine:
                              field="time_s")
         return idx
 
-    def _check_order(self, idx: np.ndarray, time_s: np.ndarray) -> np.ndarray:
-        """Reject duplicates/out-of-order readings; return each row's rank within its sensor."""
-        n = len(idx)
-        order = np.lexsort((np.arange(n), idx))
-        s_idx, s_t = idx[order], time_s[order]
-        start = np.ones(n, dtype=bool)
-        start[1:] = s_idx[1:] != s_idx[:-1]
-        prev_t = np.empty(n)
-        prev_t[1:] = s_t[:-1]
-        prev_t[start] = self.last_time_s[s_idx[start]]
-        bad = s_t <= prev_t
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            what = "duplicate" if s_t[j] == prev_t[j] else "out-of-order"
-            raise InputError(self.source, f"{what} observation for sensor "
-                             f"{self.sensor_ids[s_idx[j]]}: time {s_t[j]:g} s after "
-                             f"{prev_t[j]:g} s (each sensor's times must strictly increase)",
-                             field="time_s")
-        starts = np.flatnonzero(start)
-        group_start = np.repeat(starts, np.diff(np.append(starts, n)))
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n) - group_start
-        last = np.append(starts[1:], n) - 1
-        self.last_time_s[s_idx[last]] = s_t[last]
-        return rank
+    def _check_order(self, idx: np.ndarray, batch: ObservationBatch
+                     ) -> tuple[np.ndarray, list[DroppedObservation]]:
+        """Accepted rows (time after the sensor's last accepted reading) and the dropped."""
+        last = self.last_time_s.copy()
+        keep, prev = check_order(idx, batch.time_s, last)
+        dropped: list[DroppedObservation] = []
+        if not keep.all():
+            bad = np.flatnonzero(~keep)
+            if self.on_disorder == "reject":
+                j = int(bad[0])
+                what = "duplicate" if batch.time_s[j] == prev[j] else "out-of-order"
+                raise InputError(self.source, self._disorder_text(
+                    what, batch.sensor_id[j], batch.time_s[j], prev[j]), field="time_s")
+            dropped = [DroppedObservation(
+                int(j), str(batch.sensor_id[j]), float(batch.time_s[j]),
+                "duplicate" if batch.time_s[j] == prev[j] else "out-of-order")
+                for j in bad.tolist()]
+        self.last_time_s = last
+        return keep, dropped

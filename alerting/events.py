@@ -22,20 +22,25 @@ class AlarmChange:
 
 @dataclass(frozen=True)
 class WarningEvent:
-    """A warning (one incident) was raised, updated or cleared."""
+    """A warning (one incident) changed: see ``alerting.warnings`` for the lifecycle."""
 
     time_s: float
     known_at_s: float
     warning_id: str
-    event: str           # "raised" | "updated" | "cleared"
+    event: str           # raised | escalated | deescalated | updated | cleared | cancelled
     hazard: str
     level: int
     level_name: str
+    basis: str           # "sensors" | "model" (a forecast-only pre-warning)
+    certainty: str       # CAP certainty: "Observed" | "Likely"
     sensors: tuple[str, ...]
     first_exceedance_s: float
     area_wkt: str
     area_m2: float
-    area_source: str     # "model" | "buffer"
+    area_source: str     # "model" | "buffer" | "none"
     targets: tuple[str, ...]
     population: int
+    loop: str            # small | middle | big
+    lead_unit: str
     recipients: tuple[str, ...]
+    reason: str          # why the level is what it is

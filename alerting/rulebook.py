@@ -1,4 +1,6 @@
-"""The rulebook: warning levels, detection rules and recipients, loaded from YAML.
+"""The rulebook: warning levels, detection rules, forecasts and impact policy, from YAML.
+
+Who is told is the routing table's job (``alerting.routing``), not the rulebook's.
 
 Validated with pydantic; a bad rulebook raises ``InputError`` naming the file and the field
 path (e.g. ``rules.0.thresholds``).
@@ -6,14 +8,12 @@ path (e.g. ``rules.0.thresholds``).
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import InputError
-from twin.yamlfile import parse_yaml_mapping, read_yaml_mapping
+from twin.yamlfile import load_yaml_model
 
 DEFAULT_RULEBOOK = "default"
 
@@ -40,59 +40,176 @@ class AreaSpec(_Strict):
 
     buffer_m: float = Field(100.0, gt=0)
     model_level: str | None = None
+    #: Footprint threshold in the quantity's units (default: the model_level's threshold;
+    #: composites, whose thresholds are index values, must give it).
+    model_threshold: float | None = None
+
+
+RULE_KINDS = ("threshold", "rate_of_rise", "composite")
+
+
+class Corroboration(_Strict):
+    """Raise a warning's level when ``min_sensors`` distinct sensors alarm at ``min_level`` or
+    above within ``radius_m`` of one another or on the same network segment (sensors on the two
+    end nodes of one pipe link) — independent readings agreeing make the event more certain."""
+
+    min_sensors: int = Field(2, ge=2)
+    radius_m: float = Field(200.0, gt=0)
+    same_segment: bool = True
+    min_level: str | None = None   # default: the rule's lowest level
+    raise_by: int = Field(1, ge=1)
+
+
+class Composite(_Strict):
+    """A composite index over other rules' current levels at the same site.
+
+    ``index = max(level_r)`` (combine ``max``) or ``sum(w_r * level_r)`` (``weighted``) over
+    the rules in ``of``, where level_r is the highest level of any sensor of the site under
+    rule r; the composite's thresholds then grade the index (default: index ≥ k → level k).
+    """
+
+    of: list[str] = Field(min_length=1)
+    combine: str = Field("max", pattern="^(max|weighted)$")
+    weights: dict[str, float] = Field(default_factory=dict)
+    group_by: str = Field("sensor", pattern="^(sensor|site)$")
+
+
+class Override(_Strict):
+    """Per-asset settings: thresholds/hysteresis for the sensors named, or on the assets named."""
+
+    sensors: list[str] = Field(default_factory=list)
+    assets: list[str] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    hysteresis: float | None = Field(None, ge=0)
 
 
 class Rule(_Strict):
-    """A multi-level threshold rule on one quantity, with hysteresis and N-of-M debounce."""
+    """A multi-level detection rule with hysteresis, N-of-M debounce and a minimum duration.
+
+    ``kind``: ``threshold`` grades the reading; ``rate_of_rise`` grades the rise per minute
+    over ``window_s`` (units: the quantity's unit per minute); ``composite`` grades an index
+    over other rules (see ``Composite``). ``sustain_s`` > 0 makes a level count only once the
+    graded value has stayed at or above its threshold for that long (sustained exceedance).
+    ``warn: false`` rules alarm the asset owner but open no warning themselves (their level
+    feeds a composite that does).
+    """
 
     id: str
     hazard: str
     description: str = ""
+    kind: str = Field("threshold", pattern="^(threshold|rate_of_rise|composite)$")
     quantity: str
     unit: str
     sensor_types: list[str] = Field(default_factory=list)
     thresholds: dict[str, float]
     hysteresis: float = Field(0.0, ge=0)
     debounce: Debounce = Debounce()
+    sustain_s: float = Field(0.0, ge=0)
+    window_s: float = Field(60.0, gt=0)
+    composite: Composite | None = None
+    corroboration: Corroboration | None = None
+    overrides: list[Override] = Field(default_factory=list)
+    warn: bool = True
     cluster_radius_m: float = Field(300.0, gt=0)
     area: AreaSpec = AreaSpec()
 
 
+class Forecast(_Strict):
+    """Model-based pre-warning: the attached hazard model is run ``horizon_s`` ahead every
+    ``interval_s``; when it predicts ``quantity`` at a protected target reaching a level's
+    threshold, a warning (basis ``model``, certainty Likely) is raised before any sensor sees
+    it. ``max_level`` caps a forecast-only warning's level."""
+
+    id: str
+    hazard: str
+    description: str = ""
+    quantity: str
+    unit: str
+    thresholds: dict[str, float]
+    horizon_s: float = Field(900.0, gt=0)
+    interval_s: float = Field(60.0, gt=0)
+    step_s: float = Field(30.0, gt=0)
+    height_m: float = Field(1.5, ge=0)
+    max_level: str | None = None
+    cluster_radius_m: float = Field(500.0, gt=0)
+    area: AreaSpec = AreaSpec()
+
+
+class ImpactPolicy(_Strict):
+    """Level from impact: a protected target inside the area lifts the warning to at least
+    ``protected_target_level``; population inside lifts it per ``population_levels``."""
+
+    protected_target_level: str | None = None
+    population_levels: dict[str, int] = Field(default_factory=dict)
+    area_update_ratio: float = Field(0.25, gt=0)   # re-issue when the area changes this much
+
+
 class Rulebook(_Strict):
-    """Levels (least to most severe), recipients per level and the rules."""
+    """Levels (least to most severe), detection rules, forecasts and the impact policy."""
 
     name: str
     version: int = 1
     levels: list[str] = Field(min_length=3, max_length=4)
-    recipients: dict[str, list[str]]
     rules: list[Rule] = Field(min_length=1)
+    forecasts: list[Forecast] = Field(default_factory=list)
+    impact: ImpactPolicy = ImpactPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Rulebook:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels}")
-        unknown = set(self.recipients) - set(self.levels)
-        if unknown:
-            raise ValueError(f"recipients name unknown level(s) {sorted(unknown)}")
-        ids = [r.id for r in self.rules]
+        ids = [r.id for r in self.rules] + [f.id for f in self.forecasts]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate rule id(s) {dupes}")
+        seen: set[str] = set()
         for k, rule in enumerate(self.rules):
-            bad = set(rule.thresholds) - set(self.levels)
-            if bad:
-                raise ValueError(f"rules.{k} ({rule.id}): thresholds name unknown level(s) "
-                                 f"{sorted(bad)}; levels are {self.levels}")
-            if not rule.thresholds:
-                raise ValueError(f"rules.{k} ({rule.id}): no thresholds")
-            values = [rule.thresholds[lv] for lv in self.levels if lv in rule.thresholds]
-            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-                raise ValueError(f"rules.{k} ({rule.id}): thresholds must increase with level, "
-                                 f"got {rule.thresholds}")
+            self._check_thresholds(f"rules.{k} ({rule.id})", rule.thresholds)
+            for j, ov in enumerate(rule.overrides):
+                if ov.thresholds:
+                    self._check_thresholds(f"rules.{k}.overrides.{j} ({rule.id})",
+                                           {**rule.thresholds, **ov.thresholds})
+            if rule.kind == "composite" and rule.area.model_level is not None \
+                    and rule.area.model_threshold is None:
+                raise ValueError(f"rules.{k} ({rule.id}): a composite's area needs "
+                                 "model_threshold (its thresholds are index values)")
             if rule.area.model_level is not None and rule.area.model_level not in rule.thresholds:
                 raise ValueError(f"rules.{k} ({rule.id}): area.model_level "
                                  f"{rule.area.model_level!r} has no threshold")
+            if (rule.kind == "composite") != (rule.composite is not None):
+                raise ValueError(f"rules.{k} ({rule.id}): a composite rule needs a 'composite' "
+                                 "section and only a composite rule may have one")
+            if rule.composite is not None:
+                late = [r for r in rule.composite.of if r not in seen]
+                if late:
+                    raise ValueError(f"rules.{k} ({rule.id}): composite.of names {late}, which "
+                                     "must be rules listed before it")
+            c = rule.corroboration
+            if c is not None and c.min_level is not None and c.min_level not in self.levels:
+                raise ValueError(f"rules.{k} ({rule.id}): corroboration.min_level "
+                                 f"{c.min_level!r} is not one of {self.levels}")
+            seen.add(rule.id)
+        for k, fc in enumerate(self.forecasts):
+            self._check_thresholds(f"forecasts.{k} ({fc.id})", fc.thresholds)
+            if fc.max_level is not None and fc.max_level not in self.levels:
+                raise ValueError(f"forecasts.{k} ({fc.id}): max_level {fc.max_level!r} is not "
+                                 f"one of {self.levels}")
+        named = [self.impact.protected_target_level, *self.impact.population_levels]
+        bad = [lv for lv in named if lv is not None and lv not in self.levels]
+        if bad:
+            raise ValueError(f"impact names unknown level(s) {bad}; levels are {self.levels}")
         return self
+
+    def _check_thresholds(self, where: str, thresholds: dict[str, float]) -> None:
+        bad = set(thresholds) - set(self.levels)
+        if bad:
+            raise ValueError(f"{where}: thresholds name unknown level(s) {sorted(bad)}; "
+                             f"levels are {self.levels}")
+        if not thresholds:
+            raise ValueError(f"{where}: no thresholds")
+        values = [thresholds[lv] for lv in self.levels if lv in thresholds]
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"{where}: thresholds must increase with level, got {thresholds}")
 
     def level_number(self, name: str) -> int:
         """1 for the least severe level … len(levels) for the most severe."""
@@ -102,35 +219,19 @@ class Rulebook(_Strict):
         """Inverse of level_number; 0 → 'none'."""
         return "none" if number == 0 else self.levels[number - 1]
 
-    def threshold_vector(self, rule: Rule) -> np.ndarray:
+    def threshold_vector(self, rule: Rule | Forecast) -> np.ndarray:
         """Thresholds by level number 1..K (NaN where the rule has no such level)."""
         return np.array([rule.thresholds.get(lv, np.nan) for lv in self.levels], dtype=float)
 
-    def recipients_for(self, level: int) -> list[str]:
-        """Recipient units for a level number (none for 0).
-
-        A level without its own list inherits the nearest less severe level's list, so a
-        warning is never routed to nobody because a colour was left out of the table.
-        """
-        for k in range(level, 0, -1):
-            name = self.level_name(k)
-            if name in self.recipients:
-                return list(self.recipients[name])
-        return []
+    def rule(self, rule_id: str) -> Rule | Forecast:
+        """The rule or forecast with this id; KeyError naming the known ids otherwise."""
+        for r in [*self.rules, *self.forecasts]:
+            if r.id == rule_id:
+                return r
+        raise KeyError(f"no rule {rule_id!r} in rulebook {self.name!r}")
 
 
 def load_rulebook(source: str | Path = DEFAULT_RULEBOOK) -> Rulebook:
     """Load a rulebook from a YAML path, or the shipped default for ``"default"``."""
-    if str(source) == DEFAULT_RULEBOOK:
-        path_text = "alerting/data/default_rulebook.yaml"
-        text = resources.files("alerting").joinpath("data/default_rulebook.yaml").read_text()
-        data = parse_yaml_mapping(text, path_text, "rulebook")
-    else:
-        path_text = str(source)
-        data = read_yaml_mapping(source, "rulebook")
-    try:
-        return Rulebook.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise InputError(path_text, err["msg"], field=field) from exc
+    return load_yaml_model(source, Rulebook, "rulebook", package="alerting",
+                           default_resource="data/default_rulebook.yaml")

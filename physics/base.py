@@ -213,6 +213,11 @@ class HazardEngine(ABC):
         grid = self.field(quantity, z_m=z_m, resolution_m=resolution_m)
         return polygonize(grid, threshold)
 
+    def is_active(self) -> bool:
+        """Whether the hazard currently exists (e.g. gas released and still aloft); hazard
+        forecasts are only run for active hazards. Engines override; default True."""
+        return True
+
     @classmethod
     @abstractmethod
     def example(cls) -> HazardEngine:

@@ -403,6 +403,10 @@ class GaussianPuffPlume(HazardEngine):
         self.t_s = t
 
     # ------------------------------------------------------------------ queries
+    def is_active(self) -> bool:
+        """Gas is aloft (a release has started and not all of it has left the domain)."""
+        return self.mass_airborne_kg() > 0.0
+
     @property
     def puff_count(self) -> int:
         """Number of live puffs at ``t_s``."""

@@ -1,13 +1,29 @@
 """The run archive: one SQLite file (WAL) with plain-SQL tables.
 
-Tables: ``manifest`` (key → JSON value: scenario, seed, library versions, status),
-``sensors``, ``observation_rows`` (keyed by the sensor's integer ``sensor_key``; read it
-through the view ``observations``, which carries the sensor id), ``alarms``, ``warnings`` and
-``timeline``. Every write is a transaction, so a crashed run leaves a readable archive of
-everything committed; the run's ``status`` in the manifest says whether it completed. The
-index on observations is built when the archive is closed (bulk loading is ~5× faster
-without it). Nothing depends on the wall clock: the same scenario and seed give identical
-content.
+Tables (times are seconds from scenario start; the wall-clock anchor is the manifest's
+``start``; list-valued columns hold canonical JSON):
+- ``manifest``: key → JSON value (scenario, seed, mode, start, library versions, status).
+- ``sensors``; ``observation_rows`` keyed by the sensor's integer ``sensor_key`` — read it
+  through the view ``observations``, which carries the sensor id.
+- ``alarms``: every change of a sensor's level under a rule (0 = no alarm).
+- ``warnings``: the warning lifecycle, one row per event — ``event`` is raised, escalated,
+  deescalated, updated, cleared (all-clear) or cancelled (withdrawn); ``basis`` is
+  ``sensors`` or ``model`` (a model-based pre-warning); ``loop`` small/middle/big and
+  ``lead_unit`` come from the routing table; ``reason`` says why the level is what it is.
+- ``pushes``: each warning event sent to each recipient unit, by channel, and whether and
+  when it was delivered (``warning_seq`` is the ``warnings.seq`` it carries).
+- ``work_orders`` and ``work_order_events``: orders created from warnings, and every state
+  change (created → assigned → in_progress → resolved → reviewed → closed) or rule firing
+  (overdue_unassigned, overdue_deadline, escalated) with who and when.
+- ``cap_messages``: the CAP 1.2 files written to the run folder's ``cap/``, with sha256.
+- ``self_checks``: platform self-check findings (sensor offline, silence, sync rate,
+  false-alarm rate), ``status`` raised or cleared.
+- ``timeline``: a human-readable log of the run.
+
+Every write is a transaction, so a crashed run leaves a readable archive of everything
+committed; the run's ``status`` in the manifest says whether it completed. The index on
+observations is built when the archive is closed (bulk loading is ~5× faster without it).
+Nothing depends on the wall clock: the same scenario and seed give identical content.
 """
 
 from __future__ import annotations
@@ -21,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alerting.events import AlarmChange, WarningEvent
+from alerting.platform import PlatformOutput
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sensors (
@@ -45,16 +61,42 @@ CREATE TABLE alarms (
 CREATE TABLE warnings (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, known_at_s REAL NOT NULL,
     warning_id TEXT NOT NULL, event TEXT NOT NULL, hazard TEXT NOT NULL,
-    level INTEGER NOT NULL, level_name TEXT NOT NULL, sensors TEXT NOT NULL,
-    first_exceedance_s REAL NOT NULL, area_wkt TEXT NOT NULL, area_m2 REAL NOT NULL,
-    area_source TEXT NOT NULL, targets TEXT NOT NULL, population INTEGER NOT NULL,
-    recipients TEXT NOT NULL);
+    level INTEGER NOT NULL, level_name TEXT NOT NULL, basis TEXT NOT NULL,
+    certainty TEXT NOT NULL, sensors TEXT NOT NULL, first_exceedance_s REAL NOT NULL,
+    area_wkt TEXT NOT NULL, area_m2 REAL NOT NULL, area_source TEXT NOT NULL,
+    targets TEXT NOT NULL, population INTEGER NOT NULL, loop TEXT NOT NULL,
+    lead_unit TEXT NOT NULL, recipients TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE pushes (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, warning_id TEXT NOT NULL,
+    warning_seq INTEGER, unit TEXT NOT NULL, channel TEXT NOT NULL,
+    delivered INTEGER NOT NULL, received_s REAL);
+CREATE TABLE work_orders (
+    work_order_id TEXT PRIMARY KEY, warning_id TEXT NOT NULL, created_s REAL NOT NULL,
+    hazard TEXT NOT NULL, level_name TEXT NOT NULL, lead_unit TEXT NOT NULL,
+    actions TEXT NOT NULL, deadline_s REAL NOT NULL);
+CREATE TABLE work_order_events (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, work_order_id TEXT NOT NULL,
+    event TEXT NOT NULL, state TEXT NOT NULL, actor TEXT NOT NULL, note TEXT NOT NULL);
+CREATE TABLE cap_messages (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, identifier TEXT NOT NULL UNIQUE,
+    warning_id TEXT NOT NULL, msg_type TEXT NOT NULL, sent TEXT NOT NULL,
+    status TEXT NOT NULL, scope TEXT NOT NULL, refs TEXT NOT NULL, file TEXT NOT NULL,
+    sha256 TEXT NOT NULL);
+CREATE TABLE self_checks (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, check_id TEXT NOT NULL,
+    subject TEXT NOT NULL, status TEXT NOT NULL, value REAL, detail TEXT NOT NULL);
 CREATE TABLE timeline (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, kind TEXT NOT NULL,
     message TEXT NOT NULL, data TEXT NOT NULL);
 """
+TABLES = ("manifest", "sensors", "observations", "alarms", "warnings", "pushes", "work_orders",
+          "work_order_events", "cap_messages", "self_checks", "timeline")
 FINAL_INDEXES = "CREATE INDEX observations_by_sensor ON observation_rows (sensor_key, time_s);"
 
+WARNING_COLUMNS = ("seq", "time_s", "known_at_s", "warning_id", "event", "hazard", "level",
+                   "level_name", "basis", "certainty", "sensors", "first_exceedance_s",
+                   "area_wkt", "area_m2", "area_source", "targets", "population", "loop",
+                   "lead_unit", "recipients", "reason")
 SENSOR_COLUMNS = ("sensor_id", "type_id", "quantity", "unit", "x_m", "y_m", "z_m", "group_id",
                   "asset_network", "asset_id")
 
@@ -83,12 +125,21 @@ class Archive:
         self._timeline_seq = 0
         self._alarm_seq = 0
         self._warning_seq = 0
+        self._push_seq = 0
+        self._wo_seq = 0
+        self._cap_seq = 0
+        self._check_seq = 0
+        self._anchor_ts = 0.0
 
     def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def set_anchor(self, anchor_timestamp_s: float) -> None:
+        """POSIX time of scenario t = 0 (CAP ``sent`` times are stored relative to it)."""
+        self._anchor_ts = float(anchor_timestamp_s)
 
     def set_manifest(self, entries: dict[str, object]) -> None:
         """Insert or replace manifest entries (values stored as canonical JSON)."""
@@ -107,9 +158,12 @@ class Archive:
 
     def write_tick(self, *, sensor_id: np.ndarray | None = None, time_s=None, received_s=None,
                    value=None, quality=None, source: str = "simulated",
-                   alarms: Iterable[AlarmChange] = (), warnings: Iterable[WarningEvent] = (),
+                   out: PlatformOutput | None = None,
+                   cap_files: Iterable[tuple[str, str]] = (),
                    timeline: Iterable[tuple[float, str, str, dict]] = ()) -> None:
-        """Write one tick's observations, alarms, warnings and timeline in one transaction."""
+        """Write one tick in one transaction: observations, everything the platform produced
+        (``out``), the CAP files written for its messages (``(file name, sha256)`` in message
+        order) and timeline entries."""
         with self.db:
             if sensor_id is not None and len(sensor_id):
                 keys = self._sensor_keys.get_indexer(sensor_id)
@@ -124,21 +178,57 @@ class Archive:
                         [None if v != v else v for v in vals.tolist()],
                         np.asarray(quality, int).tolist(), [source] * len(sensor_id),
                         strict=True))
-            for a in alarms:
-                self._alarm_seq += 1
-                self.db.execute("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                (self._alarm_seq, *asdict(a).values()))
-            for w in warnings:
-                self._warning_seq += 1
-                d = asdict(w)
-                for key in ("sensors", "targets", "recipients"):
-                    d[key] = _json(list(d[key]))
-                self.db.execute(f"INSERT INTO warnings VALUES ({','.join('?' * 16)})",
-                                (self._warning_seq, *d.values()))
+            if out is not None:
+                self._write_output(out, list(cap_files))
             for t_s, kind, message, data in timeline:
                 self._timeline_seq += 1
                 self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?)",
                                 (self._timeline_seq, float(t_s), kind, message, _json(data)))
+
+    def _write_output(self, out: PlatformOutput, cap_files: list[tuple[str, str]]) -> None:
+        for a in out.alarms:
+            self._alarm_seq += 1
+            self.db.execute("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            (self._alarm_seq, *_nan_to_none(asdict(a).values())))
+        for w in out.warnings:
+            self._warning_seq += 1
+            d = asdict(w)
+            for key in ("sensors", "targets", "recipients"):
+                d[key] = _json(list(d[key]))
+            self.db.execute(f"INSERT INTO warnings ({','.join(WARNING_COLUMNS)}) "
+                            f"VALUES ({','.join('?' * len(WARNING_COLUMNS))})",
+                            (self._warning_seq, *(d[c] for c in WARNING_COLUMNS[1:])))
+        for p in out.pushes:
+            self._push_seq += 1
+            # Warning events are archived once each, in platform order: seq = index + 1.
+            seq = None if p.warning_index is None else p.warning_index + 1
+            self.db.execute("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)",
+                            (self._push_seq, p.time_s, p.warning_id, seq, p.unit, p.channel,
+                             int(p.delivered), p.received_s))
+        for o in out.work_orders:
+            self.db.execute("INSERT INTO work_orders VALUES (?,?,?,?,?,?,?,?)",
+                            (o.work_order_id, o.warning_id, o.created_s, o.hazard,
+                             o.level_name, o.lead_unit, _json(list(o.actions)), o.deadline_s))
+        for e in out.work_order_events:
+            self._wo_seq += 1
+            self.db.execute("INSERT INTO work_order_events VALUES (?,?,?,?,?,?,?)",
+                            (self._wo_seq, e.time_s, e.work_order_id, e.event, e.state,
+                             e.actor, e.note))
+        if len(cap_files) != len(out.cap_messages):
+            raise ValueError(f"{len(out.cap_messages)} CAP messages but {len(cap_files)} files")
+        for m, (name, digest) in zip(out.cap_messages, cap_files, strict=True):
+            self._cap_seq += 1
+            root = _cap_header(m.xml)
+            self.db.execute("INSERT INTO cap_messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (self._cap_seq, m.sent.timestamp() - self._anchor_ts,
+                             m.identifier, m.warning_id, m.msg_type, m.sent.isoformat(),
+                             root["status"], root["scope"], " ".join(m.references), name,
+                             digest))
+        for c in out.self_checks:
+            self._check_seq += 1
+            self.db.execute("INSERT INTO self_checks VALUES (?,?,?,?,?,?,?)",
+                            (self._check_seq, c.time_s, c.check_id, c.subject, c.status,
+                             c.value, c.detail))
 
     def close(self) -> None:
         """Build the final indexes, checkpoint the WAL and close."""
@@ -150,9 +240,22 @@ class Archive:
             self.db = None  # type: ignore[assignment]
 
 
+def _nan_to_none(values) -> list:
+    return [None if isinstance(v, float) and v != v else v for v in values]
+
+
+def _cap_header(xml: bytes) -> dict[str, str]:
+    """``status`` and ``scope`` of a CAP message (for the archive's index of CAP files)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    ns = "{urn:oasis:names:tc:emergency:cap:1.2}"
+    return {k: root.findtext(f"{ns}{k}") or "" for k in ("status", "scope")}
+
+
 def read_table(path: str | Path, table: str) -> pd.DataFrame:
     """Read one archive table as a DataFrame (read-only connection)."""
-    if table not in ("manifest", "sensors", "observations", "alarms", "warnings", "timeline"):
+    if table not in TABLES:
         raise ValueError(f"unknown archive table {table!r}")
     with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
         return pd.read_sql_query(f"SELECT * FROM {table}", db)

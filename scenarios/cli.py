@@ -66,6 +66,16 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
 
         png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png")
         print(f"Render: {png}")
+    if scenario.outputs.dossiers:
+        from viewer.dossier import build_dossiers
+
+        dossiers = build_dossiers(result.archive_path, out_dir / "dossiers", twin=run.twin)
+        print(f"Dossiers: {len(dossiers)} files in {out_dir / 'dossiers'}")
+    if result.cap_files:
+        print(f"CAP 1.2: {len(result.cap_files)} messages in {out_dir / 'cap'} "
+              f"(status {'Exercise' if scenario.mode == 'drill' else 'Test'})")
+    print(f"Work orders: {result.n_work_order_events} events, {result.n_escalations} "
+          "escalation(s)")
     print(f"Archive: {result.archive_path} ({result.n_observations:,} observations, "
           f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events; "
           f"run took {result.wall_s:.1f} s)")

@@ -9,7 +9,10 @@ observations to the alerting engine, and writes the tick to the archive in one t
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import math
 import shutil
 import sys
 import time
@@ -22,12 +25,15 @@ import numpy as np
 import shapely
 import simpy
 
+from alerting.cap import CapContext, write_cap_files
 from alerting.events import WarningEvent
 from alerting.observation import ObservationBatch
-from physics.base import FieldGrid
+from alerting.platform import Platform, PlatformOutput
+from alerting.rulebook import Forecast
+from physics.base import FieldGrid, HazardEngine
 from scenarios.archive import Archive
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
-from twin.seeding import stable_key
+from twin.seeding import rng_for, stable_key
 
 LIBRARIES = ("citytwin", "numpy", "scipy", "simpy", "numba", "pandas", "shapely", "pyproj",
              "geopandas", "pydantic")
@@ -54,6 +60,9 @@ class RunResult:
     warnings: list[WarningEvent] = field(default_factory=list)
     n_observations: int = 0
     n_alarms: int = 0
+    n_work_order_events: int = 0
+    n_escalations: int = 0
+    cap_files: list[Path] = field(default_factory=list)
     snapshot: dict[str, FieldGrid] = field(default_factory=dict)
     snapshot_t_s: float = 0.0
     wall_s: float = 0.0
@@ -105,12 +114,21 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     engine = make_engine(run, area_provider=area_provider)
     source = "drill" if sc.mode == "drill" else "simulated"
     sensors = inventory_frame(run.network)
+    run_id = run_id_for(run)
+    cap_ctx = (CapContext(sender=f"citytwin@{_token(run.twin.name)}", mode=sc.mode,
+                          anchor=sc.start, crs=run.twin.crs, run_id=run_id)
+               if sc.outputs.cap else None)
+    platform = Platform(engine, sensors, run.operations, rng=rng_for(sc.seed, "platform"),
+                        cap=cap_ctx)
     with Archive(result.archive_path) as archive:
+        archive.set_anchor(sc.start.timestamp())
         archive.set_manifest({
-            "run_id": run_id_for(run), "scenario": sc.model_dump(mode="json"),
-            "scenario_file": Path(run.source).name, "seed": sc.seed,
+            "run_id": run_id, "scenario": sc.model_dump(mode="json"),
+            "scenario_file": Path(run.source).name, "seed": sc.seed, "mode": sc.mode,
             "start": sc.start.isoformat(), "duration_s": sc.duration_s,
             "rulebook": run.rulebook.model_dump(mode="json"),
+            "routing": run.routing.model_dump(mode="json"),
+            "operations": run.operations.model_dump(mode="json"),
             "twin": run.twin.summary(), "hazards": run.hazard_notes,
             "libraries": library_versions(), "status": "running",
         })
@@ -131,6 +149,41 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 f"{i}:{q}": h.field(q, z_m=FOOTPRINT_HEIGHT_M)
                 for i, h in enumerate(hazards) for q in h.info if q.endswith("lel_pct")}
             result.snapshot_t_s = t_s
+
+        def record(t: float, out: PlatformOutput, entries: list, **observations) -> None:
+            """Timeline lines for what the platform did, CAP files, and one archive write."""
+            for w in out.warnings:
+                entries.append((w.known_at_s, f"warning_{w.event}", _describe(w),
+                                {"warning_id": w.warning_id, "level": w.level_name}))
+                best_level[0] = max(best_level[0], w.level)
+                if w.area_m2 > largest_area_m2[0]:
+                    largest_area_m2[0] = w.area_m2
+                    snapshot(t)
+            for e in out.work_order_events:
+                if e.event in ("created", "overdue_unassigned", "overdue_deadline",
+                               "escalated", "closed"):
+                    entries.append((e.time_s, f"work_order_{e.event}",
+                                    f"{e.work_order_id} {e.event.replace('_', ' ')}: {e.note}",
+                                    {"work_order_id": e.work_order_id}))
+                result.n_escalations += e.event == "escalated"
+            for c in out.self_checks:
+                entries.append((c.time_s, f"self_check_{c.status}",
+                                f"self-check {c.check_id} {c.status} for {c.subject}: "
+                                f"{c.detail}", {"check_id": c.check_id, "subject": c.subject}))
+            for d in out.dropped:
+                entries.append((t, "observation_dropped",
+                                f"{d.reason} observation of {d.sensor_id} at {d.time_s:g} s "
+                                "dropped", {"sensor_id": d.sensor_id}))
+            files = []
+            if out.cap_messages:
+                paths = write_cap_files(out.cap_messages, run_dir / "cap")
+                result.cap_files.extend(paths)
+                files = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths]
+            result.timeline.extend(entries)
+            result.warnings.extend(out.warnings)
+            result.n_alarms += len(out.alarms)
+            result.n_work_order_events += len(out.work_order_events)
+            archive.write_tick(out=out, cap_files=files, timeline=entries, **observations)
 
         def physics_clock():
             while env.now <= duration:
@@ -169,36 +222,63 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 rx = m.valid
                 batch = ObservationBatch(ids[rx], m.time_s[rx], m.value[rx], unit,
                                          m.received_s[rx], m.quality[rx], source)
-                out = engine.process(batch)
+                out = platform.ingest(batch)
                 entries = []
                 if out.alarms and first_detection[0]:
                     a = out.alarms[0]
                     first_detection[0] = False
                     entries.append((a.known_at_s, "first_detection",
-                                    f"first detection: {a.sensor_id} at {a.value:g} {unit} "
+                                    f"first detection: {a.sensor_id} at {a.value:g} "
                                     f"({run.rulebook.level_name(a.to_level)}, rule {a.rule_id})",
                                     {"sensor_id": a.sensor_id, "rule_id": a.rule_id}))
-                for w in out.warnings:
-                    entries.append((w.known_at_s, f"warning_{w.event}", _describe(w),
-                                    {"warning_id": w.warning_id, "level": w.level_name}))
-                    best_level[0] = max(best_level[0], w.level)
-                    if w.area_m2 > largest_area_m2[0]:
-                        largest_area_m2[0] = w.area_m2
-                        snapshot(t)
-                result.timeline.extend(entries)
-                result.warnings.extend(out.warnings)
                 result.n_observations += len(batch)
-                result.n_alarms += len(out.alarms)
                 if sc.outputs.observations == "all":
-                    archive.write_tick(sensor_id=batch.sensor_id, time_s=batch.time_s,
-                                       received_s=batch.received_s, value=batch.value,
-                                       quality=batch.quality, source=source,
-                                       alarms=out.alarms, warnings=out.warnings,
-                                       timeline=entries)
+                    record(t, out, entries, sensor_id=batch.sensor_id, time_s=batch.time_s,
+                           received_s=batch.received_s, value=batch.value,
+                           quality=batch.quality, source=source)
                 else:
-                    archive.write_tick(alarms=out.alarms, warnings=out.warnings,
-                                       timeline=entries)
+                    record(t, out, entries)
                 yield env.timeout(group.interval_s)
+
+        def platform_clock():
+            """Situation updates, work-order overdue rules and self-checks on the sim clock."""
+            while env.now < duration:
+                due = min(platform.next_due_s(float(env.now)), duration)
+                yield env.timeout(max(due - env.now, 0.0))
+                out = platform.advance_to(float(env.now))
+                record(float(env.now), out, [])
+
+        def forecast_clock(rule: Forecast):
+            """Run the hazard models ahead; pre-warn protected targets they will reach."""
+            targets = engine.targets
+            if len(targets) == 0:
+                return
+            xyz = np.column_stack([targets["x_m"], targets["y_m"],
+                                   np.full(len(targets), rule.height_m)])
+            models = [h for h in hazards if rule.quantity in h.info]
+            while env.now <= duration and models:
+                t = float(env.now)
+                if any(h.is_active() for h in models):
+                    predicted = forecast_targets(models, rule, t, xyz,
+                                                 targets["id"].astype(str).tolist())
+                    record(t, platform.forecast(rule.id, t, predicted), [])
+                yield env.timeout(rule.interval_s)
+
+        def scripted_actions():
+            """Player/script actions from the scenario, at their times."""
+            for k, act in sorted(enumerate(sc.actions), key=lambda e: (e[1].at_s, e[0])):
+                if act.at_s > duration:
+                    break
+                yield env.timeout(act.at_s - env.now)
+                try:
+                    out = platform.act(act.at_s, act.action, act.target, act.actor, act.note,
+                                       act.handler)
+                    entry = (act.at_s, "action", f"{act.actor}: {act.action} {act.target}"
+                             + (f" ({act.note})" if act.note else ""), {"index": k})
+                except (KeyError, ValueError) as exc:
+                    out = PlatformOutput()
+                    entry = (act.at_s, "action_refused", f"actions.{k}: {exc}", {"index": k})
+                record(act.at_s, out, [entry])
 
         def progress_clock():
             while env.now < duration:
@@ -209,32 +289,72 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         env.process(physics_clock())
         for group in run.network.groups():
             env.process(group_clock(group))
+        env.process(platform_clock())
+        for rule in run.rulebook.forecasts:
+            env.process(forecast_clock(rule))
+        env.process(scripted_actions())
         if progress is not None:
             env.process(progress_clock())
         env.run(until=duration + 1e-9)
         if largest_area_m2[0] == 0.0:
             snapshot(duration)
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
-            f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events", {})
+            f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
+            f"{len(platform.desk.orders)} work orders ({result.n_escalations} escalations), "
+            f"{len(result.cap_files)} CAP messages", {})
         archive.set_manifest({"status": "completed", "summary": {
             "observations": result.n_observations, "alarm_changes": result.n_alarms,
             "warning_events": len(result.warnings),
             "warnings": len({w.warning_id for w in result.warnings}),
             "max_level": run.rulebook.level_name(best_level[0]),
+            "work_orders": len(platform.desk.orders),
+            "work_order_events": result.n_work_order_events,
+            "escalations": result.n_escalations, "cap_messages": len(result.cap_files),
         }})
     _save_snapshot(run_dir / "hazard_field.npz", result)
     result.wall_s = time.perf_counter() - wall0
     return result
 
 
+def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,
+                     xyz_m: np.ndarray, ids: list[str]) -> dict[str, tuple[float, float]]:
+    """Run copies of the hazard models ``rule.horizon_s`` ahead in ``rule.step_s`` steps.
+
+    Returns per target the highest predicted value and the first predicted time at or above
+    the rule's lowest threshold (NaN if never). The real engines are not touched.
+    """
+    lowest = min(rule.thresholds.values())
+    copies = [copy.deepcopy(h) for h in models]
+    best = np.zeros(len(ids))
+    eta = np.full(len(ids), np.nan)
+    steps = max(1, math.ceil(rule.horizon_s / rule.step_s))
+    for k in range(1, steps + 1):
+        t = t_s + min(k * rule.step_s, rule.horizon_s)
+        value = np.zeros(len(ids))
+        for h in copies:
+            h.advance_to(t)
+            value += h.sample(rule.quantity, xyz_m)
+        eta = np.where(np.isnan(eta) & (value >= lowest), t, eta)
+        best = np.maximum(best, value)
+    return {i: (float(b), float(e)) for i, b, e in zip(ids, best, eta, strict=True)}
+
+
+def _token(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text) or "city"
+
+
 def _describe(w: WarningEvent) -> str:
     if w.event == "cleared":
-        return f"{w.warning_id} cleared (all sensors back below thresholds)"
+        return f"{w.warning_id} cleared: all-clear (all members back below thresholds)"
+    if w.event == "cancelled":
+        return f"{w.warning_id} {w.reason}"
     targets = ", ".join(w.targets) if w.targets else "none"
-    return (f"{w.warning_id} {w.event}: {w.level_name.upper()} {w.hazard}, "
+    basis = " (model forecast)" if w.basis == "model" else ""
+    return (f"{w.warning_id} {w.event}: {w.level_name.upper()} {w.hazard}{basis}, "
             f"{len(w.sensors)} sensor(s), area {w.area_m2 / 1e4:.2f} ha ({w.area_source}), "
             f"protected targets inside: {targets}; population inside ≈ {w.population}; "
-            f"to: {', '.join(w.recipients)}")
+            f"{w.loop} loop, lead {w.lead_unit}; to: {', '.join(w.recipients)}"
+            + (f" [{w.reason}]" if w.reason else ""))
 
 
 def _save_snapshot(path: Path, result: RunResult) -> None:

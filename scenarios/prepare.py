@@ -15,6 +15,8 @@ import pandas as pd
 import shapely
 
 from alerting.engine import Engine
+from alerting.platform import OperationsPolicy, load_operations
+from alerting.routing import RoutingTable, load_routing
 from alerting.rulebook import Rulebook, load_rulebook
 from physics.base import HazardEngine
 from physics.forcing import ReleaseSchedule, WindSeries
@@ -44,6 +46,8 @@ class PreparedRun:
     measurement: MeasurementModel
     rulebook: Rulebook
     rulebook_source: str
+    routing: RoutingTable
+    operations: OperationsPolicy
 
 
 def load_scenario_twin(scenario: Scenario, base_dir: Path, source: str) -> CityTwin:
@@ -175,17 +179,52 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
         catalogue_path = str(base_dir / catalogue_path)
     catalogue = load_catalogue(catalogue_path)
     network = build_network(scenario, twin, catalogue, source)
-    rulebook_source = scenario.rulebook
-    if rulebook_source != "default" and not Path(rulebook_source).is_absolute():
-        rulebook_source = str(base_dir / rulebook_source)
+    rulebook_source = _relative(scenario.rulebook, base_dir)
     rulebook = load_rulebook(rulebook_source)
+    routing = load_routing(_relative(scenario.routing, base_dir))
+    routing.check_covers([*(r.hazard for r in rulebook.rules),
+                          *(f.hazard for f in rulebook.forecasts)], rulebook.levels,
+                         scenario.routing)
+    operations = load_operations(_relative(scenario.operations, base_dir))
     measurement = MeasurementModel(network, catalogue, seed=scenario.seed,
                                    duration_s=scenario.duration_s)
     return PreparedRun(scenario, source, twin, hazards, notes, network, catalogue, measurement,
-                       rulebook, rulebook_source)
+                       rulebook, rulebook_source, routing, operations)
+
+
+def _relative(name: str, base_dir: Path) -> str:
+    """A settings file named in a scenario: ``default`` or a path relative to the scenario."""
+    if name == "default" or Path(name).is_absolute():
+        return name
+    return str(base_dir / name)
+
+
+def sensor_segments(twin: CityTwin, sensors: pd.DataFrame) -> dict[str, frozenset[str]]:
+    """For sensors on network nodes: the ids of the pipe links touching their node.
+
+    Two sensors share a segment when they sit on the two end nodes of one link (or on one
+    node), which is what corroboration rules mean by "on the same network segment".
+    """
+    out: dict[str, frozenset[str]] = {}
+    for net_name, group in sensors.groupby("asset_network", sort=True):
+        net = twin.networks.get(str(net_name))
+        if net is None or len(net.links) == 0:
+            continue
+        links = net.links
+        touching: dict[str, set[str]] = {}
+        for lid, a, b in zip(links["id"].astype(str), links["from_node"].astype(str),
+                             links["to_node"].astype(str), strict=True):
+            touching.setdefault(a, set()).add(f"{net_name}:{lid}")
+            touching.setdefault(b, set()).add(f"{net_name}:{lid}")
+        for sid, node in zip(group["sensor_id"].astype(str), group["asset_id"].astype(str),
+                             strict=True):
+            out[sid] = frozenset(touching.get(node, ()))
+    return out
 
 
 def make_engine(run: PreparedRun, area_provider=None) -> Engine:
     """The alerting engine for a prepared run."""
-    return Engine(run.rulebook, inventory_frame(run.network), twin=run.twin,
-                  area_provider=area_provider, source=run.source)
+    sensors = inventory_frame(run.network)
+    return Engine(run.rulebook, sensors, twin=run.twin, area_provider=area_provider,
+                  routing=run.routing, segments=sensor_segments(run.twin, sensors),
+                  source=run.source)

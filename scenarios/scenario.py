@@ -154,6 +154,24 @@ class Outputs(_Strict):
     observations: Literal["all", "none"] = "all"
     report: bool = True
     render: bool = True
+    cap: bool = True        # CAP 1.2 files for departmental and public warnings, in cap/
+    dossiers: bool = True   # one dossier (JSON + HTML) per incident, in dossiers/
+
+
+#: Actions a player or script may take (work-order actions, or on a warning).
+ACTION_NAMES = ("assign", "start", "resolve", "review", "reject", "close", "cancel", "confirm")
+
+
+class Action(_Strict):
+    """A scripted player action at ``at_s``: a work-order action on ``WO-<warning id>``, or
+    ``cancel`` / ``confirm`` on a warning id (e.g. ``W-0001``)."""
+
+    at_s: float = Field(ge=0)
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]
+    target: str
+    actor: str = "player"
+    note: str = ""
+    handler: str | None = None
 
 
 class Scenario(_Strict):
@@ -169,6 +187,9 @@ class Scenario(_Strict):
     hazards: list[Hazard] = Field(default_factory=list)
     sensors: Sensors
     rulebook: str = "default"
+    routing: str = "default"
+    operations: str = "default"
+    actions: list[Action] = Field(default_factory=list)
     outputs: Outputs = Outputs()
 
     _unique = field_validator("hazards")(_unique_ids)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from twin.errors import InputError
 
@@ -28,3 +30,22 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     except OSError as exc:
         raise InputError(str(path), f"cannot read {what}: {exc.strerror}") from exc
     return parse_yaml_mapping(text, str(path), what)
+
+
+def load_yaml_model(source: str | Path, model: type[BaseModel], what: str, *,
+                    package: str, default_resource: str, default_name: str = "default"):
+    """Validate a YAML file (or the packaged default when ``source == default_name``) as a
+    pydantic ``model``; InputError naming the file and the field path on any problem."""
+    if str(source) == default_name:
+        path_text = f"{package}/{default_resource}"
+        text = resources.files(package).joinpath(default_resource).read_text(encoding="utf-8")
+        data = parse_yaml_mapping(text, path_text, what)
+    else:
+        path_text = str(source)
+        data = read_yaml_mapping(source, what)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise InputError(path_text, err["msg"], field=field) from exc

@@ -16,7 +16,6 @@ def make_inventory(n: int, spacing_m: float = 1000.0) -> pd.DataFrame:
 def simple_rulebook(n: int = 1, m: int = 1, hysteresis: float = 0.0) -> Rulebook:
     return Rulebook.model_validate({
         "name": "test", "levels": ["blue", "yellow", "orange", "red"],
-        "recipients": {"blue": ["owner"], "red": ["owner", "city"]},
         "rules": [{"id": "ch4", "hazard": "gas_leak", "quantity": "ch4_lel_pct",
                    "unit": "%LEL", "sensor_types": ["methane_detector"],
                    "thresholds": {"blue": 10, "yellow": 25, "orange": 50, "red": 80},

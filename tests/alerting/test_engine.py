@@ -24,19 +24,25 @@ def test_default_rulebook_loads_with_four_levels():
     assert ch4.thresholds == {"blue": 10, "yellow": 25, "orange": 50, "red": 80}
 
 
-def test_warning_raised_updated_and_cleared_with_recipients(inventory):
+def test_warning_raised_escalated_and_cleared_with_routing(inventory):
     eng = Engine(simple_rulebook(), inventory)
     out = eng.process(batch(["S000"], [0], [30]))
     assert [(a.from_level, a.to_level) for a in out.alarms] == [(0, 2)]
     (w,) = out.warnings
-    assert (w.event, w.level_name, w.sensors, w.recipients) == (
-        "raised", "yellow", ("S000",), ("owner",))
+    # yellow gas leak, nobody inside: the owner closes it (small loop, default routing table)
+    assert (w.event, w.level_name, w.sensors, w.loop, w.lead_unit, w.recipients) == (
+        "raised", "yellow", ("S000",), "small", "gas_company", ("gas_company",))
     assert w.area_source == "buffer" and w.area_m2 == pytest.approx(np.pi * 100**2, rel=0.01)
+    assert w.basis == "sensors" and w.certainty == "Observed"
     out = eng.process(batch(["S000"], [10], [85]))
-    assert (out.warnings[0].event, out.warnings[0].level_name) == ("updated", "red")
-    assert out.warnings[0].recipients == ("owner", "city")
+    assert (out.warnings[0].event, out.warnings[0].level_name) == ("escalated", "red")
+    assert out.warnings[0].loop == "big"
+    assert out.warnings[0].recipients == ("gas_company", "gas_department", "district_government",
+                                          "city_emergency_command", "public")
     out = eng.process(batch(["S000"], [20], [1]))
-    assert out.warnings[0].event == "cleared" and out.warnings[0].level == 0
+    cleared = out.warnings[0]
+    assert cleared.event == "cleared" and cleared.level == 0
+    assert cleared.loop == "big"  # the all-clear goes to everyone who had the red warning
 
 
 def test_nearby_alarms_join_one_warning_far_ones_do_not():
@@ -101,16 +107,16 @@ def test_rulebook_errors_name_the_field(tmp_path):
     from alerting.rulebook import load_rulebook
 
     p = tmp_path / "rb.yaml"
-    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrules:\n"
                  "  - {id: a, hazard: h, quantity: q, unit: u, thresholds: {blue: 5, red: 2}}\n")
     with pytest.raises(InputError, match="rb.yaml.*thresholds must increase"):
         load_rulebook(p)
-    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrules:\n"
                  "  - {id: a, hazard: h, quantity: q, unit: u, thresholds: {blue: 5},"
                  " debounce: {n: 3, m: 2}}\n")
     with pytest.raises(InputError, match=r"rb.yaml: rules.0.debounce: .*n \(3\) must not"):
         load_rulebook(p)
-    p.write_text("name: x\nlevels: [blue, yellow, red]\nrecipients: {}\nrules:\n"
+    p.write_text("name: x\nlevels: [blue, yellow, red]\nrules:\n"
                  "  - {id: a, hazard: h, quantity: q, unit: u, threshold: {blue: 5}}\n")
     with pytest.raises(InputError, match="rules.0.threshold"):
         load_rulebook(p)
