@@ -137,6 +137,10 @@ class Engine:
         """Whether ``sensor_id`` is in the inventory."""
         return sensor_id in self._index_of
 
+    def position(self, sensor_id: str) -> int:
+        """Inventory position of one sensor id (KeyError if unknown)."""
+        return self._index_of[sensor_id]
+
     def sensor_index(self, sensor_ids) -> np.ndarray:
         """Inventory positions of ``sensor_ids`` (-1 for unknown ids)."""
         return self._index.get_indexer(np.asarray(sensor_ids, dtype=object))

@@ -106,7 +106,9 @@ class Platform:
         self._next_check_s = start_s + policy.self_check_interval_s
         self._n_warning_events = 0
         self._cap_open: set[str] = set()
+        self._cap_last_s: dict[str, float] = {}
         self._members: dict[str, set[str]] = {}
+        self._last_alarm_s: dict[str, float] = {}
 
     # -- observations -----------------------------------------------------------------------
     def ingest(self, batch: ObservationBatch) -> PlatformOutput:
@@ -125,8 +127,9 @@ class Platform:
         if not got.dropped:
             received = (observation.time_s if observation.received_s is None
                         else observation.received_s)
-            self.checks.observed(self.engine.sensor_index([observation.sensor_id]),
-                                 np.array([float(received)]))
+            self.checks.observed(np.array([self.engine.position(observation.sensor_id)]),
+                                 np.array([float(received)]),
+                                 quality=np.array([observation.quality], dtype=np.int8))
         return self._follow(got.alarms, got.warnings, got.dropped)
 
     def forecast(self, rule_id: str, t_s: float,
@@ -184,6 +187,7 @@ class Platform:
         for a in alarms:
             if a.from_level == 0 and a.to_level > 0 and self.engine.has_sensor(a.sensor_id):
                 self.checks.alarm(a.sensor_id, a.hazard, a.time_s)
+                self._last_alarm_s[a.sensor_id] = a.time_s
         for w in warnings:
             index = self._n_warning_events
             self._n_warning_events += 1
@@ -211,7 +215,8 @@ class Platform:
         members.update(s for s in w.sensors if self.engine.has_sensor(s))
         if len(members) >= 2 and w.event not in CLOSING:
             for s in sorted(members):
-                self.checks.confirm(s, w.time_s, "neighbour")
+                if s in self._last_alarm_s:  # readings reach the platform out of time order
+                    self.checks.confirm(s, max(w.time_s, self._last_alarm_s[s]), "neighbour")
 
     def _push_units(self, t_s: float, warning_id: str, index: int | None,
                     units: list[str]) -> list[Push]:
@@ -237,9 +242,13 @@ class Platform:
         level_text = w.level_name.upper() if w.level else "ALL CLEAR"
         what = w.hazard.replace("_", " ")
         targets = ", ".join(w.targets) or "none"
+        # Readings from different sensors may reach the platform out of time order; a
+        # warning's messages are sent in order, never dated before the previous one.
+        sent_s = max(w.known_at_s, self._cap_last_s.get(w.warning_id, -math.inf))
+        self._cap_last_s[w.warning_id] = sent_s
         item = CapInput(
             warning_id=w.warning_id, event=w.event if opened else "raised",
-            time_s=w.known_at_s, hazard=w.hazard, level=w.level, level_name=w.level_name,
+            time_s=sent_s, hazard=w.hazard, level=w.level, level_name=w.level_name,
             n_levels=len(self.rulebook.levels),
             headline=f"{level_text} {what} warning {w.warning_id}"[:160],
             description=(f"{what.capitalize()}: level {w.level_name} ({w.reason}). "
