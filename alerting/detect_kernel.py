@@ -3,7 +3,8 @@
 One loop over the readings in arrival order, and for each reading over the rules it is
 subject to — so a batch gives exactly what feeding its readings one by one gives, and a
 sensor may appear many times in one batch. State lives in ``DetectionState`` arrays indexed
-``[rule, slot]`` (slot = sensor index, or site index for site composites).
+``[slot, rule, level]`` (slot = sensor index, or site index for site composites): slot first,
+so one reading touches one contiguous block of memory.
 
 Per rule kind (K levels, thresholds T_k increasing, hysteresis h, N-of-M debounce, minimum
 duration D = ``sustain_s``):
@@ -34,11 +35,11 @@ COMBINE_MAX, COMBINE_WEIGHTED = 0, 1
 
 @numba.njit(cache=True, inline="always")
 def _popcount(x: np.uint32) -> int:
-    c = 0
-    while x:
-        x &= x - np.uint32(1)
-        c += 1
-    return c
+    """Set bits of a 32-bit word (SWAR, Hacker's Delight §5-1)."""
+    x = x - ((x >> np.uint32(1)) & np.uint32(0x55555555))
+    x = (x & np.uint32(0x33333333)) + ((x >> np.uint32(2)) & np.uint32(0x33333333))
+    x = (x + (x >> np.uint32(4))) & np.uint32(0x0F0F0F0F)
+    return int((x * np.uint32(0x01010101)) >> np.uint32(24))
 
 
 @numba.njit(cache=True)
@@ -46,25 +47,25 @@ def _graded_level(r, slot, x, t, thr, hold, n_req, mask, sustain, level, ex_bits
                   above_since):
     """Fold one graded value x at time t into rule r's bit histories; return the new level."""
     k_levels = thr.shape[2]
-    old = level[r, slot]
+    old = level[slot, r]
     new = 0
     for k in range(k_levels):
-        tk = thr[r, slot, k]
+        tk = thr[slot, r, k]
         if tk != tk:  # NaN: the rule does not use this level
             continue
         above = x >= tk
         if above:
-            if above_since[r, k, slot] != above_since[r, k, slot]:
-                above_since[r, k, slot] = t
-            ex = t - above_since[r, k, slot] >= sustain[r]
+            if above_since[slot, r, k] != above_since[slot, r, k]:
+                above_since[slot, r, k] = t
+            ex = t - above_since[slot, r, k] >= sustain[r]
         else:
-            above_since[r, k, slot] = np.nan
+            above_since[slot, r, k] = np.nan
             ex = False
-        ho = x >= hold[r, slot, k]
-        eb = ((ex_bits[r, k, slot] << np.uint32(1)) | np.uint32(ex)) & mask[r]
-        hb = ((ho_bits[r, k, slot] << np.uint32(1)) | np.uint32(ho)) & mask[r]
-        ex_bits[r, k, slot] = eb
-        ho_bits[r, k, slot] = hb
+        ho = x >= hold[slot, r, k]
+        eb = ((ex_bits[slot, r, k] << np.uint32(1)) | np.uint32(ex)) & mask[r]
+        hb = ((ho_bits[slot, r, k] << np.uint32(1)) | np.uint32(ho)) & mask[r]
+        ex_bits[slot, r, k] = eb
+        ho_bits[slot, r, k] = hb
         if _popcount(eb) >= n_req[r] or (old >= k + 1 and _popcount(hb) >= n_req[r]):
             new = k + 1
     return new
@@ -73,21 +74,21 @@ def _graded_level(r, slot, x, t, thr, hold, n_req, mask, sustain, level, ex_bits
 @numba.njit(cache=True)
 def _rate_per_min(q, s, v, t, window, ring_t, ring_v, ring_n, ring_head):
     """Rise per minute against the oldest kept reading within ``window``; push (t, v)."""
-    n = ring_n[q, s]
-    head = ring_head[q, s]
+    n = ring_n[s, q]
+    head = ring_head[s, q]
     rate = np.nan
     size = ring_t.shape[2]
     for j in range(n):  # oldest first
         pos = (head - n + j) % size
-        dt = t - ring_t[q, s, pos]
+        dt = t - ring_t[s, q, pos]
         if dt <= window and dt > 0.0:
-            rate = (v - ring_v[q, s, pos]) / dt * 60.0
+            rate = (v - ring_v[s, q, pos]) / dt * 60.0
             break
-    ring_t[q, s, head] = t
-    ring_v[q, s, head] = v
-    ring_head[q, s] = (head + 1) % size
+    ring_t[s, q, head] = t
+    ring_v[s, q, head] = v
+    ring_head[s, q] = (head + 1) % size
     if n < size:
-        ring_n[q, s] = n + 1
+        ring_n[s, q] = n + 1
     return rate
 
 
@@ -112,7 +113,7 @@ def detect(idx, value, time_s, usable,
         v = value[i]
         t = time_s[i]
         for r in range(n_rules):
-            if not member[r, s]:
+            if not member[s, r]:
                 continue
             if kind[r] == KIND_COMPOSITE:
                 slot = site_of[s] if comp_site[r] else s
@@ -125,18 +126,18 @@ def detect(idx, value, time_s, usable,
                     if comp_site[r]:
                         for j in range(site_ptr[slot], site_ptr[slot + 1]):
                             m = site_members[j]
-                            if member[q, m] and level[q, m] > lq:
-                                lq = level[q, m]
+                            if member[m, q] and level[m, q] > lq:
+                                lq = level[m, q]
                     else:
-                        lq = level[q, s]
+                        lq = level[s, q]
                     if comp_combine[r] == COMBINE_MAX:
                         index = max(index, float(lq))
                     else:
                         index += w * lq
-                old = level[r, slot]
+                old = level[slot, r]
                 new = 0
                 for k in range(thr.shape[2]):
-                    tk = thr[r, slot, k]
+                    tk = thr[slot, r, k]
                     if tk == tk and index >= tk:
                         new = k + 1
                 x = index
@@ -147,17 +148,17 @@ def detect(idx, value, time_s, usable,
                                       ring_n, ring_head)
                 else:
                     x = v
-                old = level[r, s]
+                old = level[s, r]
                 new = _graded_level(r, s, x, t, thr, hold, n_req, mask, sustain, level,
                                     ex_bits, ho_bits, above_since)
             # First exceedance of the episode: first reading at or above the lowest threshold.
-            above = x >= lowest[r, slot]
-            if above and since[r, slot] != since[r, slot]:
-                since[r, slot] = t
-            episode = since[r, slot]
+            above = x >= lowest[slot, r]
+            if above and since[slot, r] != since[slot, r]:
+                since[slot, r] = t
+            episode = since[slot, r]
             if new == 0 and not above:
-                since[r, slot] = np.nan
-            level[r, slot] = new
+                since[slot, r] = np.nan
+            level[slot, r] = new
             if new != old:
                 out_row[count] = i
                 out_rule[count] = r

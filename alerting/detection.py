@@ -43,7 +43,10 @@ class LevelChanges:
 
 
 class DetectionState:
-    """Every rule's per-sensor (or per-site) state, as arrays for the compiled kernel."""
+    """Every rule's per-sensor (or per-site) state, as arrays for the compiled kernel.
+
+    Arrays are indexed ``[slot, rule(, level)]``: a reading's state is contiguous in memory.
+    """
 
     def __init__(self, rulebook: Rulebook, inventory: pd.DataFrame) -> None:
         rules = rulebook.rules
@@ -63,9 +66,9 @@ class DetectionState:
         rule_pos = {r.id: j for j, r in enumerate(rules)}
 
         self.kind = np.array([_KINDS[r.kind] for r in rules], dtype=np.int64)
-        self.member = np.zeros((n_rules, n), dtype=np.bool_)
-        self.thr = np.full((n_rules, n, k), np.nan)
-        self.hold = np.full((n_rules, n, k), np.nan)
+        self.member = np.zeros((n, n_rules), dtype=np.bool_)
+        self.thr = np.full((n, n_rules, k), np.nan)
+        self.hold = np.full((n, n_rules, k), np.nan)
         self.n_req = np.array([r.debounce.n for r in rules], dtype=np.int64)
         self.mask = np.array([(1 << r.debounce.m) - 1 for r in rules], dtype=np.uint32)
         self.sustain = np.array([r.sustain_s for r in rules], dtype=np.float64)
@@ -76,8 +79,8 @@ class DetectionState:
         self.rate_slot = np.full(n_rules, -1, dtype=np.int64)
         for j, rule in enumerate(rules):
             base = rulebook.threshold_vector(rule)
-            self.thr[j] = base
-            self.hold[j] = base - rule.hysteresis
+            self.thr[:, j] = base
+            self.hold[:, j] = base - rule.hysteresis
             if rule.kind == "composite":
                 comp = rule.composite
                 for q in comp.of:
@@ -88,27 +91,27 @@ class DetectionState:
             member = quantities == rule.quantity
             if rule.sensor_types:
                 member &= np.isin(types, rule.sensor_types)
-            self.member[j] = member
+            self.member[:, j] = member
             self._apply_overrides(j, rule, rulebook, ids, assets)
             if rule.kind == "rate_of_rise":
                 self.rate_slot[j] = int(np.count_nonzero(self.rate_slot >= 0))
         self.lowest = np.nanmin(self.thr, axis=2)
         n_rate = int(np.count_nonzero(self.rate_slot >= 0))
-        self.ring_t = np.zeros((n_rate, n, RING))
-        self.ring_v = np.zeros((n_rate, n, RING))
-        self.ring_n = np.zeros((n_rate, n), dtype=np.int64)
-        self.ring_head = np.zeros((n_rate, n), dtype=np.int64)
-        self.level = np.zeros((n_rules, n), dtype=np.int64)
-        self.ex_bits = np.zeros((n_rules, k, n), dtype=np.uint32)
-        self.ho_bits = np.zeros((n_rules, k, n), dtype=np.uint32)
-        self.above_since = np.full((n_rules, k, n), np.nan)
-        self.since = np.full((n_rules, n), np.nan)
+        self.ring_t = np.zeros((n, n_rate, RING))
+        self.ring_v = np.zeros((n, n_rate, RING))
+        self.ring_n = np.zeros((n, n_rate), dtype=np.int64)
+        self.ring_head = np.zeros((n, n_rate), dtype=np.int64)
+        self.level = np.zeros((n, n_rules), dtype=np.int64)
+        self.ex_bits = np.zeros((n, n_rules, k), dtype=np.uint32)
+        self.ho_bits = np.zeros((n, n_rules, k), dtype=np.uint32)
+        self.above_since = np.full((n, n_rules, k), np.nan)
+        self.since = np.full((n, n_rules), np.nan)
         # Composite slots: a sensor takes part if it is a member of any rule combined.
         for j in np.flatnonzero(self.kind == KIND_COMPOSITE):
-            involved = (self.member[self.comp_w[j] != 0.0]).any(axis=0)
+            involved = self.member[:, self.comp_w[j] != 0.0].any(axis=1)
             if self.comp_site[j]:
                 involved = np.isin(self.site_of, self.site_of[involved])
-            self.member[j] = involved
+            self.member[:, j] = involved
 
     def _apply_overrides(self, j: int, rule: Rule, rulebook: Rulebook, ids: np.ndarray,
                          assets: np.ndarray) -> None:
@@ -117,8 +120,8 @@ class DetectionState:
             merged = rulebook.threshold_vector(rule.model_copy(
                 update={"thresholds": {**rule.thresholds, **ov.thresholds}}))
             hyst = rule.hysteresis if ov.hysteresis is None else ov.hysteresis
-            self.thr[j, hit] = merged
-            self.hold[j, hit] = merged - hyst
+            self.thr[hit, j] = merged
+            self.hold[hit, j] = merged - hyst
 
     def run(self, idx: np.ndarray, value: np.ndarray, time_s: np.ndarray,
             usable: np.ndarray) -> LevelChanges:

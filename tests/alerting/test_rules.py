@@ -283,4 +283,4 @@ def test_compiled_kernel_matches_numpy_reference(values, debounce, hysteresis):
         state.run(np.array([0]), np.array([v]), np.array([float(t)]), np.array([True]))
         ref.update(np.array([0]), np.array([v]), np.array([float(t)]))
         assert state.level[0, 0] == ref.level[0]
-        assert np.array_equal(state.since[0, :1], ref.exceed_since_s, equal_nan=True)
+        assert np.array_equal(state.since[:1, 0], ref.exceed_since_s, equal_nan=True)
