@@ -140,6 +140,33 @@ def cmd_twin_info(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from viewer.operating_report import operating_report, write_operating_report
+
+    out = Path(args.out)
+    write_operating_report(args.archives, out, period=args.period, start=args.start)
+    t = operating_report(args.archives, period=args.period, start=args.start)["totals"]
+    ttw = t["time_to_first_warning_s"]["median"]
+    print(f"warnings: {t['warnings']['count']} (by level {t['warnings']['by_max_level']}); "
+          f"median time to first warning: {'—' if ttw is None else f'{ttw:g} s'}")
+    print(f"work orders: {t['work_orders']['count']}, assigned {t['work_orders']['assigned']}, "
+          f"closed {t['work_orders']['closed']}; overdue: {t['overdue']['count']}; "
+          f"escalations: {t['escalations']['work_order']}")
+    print(f"cancelled warnings: {t['cancelled']['count']}; false-alarm rate: "
+          f"{t['false_alarms']['rate']:.0%}; push delivery: {t['pushes']['rate']:.1%}; "
+          f"self-check findings: {t['self_checks']['raised']}")
+    print(f"Operating report: {out}")
+    return EXIT_OK
+
+
+def cmd_dossier(args) -> int:
+    from viewer.dossier import build_dossiers
+
+    paths = build_dossiers(args.archive, Path(args.out))
+    print(f"{len(paths) // 2} dossier(s) in {args.out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="citytwin",
@@ -170,6 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "placement and rulebook. Nothing is written.")
     v.add_argument("scenario", help="scenario YAML file")
     v.set_defaults(func=cmd_validate)
+
+    o = sub.add_parser("report", help="weekly/monthly operating report over run archives",
+                       description="Counts of warnings by hazard and level, time to first "
+                                   "warning, to assignment and to closure, overdue items, "
+                                   "false-alarm rates, push delivery and self-checks, as HTML.")
+    o.add_argument("archives", nargs="+", help="archive.sqlite files or run folders")
+    o.add_argument("--period", choices=["week", "month"], default="week")
+    o.add_argument("--start", help="report only the week/month containing this date")
+    o.add_argument("--out", default="operating_report.html", help="HTML file to write")
+    o.set_defaults(func=cmd_report)
+
+    ds = sub.add_parser("dossier", help="event dossiers (JSON + HTML) from a run archive",
+                        description="One dossier per incident: abnormal data, alarms, level "
+                                    "changes, pushes, work-order history and CAP messages.")
+    ds.add_argument("archive", help="archive.sqlite or run folder")
+    ds.add_argument("--out", default="dossiers", help="folder to write")
+    ds.set_defaults(func=cmd_dossier)
 
     t = sub.add_parser("twin", help="build or inspect a twin", description="Twin commands.")
     tsub = t.add_subparsers(dest="twin_command", required=True, metavar="SUBCOMMAND")

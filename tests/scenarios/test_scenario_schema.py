@@ -21,7 +21,7 @@ def demo_data():
 def test_demo_scenario_is_valid():
     sc = load_scenario(DEMO)
     assert sc.duration_s == 5400 and sc.seed == 42
-    assert [w.from_deg for w in sc.weather.wind] == [270, 270, 190, 180]
+    assert [w.from_deg for w in sc.weather.wind] == [270, 270, 190, 180, 180]
 
 
 @pytest.mark.parametrize("mutate, field, reason", [

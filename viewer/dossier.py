@@ -1,0 +1,839 @@
+"""Event dossiers: the complete record of one warning, from the first exceedance to the end.
+
+``build_dossiers(archive, out_dir)`` writes, for every warning (incident) in a run archive,
+``DOSSIER-<warning_id>.json`` — the canonical record (sorted keys, no wall-clock of the build:
+two builds give identical bytes) — and ``DOSSIER-<warning_id>.html``, a self-contained page
+(inline CSS, plots as base64 PNG, no JavaScript) that reads on a phone as well as on a desk.
+
+A dossier holds what the event archive of a city platform keeps: the summary (hazard, first
+exceedance, when raised, levels over time, the maximum with its area, protected targets and
+population, basis, time to all-clear or cancellation), the abnormal sensor data around the
+incident with the rule thresholds, every alarm change, every warning event with its reason,
+the pushes to each unit with delivery and delay, the work orders with every state change
+(who, when, note: the on-site handling record and feedback), and the CAP messages.
+
+Times: every ``*_s`` field is seconds from the run's start; its ``*_wall`` twin is the
+wall-clock time ``anchor + seconds`` in the anchor's UTC offset, the anchor being the
+manifest's ``start``.
+
+``load_run`` is the archive reader shared with :mod:`viewer.operating_report`: it refuses a
+file that is not a citytwin run archive with an :class:`~twin.errors.InputError` naming the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import shapely  # noqa: E402
+
+from scenarios.archive import SCHEMA, TABLES  # noqa: E402
+from twin.errors import InputError  # noqa: E402
+from viewer.report import LEVEL_COLOURS, _clock, _png, _table, map_plot  # noqa: E402
+
+if TYPE_CHECKING:
+    from twin.model import CityTwin
+
+DOSSIER_FORMAT = 1
+#: Readings shown before the first exceedance and after the end of an incident.
+PRE_WINDOW_S = 600.0
+POST_WINDOW_S = 300.0
+#: Most sensors drawn in a dossier's plot, most time rows in its HTML readings table.
+MAX_PLOTTED_SENSORS = 12
+MAX_TABLE_ROWS = 1500
+#: Table columns that are points in time (seconds from the run's start).
+TIME_COLUMNS = ("time_s", "known_at_s", "received_s", "first_exceedance_s", "created_s",
+                "deadline_s")
+#: Columns holding canonical JSON (lists or mappings).
+JSON_COLUMNS = ("sensors", "targets", "recipients", "actions", "data")
+ENDING_EVENTS = ("cleared", "cancelled")
+_END_WORDS = {"cleared": "all-clear", "cancelled": "cancellation", "open": "end of the run"}
+REQUIRED_MANIFEST = ("run_id", "scenario", "start")
+#: The tables read into memory (observations are queried per incident).
+_EVENT_TABLES = tuple(t for t in TABLES if t != "observations")
+_ORDER = {"sensors": "sensor_key", "work_orders": "created_s, work_order_id"}
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0.8em;
+       color: #222; line-height: 1.4; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+.badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.3em; color: #000;
+         font-weight: bold; }
+.note { color: #555; font-size: 0.9em; }
+@media (max-width: 600px) { body { padding: 0.4em; } table { font-size: 0.78em; } }
+"""
+
+
+# --- reading an archive ------------------------------------------------------------------
+
+@dataclass
+class RunData:
+    """A run archive read into memory (all tables but the observations)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    anchor: datetime
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest["run_id"])
+
+    @property
+    def levels(self) -> list[str]:
+        """Level names, least to most severe (level number = position + 1)."""
+        rulebook = self.manifest.get("rulebook") or {}
+        if rulebook.get("levels"):
+            return list(rulebook["levels"])
+        w = self.tables["warnings"]
+        named = w[w["level"] > 0].drop_duplicates("level").sort_values("level")
+        return [str(n) for n in named["level_name"]]
+
+    def level_name(self, level: int) -> str:
+        levels = self.levels
+        return "none" if level <= 0 else (levels[level - 1] if level <= len(levels)
+                                          else str(level))
+
+    def wall(self, t_s: float | None) -> str | None:
+        """Wall-clock ISO 8601 time of ``t_s`` seconds from the start (anchor's offset)."""
+        return wall_clock(self.anchor, t_s)
+
+    def local(self, t_s: float) -> datetime:
+        """Aware local datetime of ``t_s`` seconds from the start."""
+        return self.anchor + timedelta(seconds=float(t_s))
+
+
+def wall_clock(anchor: datetime, t_s: float | None) -> str | None:
+    """``anchor + t_s`` as ISO 8601 with the anchor's UTC offset (ms only when fractional)."""
+    if t_s is None or (isinstance(t_s, float) and math.isnan(t_s)):
+        return None
+    t = anchor + timedelta(seconds=float(t_s))
+    return t.isoformat(timespec="seconds" if float(t_s).is_integer() else "milliseconds")
+
+
+def parse_anchor(text: object) -> datetime:
+    """The manifest's ``start``: an ISO 8601 date-time with a UTC offset (ValueError if not)."""
+    try:
+        anchor = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
+    if anchor.utcoffset() is None:
+        raise ValueError(f"{text!r} has no UTC offset; the wall-clock anchor needs one "
+                         "(e.g. 2026-06-01T05:30:00+08:00)")
+    return anchor
+
+
+@cache
+def _expected_columns() -> dict[str, tuple[str, ...]]:
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in TABLES}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run archive (or a run folder holding ``archive.sqlite``).
+
+    Raises ``InputError`` (a ``ValueError``) naming the file and the reason when it does not
+    exist, is not SQLite, lacks a table or column of the current schema, or has a manifest
+    without ``run_id``, ``scenario`` or a ``start`` with a UTC offset.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "archive.sqlite").is_file():
+        path = path / "archive.sqlite"
+    if not path.exists():
+        raise InputError(str(path), "no such file")
+    if path.is_dir():
+        raise InputError(str(path), "is a folder without archive.sqlite, not a run archive")
+    try:
+        with closing(_connect(path)) as db:
+            columns = _check_schema(path, db)
+            manifest = _read_manifest(path, db)
+            tables = {}
+            for t in _EVENT_TABLES:
+                if t == "manifest":
+                    continue
+                order = _ORDER.get(t, "seq")
+                tables[t] = pd.read_sql_query(
+                    f"SELECT {', '.join(columns[t])} FROM {t} ORDER BY {order}", db)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise InputError(str(path), f"not a readable SQLite run archive ({exc})") from None
+    try:
+        anchor = parse_anchor(manifest["start"])
+    except ValueError as exc:
+        raise InputError(str(path), str(exc), field="manifest.start") from None
+    return RunData(path=path, manifest=manifest, anchor=anchor, tables=tables)
+
+
+def _check_schema(path: Path, db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    present = {name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    if "manifest" not in present:
+        raise InputError(str(path), "not a citytwin run archive (it has no manifest table)")
+    expected = _expected_columns()
+    missing = [t for t in TABLES if t not in present]
+    if missing:
+        row = db.execute("SELECT value FROM manifest WHERE key = 'schema_version'").fetchone()
+        version = row[0] if row else "unknown"
+        raise InputError(str(path), f"archive schema version {version} lacks table(s) "
+                         f"{', '.join(missing)}; re-run the scenario with this citytwin")
+    for t in TABLES:
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({t})")}
+        lacking = [c for c in expected[t] if c not in have]
+        if lacking:
+            raise InputError(str(path), f"missing column(s) {', '.join(lacking)} "
+                             "(an older or foreign archive schema)", field=t)
+    return expected
+
+
+def _read_manifest(path: Path, db: sqlite3.Connection) -> dict[str, Any]:
+    manifest = {}
+    for key, value in db.execute("SELECT key, value FROM manifest ORDER BY key"):
+        try:
+            manifest[key] = json.loads(value)
+        except (TypeError, ValueError):
+            raise InputError(str(path), "not valid JSON", field=f"manifest.{key}") from None
+    for key in REQUIRED_MANIFEST:
+        if key not in manifest:
+            raise InputError(str(path), "missing (every run archive records it)",
+                             field=f"manifest.{key}")
+    return manifest
+
+
+def read_observations(run: RunData, sensor_ids: list[str], t0_s: float,
+                      t1_s: float) -> pd.DataFrame:
+    """Readings of ``sensor_ids`` with ``t0_s <= time_s <= t1_s``, by sensor and time."""
+    cols = "sensor_id, time_s, received_s, value, quality, source"
+    if not sensor_ids:
+        return pd.DataFrame(columns=cols.split(", "))
+    marks = ",".join("?" * len(sensor_ids))
+    with closing(_connect(run.path)) as db:
+        return pd.read_sql_query(
+            f"SELECT s.sensor_id, o.time_s, o.received_s, o.value, o.quality, o.source "
+            f"FROM observation_rows AS o JOIN sensors AS s USING (sensor_key) "
+            f"WHERE s.sensor_id IN ({marks}) AND o.time_s BETWEEN ? AND ? "
+            f"ORDER BY s.sensor_id, o.time_s", db,
+            params=[*sensor_ids, float(t0_s), float(t1_s)])
+
+
+# --- plain values and records ------------------------------------------------------------
+
+def plain(value: Any) -> Any:
+    """A JSON-ready Python value: numpy scalars unwrapped, NaN/NA → None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def records(df: pd.DataFrame, run: RunData) -> list[dict[str, Any]]:
+    """Rows as dicts: JSON columns decoded, each time column paired with ``*_wall``."""
+    out = []
+    for row in df.to_dict("records"):
+        rec: dict[str, Any] = {}
+        for key, value in row.items():
+            value = plain(value)
+            rec[key] = _decode(value) if key in JSON_COLUMNS else value
+            if key in TIME_COLUMNS:
+                rec[key[:-2] + "_wall"] = run.wall(value)
+        out.append(rec)
+    return out
+
+
+def canonical_json(data: object) -> str:
+    """Sorted keys, two-space indent, UTF-8 text, no NaN: the same data give the same bytes."""
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def stats(values: list[float] | np.ndarray) -> dict[str, float | int | None]:
+    """``n``, ``median``, ``p90`` (nearest rank: the smallest value with ≥ 90 % of the values
+    at or below it) and ``max``; None when there are no values."""
+    x = np.sort(np.asarray([v for v in values if v is not None], dtype=float))
+    if not len(x):
+        return {"n": 0, "median": None, "p90": None, "max": None}
+    rank = max(1, math.ceil(0.9 * len(x)))
+    return {"n": len(x), "median": float(np.median(x)), "p90": float(x[rank - 1]),
+            "max": float(x[-1])}
+
+
+def _list(value: Any) -> list:
+    value = _decode(value)
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+# --- one incident -------------------------------------------------------------------------
+
+@dataclass
+class Incident:
+    """The lifecycle facts of one warning, shared by dossiers and operating reports."""
+
+    warning_id: str
+    events: pd.DataFrame           # its warnings rows, by seq
+    raised: pd.Series
+    end: pd.Series | None          # the cleared / cancelled row, or None while open
+    max_row: pd.Series             # highest level; largest area among those; earliest
+
+    @property
+    def hazard(self) -> str:
+        return str(self.raised["hazard"])
+
+    @property
+    def outcome(self) -> str:
+        return "open" if self.end is None else str(self.end["event"])
+
+    @property
+    def first_exceedance_s(self) -> float:
+        return float(self.events["first_exceedance_s"].min())
+
+    @property
+    def raised_s(self) -> float:
+        """When the platform raised it (``known_at_s`` of the raised event)."""
+        return float(self.raised["known_at_s"])
+
+    @property
+    def ended_s(self) -> float | None:
+        return None if self.end is None else float(self.end["known_at_s"])
+
+    @property
+    def sensors(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.events["sensors"]:
+            seen.update(dict.fromkeys(_list(s)))
+        return list(seen)
+
+
+def incidents(run: RunData) -> list[Incident]:
+    """Every warning in the archive, in the order it was first seen."""
+    w = run.tables["warnings"]
+    out = []
+    for wid in w.drop_duplicates("warning_id")["warning_id"]:
+        ev = w[w["warning_id"] == wid].sort_values("seq")
+        raised_rows = ev[ev["event"] == "raised"]
+        raised = (raised_rows if len(raised_rows) else ev).iloc[0]
+        last = ev.iloc[-1]  # a warning re-raised after an all-clear is open again
+        live = ev[~ev["event"].isin(ENDING_EVENTS)]
+        live = live if len(live) else ev
+        top = live[live["level"] == live["level"].max()]
+        max_row = top.sort_values(["area_m2", "seq"], ascending=[False, True]).iloc[0]
+        out.append(Incident(str(wid), ev, raised,
+                            last if last["event"] in ENDING_EVENTS else None, max_row))
+    return out
+
+
+def _mentions(data: Any, warning_id: str) -> bool:
+    data = _decode(data)
+    return isinstance(data, dict) and data.get("warning_id") == warning_id
+
+
+def _thresholds(run: RunData, rule_ids: list[str]) -> list[dict[str, Any]]:
+    rulebook = run.manifest.get("rulebook") or {}
+    rules = [*(rulebook.get("rules") or []), *(rulebook.get("forecasts") or [])]
+    order = {name: i for i, name in enumerate(run.levels)}
+    out = []
+    for rule in rules:
+        if rule.get("id") in rule_ids and rule.get("thresholds"):
+            thr = sorted(rule["thresholds"].items(), key=lambda kv: (order.get(kv[0], 99), kv))
+            out.append({"rule_id": rule["id"], "kind": rule.get("kind", "threshold"),
+                        "quantity": rule.get("quantity"), "unit": rule.get("unit"),
+                        "thresholds": {str(k): float(v) for k, v in thr}})
+    return sorted(out, key=lambda r: r["rule_id"])
+
+
+def _work_orders(run: RunData, warning_id: str) -> list[dict[str, Any]]:
+    orders = run.tables["work_orders"]
+    events = run.tables["work_order_events"]
+    out = []
+    for rec in records(orders[orders["warning_id"] == warning_id], run):
+        ev = events[events["work_order_id"] == rec["work_order_id"]].sort_values("seq")
+        facts = order_facts(rec["created_s"], ev)
+        rec.update(facts)
+        rec["events"] = records(ev, run)
+        out.append(rec)
+    return out
+
+
+def order_facts(created_s: float, events: pd.DataFrame) -> dict[str, Any]:
+    """Derived facts of one work order from its events (by seq)."""
+    def first(name: str) -> float | None:
+        t = events.loc[events["event"] == name, "time_s"]
+        return float(t.iloc[0]) if len(t) else None
+
+    assigned, closed = first("assigned"), first("closed")
+    return {
+        "state_at_end": str(events["state"].iloc[-1]) if len(events) else "created",
+        "time_to_assignment_s": None if assigned is None else assigned - created_s,
+        "time_to_closure_s": None if closed is None else closed - created_s,
+        "overdue_events": [str(e) for e in events["event"] if str(e).startswith("overdue")],
+        "escalations": int((events["event"] == "escalated").sum()),
+    }
+
+
+def dossier_data(run: RunData, inc: Incident, *, pre_s: float = PRE_WINDOW_S,
+                 post_s: float = POST_WINDOW_S) -> dict[str, Any]:
+    """The canonical content of one dossier (JSON-ready, deterministic)."""
+    wid = inc.warning_id
+    duration_run_s = plain(run.manifest.get("duration_s"))
+    members = inc.sensors
+    t_end = inc.ended_s
+    if t_end is None:
+        t_end = float(duration_run_s) if duration_run_s is not None else float(
+            inc.events["known_at_s"].max())
+    t0, t1 = inc.first_exceedance_s - pre_s, t_end + post_s
+
+    alarms = run.tables["alarms"]
+    alarms = alarms[alarms["sensor_id"].isin(members) & (alarms["hazard"] == inc.hazard)
+                    & alarms["time_s"].between(t0, t1)]
+    rule_ids = sorted(set(alarms["rule_id"]))
+    obs = read_observations(run, members, t0, t1)
+    pushes = run.tables["pushes"]
+    pushes = pushes[pushes["warning_id"] == wid].copy()
+    seq_event = dict(zip(inc.events["seq"], inc.events["event"], strict=True))
+    pushes["warning_event"] = pushes["warning_seq"].map(seq_event)
+    pushes["delay_s"] = (pd.to_numeric(pushes["received_s"], errors="coerce")
+                         - pd.to_numeric(pushes["time_s"])).round(3)
+    caps = run.tables["cap_messages"]
+    checks = run.tables["self_checks"]
+    checks = checks[checks["subject"].isin(members) & checks["time_s"].between(t0, t1)]
+    timeline = run.tables["timeline"]
+    timeline = timeline[[_mentions(d, wid) for d in timeline["data"]]]
+
+    ev = inc.events
+    changes = ev[ev["level"].ne(ev["level"].shift())]
+    levels_over_time = [
+        {"time_s": plain(r.time_s), "time_wall": run.wall(r.time_s),
+         "known_at_s": plain(r.known_at_s), "known_at_wall": run.wall(r.known_at_s),
+         "event": r.event, "level": int(r.level), "level_name": r.level_name,
+         "reason": r.reason} for r in changes.itertuples()]
+    m = inc.max_row
+    at_max = {k: plain(m[k]) for k in ("seq", "time_s", "known_at_s", "event", "area_m2",
+                                         "area_source", "area_wkt", "population", "loop",
+                                         "lead_unit", "certainty", "basis", "reason")}
+    at_max.update({"time_wall": run.wall(m["time_s"]), "known_at_wall": run.wall(m["known_at_s"]),
+                   "targets": _list(m["targets"]), "recipients": _list(m["recipients"]),
+                   "sensors": _list(m["sensors"])})
+    targets_all: dict[str, None] = {}
+    for t in ev["targets"]:
+        targets_all.update(dict.fromkeys(_list(t)))
+    n_delivered = int(pushes["delivered"].astype(bool).sum())
+    summary = {
+        "warning_id": wid, "hazard": inc.hazard, "basis": str(inc.raised["basis"]),
+        "bases": list(dict.fromkeys(str(b) for b in ev["basis"])),
+        "first_exceedance_s": inc.first_exceedance_s,
+        "first_exceedance_wall": run.wall(inc.first_exceedance_s),
+        "raised_time_s": plain(inc.raised["time_s"]),
+        "raised_time_wall": run.wall(inc.raised["time_s"]),
+        "raised_s": inc.raised_s, "raised_wall": run.wall(inc.raised_s),
+        "time_to_warning_s": inc.raised_s - inc.first_exceedance_s,
+        "levels_over_time": levels_over_time,
+        "max_level": int(m["level"]), "max_level_name": str(m["level_name"]),
+        "at_max": at_max,
+        "targets_all": list(targets_all),
+        "peak_population": int(ev["population"].max()),
+        "sensors": members, "rules": rule_ids,
+        "escalations": int((ev["event"] == "escalated").sum()),
+        "outcome": inc.outcome,
+        "ended_s": inc.ended_s, "ended_wall": run.wall(inc.ended_s),
+        "end_reason": None if inc.end is None else str(inc.end["reason"]),
+        "duration_s": None if inc.ended_s is None else inc.ended_s - inc.raised_s,
+        "open_at_run_end_s": (float(duration_run_s) - inc.raised_s
+                              if inc.end is None and duration_run_s is not None else None),
+        "pushes": len(pushes), "pushes_delivered": n_delivered,
+    }
+    obs_cols = ["sensor_id", "time_s", "time_wall", "value", "quality", "source", "received_s"]
+    obs_rows = [[plain(r.sensor_id), plain(r.time_s), run.wall(r.time_s), plain(r.value),
+                 plain(r.quality), plain(r.source), plain(r.received_s)]
+                for r in obs.itertuples(index=False)]
+    sensors = run.tables["sensors"]
+    return {
+        "dossier_format": DOSSIER_FORMAT,
+        "warning_id": wid,
+        "run": {"run_id": run.run_id, "archive": run.path.name,
+                "scenario": (run.manifest.get("scenario") or {}).get("name"),
+                "mode": (run.manifest.get("scenario") or {}).get("mode"),
+                "seed": plain(run.manifest.get("seed")), "start": str(run.manifest["start"]),
+                "duration_s": duration_run_s, "status": run.manifest.get("status")},
+        "times": {"anchor": str(run.manifest["start"]),
+                  "note": "*_s: seconds from the run's start; *_wall: anchor + seconds, "
+                          "ISO 8601 in the anchor's UTC offset"},
+        "summary": summary,
+        "observations": {
+            "from_s": t0, "from_wall": run.wall(t0), "to_s": t1, "to_wall": run.wall(t1),
+            "pre_s": float(pre_s), "post_s": float(post_s),
+            "sensors": records(sensors[sensors["sensor_id"].isin(members)], run),
+            "thresholds": _thresholds(run, rule_ids),
+            "columns": obs_cols, "rows": obs_rows},
+        "alarms": records(alarms, run),
+        "warning_events": records(ev, run),
+        "pushes": records(pushes, run),
+        "work_orders": _work_orders(run, wid),
+        "cap_messages": records(caps[caps["warning_id"] == wid], run),
+        "self_checks": records(checks, run),
+        "timeline": records(timeline, run),
+    }
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+def _local_times(anchor: datetime, t_s) -> np.ndarray:
+    base = np.datetime64(anchor.replace(tzinfo=None).isoformat(), "ms")
+    return base + (np.asarray(t_s, dtype=float) * 1000).round().astype("timedelta64[ms]")
+
+
+def _offset_label(anchor: datetime) -> str:
+    off = anchor.utcoffset() or timedelta(0)
+    sign = "-" if off < timedelta(0) else "+"
+    minutes = abs(int(off.total_seconds())) // 60
+    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> str:
+    """Readings of the member sensors with the rule thresholds, and the level over time."""
+    import matplotlib.dates as mdates
+
+    s = data["summary"]
+    obs = pd.DataFrame(data["observations"]["rows"], columns=data["observations"]["columns"])
+    fig, (ax, axl) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1.2]})
+    obs["value"] = obs["value"].astype(float)
+    top = obs.groupby("sensor_id")["value"].max().sort_values(ascending=False, kind="stable")
+    shown = sorted(top.index[:MAX_PLOTTED_SENSORS])
+    for sid in shown:
+        g = obs[obs["sensor_id"] == sid]
+        ax.plot(_local_times(anchor, g["time_s"]), g["value"], lw=1.2, label=sid)
+    units = {x["unit"] for x in data["observations"]["sensors"]}
+    lines: dict[float, list[str]] = {}  # one line per threshold value, every rule named
+    colours: dict[float, str] = {}
+    rules = [r for r in data["observations"]["thresholds"] if r["unit"] in units]
+    for i, rule in enumerate(rules):  # rates of rise, composite scores: not on this axis
+        for level, thr in rule["thresholds"].items():
+            colours.setdefault(thr, LEVEL_COLOURS.get(level, "k"))
+            lines.setdefault(thr, []).append(f"{level} {thr:g} {rule['unit']}"
+                                             + (f" ({rule['rule_id']})" if i else ""))
+        ax.set_ylabel(f"{rule['quantity']} ({rule['unit']})")
+    for thr, labels in lines.items():
+        ax.axhline(thr, color=colours[thr], ls="--", lw=0.9)
+        ax.text(0.005, thr, " / ".join(labels), va="bottom", fontsize=7,
+                transform=ax.get_yaxis_transform())
+    marks = [(s["first_exceedance_s"], "first exceedance", "#616161", ":"),
+             (s["raised_s"], "raised", "black", "-")]
+    run_end_s = data["run"]["duration_s"]
+    if s["ended_s"] is not None:
+        marks.append((s["ended_s"], s["outcome"],
+                      "#2e7d32" if s["outcome"] == "cleared" else "#6a1b9a", "-."))
+    elif run_end_s is not None:
+        marks.append((run_end_s, "end of run (still open)", "#c62828", "-."))
+    for t, label, colour, ls in marks:
+        x = _local_times(anchor, [t])[0]
+        ax.axvline(x, color=colour, ls=ls, lw=1.0, label=label)
+        axl.axvline(x, color=colour, ls=ls, lw=1.0)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    some = f" ({len(shown)} of {len(top)} with the highest readings)" if len(top) > len(
+        shown) else ""
+    ax.set_title(f"{data['warning_id']}: readings of its sensors{some} and the warning level",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ev = pd.DataFrame(s["levels_over_time"])
+    end = next(t for t in (s["ended_s"], run_end_s, data["observations"]["to_s"])
+               if t is not None)
+    t = [*ev["known_at_s"], end]
+    lv = [*ev["level"], ev["level"].iloc[-1]]
+    axl.step(_local_times(anchor, t), lv, where="post", color="#424242", lw=1.5)
+    for r in ev.itertuples():
+        axl.scatter(_local_times(anchor, [r.known_at_s]), [r.level], zorder=3, s=30,
+                    color=LEVEL_COLOURS.get(r.level_name, "#9e9e9e"), edgecolor="k", lw=0.5)
+    axl.set_yticks(range(len(levels) + 1), ["none", *levels], fontsize=7)
+    axl.set_ylim(-0.4, len(levels) + 0.4)
+    axl.set_ylabel("level")
+    axl.grid(alpha=0.3)
+    locator = mdates.AutoDateLocator()
+    axl.xaxis.set_major_locator(locator)
+    axl.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axl.set_xlabel(f"wall-clock time ({_offset_label(anchor)})")
+    return _png(fig)
+
+
+def area_plot(data: dict[str, Any]) -> str | None:
+    """Without a twin: the warning areas over time, the area at the maximum, its sensors."""
+    geoms = []
+    for e in data["warning_events"]:
+        try:
+            g = shapely.from_wkt(e["area_wkt"])
+        except (shapely.errors.GEOSException, TypeError, ValueError):
+            continue
+        if g is not None and not g.is_empty:
+            geoms.append((e, g))
+    if not geoms:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 6))
+    top = data["summary"]["at_max"]["seq"]
+    for e, g in geoms:
+        for poly in getattr(g, "geoms", [g]):
+            if not hasattr(poly, "exterior"):
+                continue
+            x, y = poly.exterior.xy
+            colour = LEVEL_COLOURS.get(e["level_name"], "k")
+            if e["seq"] == top:
+                ax.fill(x, y, color=colour, alpha=0.4, label=f"area at max ({e['level_name']})")
+            else:
+                ax.plot(x, y, color=colour, lw=0.8, alpha=0.7)
+    for s in data["observations"]["sensors"]:
+        ax.plot(s["x_m"], s["y_m"], "o", color="#212121", ms=5)
+        ax.annotate(s["sensor_id"], (s["x_m"], s["y_m"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_aspect("equal")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.tick_params(labelsize=7)
+    ax.set_title("Warning areas (outlines: each event; filled: at the maximum) and sensors",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    return _png(fig)
+
+
+# --- HTML ----------------------------------------------------------------------------------
+
+def _esc(value: Any) -> str:
+    return html.escape("—" if value is None or value == [] else str(value))
+
+
+def _frame(rows: list[dict], columns: list[tuple[str, Any]]) -> pd.DataFrame:
+    """Display frame: ``columns`` = (header, key or function of the row)."""
+    return pd.DataFrame([[(f(r) if callable(f) else _show(r.get(f))) for _, f in columns]
+                         for r in rows], columns=[h for h, _ in columns])
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _t(key: str) -> tuple[str, Any]:
+    """'t' column (T+hh:mm:ss and seconds) for a time key."""
+    return ("t", lambda r: "—" if r.get(key) is None else f"{_clock(r[key])} ({r[key]:g} s)")
+
+
+def _w(key: str) -> tuple[str, Any]:
+    return ("wall clock", lambda r: _show(r.get(key[:-2] + "_wall")))
+
+
+def section_table(rows: list[dict], columns: list[tuple[str, Any]], empty: str) -> str:
+    """A scrollable table, or a sentence when there are no rows."""
+    if not rows:
+        return f"<p>{html.escape(empty)}</p>"
+    return f'<div class="scroll">{_table(_frame(rows, columns))}</div>'
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:g} s ({seconds / 60:.1f} min)"
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML page (inline CSS, no scripts, viewport for phones)."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style></head><body>\n"
+            f"{body}\n</body></html>\n")
+
+
+def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = None) -> str:
+    """The HTML page of one dossier."""
+    s, m = data["summary"], data["summary"]["at_max"]
+    wid = data["warning_id"]
+    colour = LEVEL_COLOURS.get(s["max_level_name"], "#9e9e9e")
+    facts = [
+        ("Hazard", s["hazard"]), ("Basis", ", ".join(s["bases"])),
+        ("Outcome", s["outcome"] + (f" — {s['end_reason']}" if s["end_reason"] else "")),
+        ("First exceedance", f"{s['first_exceedance_wall']} ({_clock(s['first_exceedance_s'])})"),
+        ("Raised", f"{s['raised_wall']} ({_clock(s['raised_s'])}), "
+                   f"{_dur(s['time_to_warning_s'])} after the first exceedance"),
+        ("Levels reached", " → ".join(f"{x['level_name']} ({_clock(x['known_at_s'])})"
+                                      for x in s["levels_over_time"])),
+        ("Maximum level",
+         f"{s['max_level_name']} (level {s['max_level']}) at {m['known_at_wall']}"),
+        ("Area at maximum", f"{m['area_m2'] / 1e4:.2f} ha ({m['area_source']})"),
+        ("Protected targets at maximum", _show(m["targets"])),
+        ("Population at maximum", f"{m['population']} (peak {s['peak_population']})"),
+        ("Loop / lead unit at maximum", f"{m['loop']} / {m['lead_unit']}"),
+        ("Recipients at maximum", _show(m["recipients"])),
+        ("Sensors", _show(s["sensors"])), ("Rules", _show(s["rules"])),
+        ("Escalations", s["escalations"]),
+        ("Ended", "still open at the end of the run" if s["ended_s"] is None
+         else f"{s['ended_wall']} ({_clock(s['ended_s'])})"),
+        ("Duration to " + ("all-clear" if s["outcome"] == "cleared" else s["outcome"]),
+         _dur(s["duration_s"] if s["duration_s"] is not None else s["open_at_run_end_s"])),
+        ("Pushes delivered", f"{s['pushes_delivered']} of {s['pushes']}"),
+    ]
+    facts_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts)
+    obs = data["observations"]
+    ob = pd.DataFrame(obs["rows"], columns=obs["columns"])
+    if len(ob):
+        wide = ob.pivot(index=["time_s", "time_wall"], columns="sensor_id",
+                        values="value").reset_index()
+        wide.columns.name = None
+        wide.insert(0, "t", wide["time_s"].map(_clock))
+        wide = wide.drop(columns="time_s").rename(columns={"time_wall": "wall clock"})
+        wide = wide.map(lambda v: "—" if isinstance(v, float) and math.isnan(v) else v)
+        step = math.ceil(len(wide) / MAX_TABLE_ROWS)
+        thinned = (f"; one time in {step} shown, the JSON dossier holds them all"
+                   if step > 1 else "")
+        wide = wide.iloc[::step]
+        readings = (f"<details><summary>Readings table ({len(ob)} readings of "
+                    f"{ob['sensor_id'].nunique()} sensor(s){thinned})</summary>"
+                    f'<div class="scroll">{_table(wide)}</div></details>')
+    else:
+        readings = "<p>No readings of its sensors in the window.</p>"
+    thr = "; ".join(f"{r['rule_id']}: " + ", ".join(f"{k} {v:g} {r['unit']}"
+                                                    for k, v in r["thresholds"].items())
+                    for r in obs["thresholds"]) or "none in the manifest's rulebook"
+    plot = incident_plot(data, run.anchor, run.levels)
+    if twin is not None:
+        sensors = run.tables["sensors"]
+        hazards = {k: v for k, v in (run.manifest.get("hazards") or {}).items()
+                   if isinstance(v, dict) and "xy_m" in v}
+        events = run.tables["warnings"]
+        amap = map_plot(twin, sensors[sensors["sensor_id"].isin(s["sensors"])],
+                        pd.DataFrame(data["alarms"], columns=run.tables["alarms"].columns),
+                        events[events["warning_id"] == wid], hazards)
+    else:
+        amap = area_plot(data)
+    map_html = (f'<img alt="warning areas" src="{amap}">' if amap
+                else "<p>No warning area was recorded.</p>")
+    orders = []
+    for o in data["work_orders"]:
+        head = [("Work order", o["work_order_id"]), ("Lead unit", o["lead_unit"]),
+                ("Level", o["level_name"]), ("Actions", _show(o["actions"])),
+                ("Created", f"{o['created_wall']} ({_clock(o['created_s'])})"),
+                ("Deadline", f"{o['deadline_wall']} ({_clock(o['deadline_s'])})"),
+                ("State at end of run", o["state_at_end"]),
+                ("Time to assignment", _dur(o["time_to_assignment_s"])),
+                ("Time to closure", _dur(o["time_to_closure_s"])),
+                ("Overdue", _show(o["overdue_events"]))]
+        orders.append(
+            f"<h3>{_esc(o['work_order_id'])}</h3><table>"
+            + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in head)
+            + "</table>" + section_table(o["events"], [
+                _t("time_s"), _w("time_s"), ("event", "event"), ("state", "state"),
+                ("who", "actor"), ("note", "note")], "No events."))
+    body = f"""<h1>Event dossier {_esc(wid)} <span class="badge" style="background:{colour}">
+{_esc(s['max_level_name'].upper())}</span></h1>
+<p class="note">{_esc(s['hazard'])} · run {_esc(data['run']['run_id'])}
+({_esc(data['run']['scenario'])}, {_esc(data['run']['mode'])}) · times are seconds from the
+start (T+) and wall-clock from the anchor {_esc(data['times']['anchor'])}</p>
+<h2>Summary</h2><div class="scroll"><table>{facts_html}</table></div>
+<h2>Abnormal data</h2>
+<p>Readings of the incident's sensors from {_esc(obs['from_wall'])} to {_esc(obs['to_wall'])}
+({obs['pre_s']:g} s before the first exceedance to {obs['post_s']:g} s after the
+{_END_WORDS.get(s['outcome'], s['outcome'])}). Thresholds: {_esc(thr)}.</p>
+<img alt="readings and level" src="{plot}">
+{readings}
+<h2>Alarm changes</h2>
+{section_table(data['alarms'], [_t('time_s'), _w('time_s'), ('sensor', 'sensor_id'),
+                                ('rule', 'rule_id'), ('from', 'from_level'), ('to', 'to_level'),
+                                ('value', 'value'), ('known at', 'known_at_wall')],
+               'No alarm changes of its sensors in the window.')}
+<h2>Warning events</h2>
+{section_table(data['warning_events'], [
+    _t('known_at_s'), _w('known_at_s'), ('event', 'event'), ('level', 'level_name'),
+    ('basis', 'basis'), ('certainty', 'certainty'),
+    ('sensors', lambda r: str(len(r['sensors']))),
+    ('area (ha)', lambda r: f"{r['area_m2'] / 1e4:.2f}"), ('targets', 'targets'),
+    ('population', 'population'), ('loop', 'loop'), ('lead unit', 'lead_unit'),
+    ('recipients', 'recipients'), ('reason', 'reason')], 'No events.')}
+<h2>Areas</h2>{map_html}
+<h2>Pushes</h2>
+{section_table(data['pushes'], [_t('time_s'), _w('time_s'), ('event', 'warning_event'),
+                                ('unit', 'unit'), ('channel', 'channel'),
+                                ('delivered', lambda r: 'yes' if r['delivered'] else 'NO'),
+                                ('received', 'received_wall'), ('delay (s)', 'delay_s')],
+               'No pushes were recorded.')}
+<h2>Work orders and on-site handling</h2>
+{''.join(orders) or '<p>No work order was created.</p>'}
+<h2>CAP messages</h2>
+{section_table(data['cap_messages'], [_t('time_s'), ('identifier', 'identifier'),
+                                      ('type', 'msg_type'), ('status', 'status'),
+                                      ('sent', 'sent'),
+                                      ('references', lambda r: str(len(r['refs'].split()))),
+                                      ('file', 'file'),
+                                      ('sha256', lambda r: r['sha256'][:16] + '…')],
+               'No CAP message was written.')}
+<h2>Platform self-checks on its sensors</h2>
+{section_table(data['self_checks'], [_t('time_s'), _w('time_s'), ('check', 'check_id'),
+                                     ('subject', 'subject'), ('status', 'status'),
+                                     ('value', 'value'), ('detail', 'detail')],
+               'No self-check findings on its sensors in the window.')}
+<h2>Provenance</h2>
+<p>Archive {_esc(data['run']['archive'])}, run {_esc(data['run']['run_id'])}, seed
+{_esc(data['run']['seed'])}, run status {_esc(data['run']['status'])}. The JSON dossier
+beside this page is the canonical record.</p>"""
+    return page(f"Event dossier {wid}", body)
+
+
+def _safe_name(warning_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", warning_id)
+
+
+def build_dossiers(archive_path: str | Path, out_dir: str | Path, *,
+                   twin: CityTwin | None = None, pre_s: float = PRE_WINDOW_S,
+                   post_s: float = POST_WINDOW_S) -> list[Path]:
+    """Write ``DOSSIER-<warning_id>.json`` and ``.html`` for every warning of a run archive.
+
+    ``pre_s`` / ``post_s``: readings shown before the first exceedance and after the
+    all-clear or cancellation (or the end of the run while open). With ``twin`` the areas are
+    drawn over its buildings and protected targets. Returns the paths written (JSON then HTML
+    for each warning, in the order the warnings were first seen); an archive without
+    warnings gives ``[]``. Raises ``InputError`` naming the file if it is not a run archive.
+    """
+    run = load_run(archive_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for inc in incidents(run):
+        data = dossier_data(run, inc, pre_s=pre_s, post_s=post_s)
+        stem = f"DOSSIER-{_safe_name(inc.warning_id)}"
+        json_path, html_path = out / f"{stem}.json", out / f"{stem}.html"
+        json_path.write_text(canonical_json(data), encoding="utf-8")
+        html_path.write_text(dossier_html(data, run, twin), encoding="utf-8")
+        paths += [json_path, html_path]
+    return paths
