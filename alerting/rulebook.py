@@ -91,7 +91,8 @@ class Rule(_Strict):
     over other rules (see ``Composite``). ``sustain_s`` > 0 makes a level count only once the
     graded value has stayed at or above its threshold for that long (sustained exceedance).
     ``warn: false`` rules alarm the asset owner but open no warning themselves (their level
-    feeds a composite that does).
+    feeds a composite that does). ``unit`` is the unit of the readings the rule takes (the
+    thresholds of a rate-of-rise rule are that unit per minute; a composite's are levels).
     """
 
     id: str

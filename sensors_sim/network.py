@@ -192,6 +192,7 @@ def place_on_network_nodes(
     year: int = 2026,
     id_prefix: str = "CH4-",
     catalogue: Mapping[str, SensorType] | None = None,
+    lowest: int | None = None,
 ) -> SensorNetwork:
     """One sensor at every node of ``node_kinds`` in ``twin.networks[network]``.
 
@@ -201,11 +202,12 @@ def place_on_network_nodes(
     ``asset_network``/``asset_id`` name the node, ``z_m`` = ``height_m`` above ground
     (default 0.5 m: just below a well cover, an assumption). ``group_id`` defaults to the
     type id, ``interval_s`` to the type's, ``catalogue`` to the shipped one. Nodes keep
-    their row order.
+    their row order. ``lowest=N`` keeps only the N nodes on the lowest ground (where water
+    ponds first: underpasses and low roads).
     """
     source = f"sensor placement on twin {twin.name!r}"
     catalogue = load_catalogue() if catalogue is None else catalogue
-    st = _sensor_type(catalogue, type_id, source, None)
+    _sensor_type(catalogue, type_id, source, None)  # unknown type: fail before any work
     if network not in twin.networks:
         raise InputError(source, f"the twin has no {network!r} network (it has "
                          f"{sorted(twin.networks)})", field="network")
@@ -221,17 +223,41 @@ def place_on_network_nodes(
         keep = keep & np.isin(node_ids, np.array(sorted(touching), dtype=object))
     geoms = nodes.geometry.to_numpy()[keep]
     ids = node_ids[keep]
+    xs = shapely.get_x(geoms) if len(ids) else np.zeros(0)
+    ys = shapely.get_y(geoms) if len(ids) else np.zeros(0)
+    if lowest is not None and len(ids) > lowest:
+        # The lowest-lying nodes: where water ponds first (underpasses, low roads).
+        ground = twin.terrain.elevation_at(xs, ys)
+        pick = np.sort(np.argsort(ground, kind="stable")[:lowest])
+        ids, xs, ys = ids[pick], xs[pick], ys[pick]
+    return place_at_points(ids, xs, ys, type_id=type_id, group_id=group_id,
+                           interval_s=interval_s, height_m=height_m, id_prefix=id_prefix,
+                           catalogue=catalogue, asset_network=network, source=source)
+
+
+def place_at_points(ids: Sequence[str], x_m: np.ndarray, y_m: np.ndarray, *,
+                    type_id: str, group_id: str | None = None, interval_s: float | None = None,
+                    height_m: float = 0.5, id_prefix: str = "",
+                    catalogue: Mapping[str, SensorType] | None = None,
+                    asset_network: str = "", source: str = "sensor placement") -> SensorNetwork:
+    """One sensor of ``type_id`` at each (x, y): river gauges, a reservoir gauge, a place.
+
+    Sensor id = ``id_prefix`` + id; the id is also the ``asset_id``.
+    """
+    catalogue = load_catalogue() if catalogue is None else catalogue
+    st = _sensor_type(catalogue, type_id, source, None)
+    ids = [str(i) for i in ids]
     n = len(ids)
     table = pd.DataFrame({
         "sensor_id": [f"{id_prefix}{i}" for i in ids],
         "type_id": [type_id] * n,
         "quantity": [st.quantity] * n,
         "unit": [st.unit] * n,
-        "x_m": shapely.get_x(geoms) if n else np.zeros(0),
-        "y_m": shapely.get_y(geoms) if n else np.zeros(0),
+        "x_m": np.asarray(x_m, dtype=float),
+        "y_m": np.asarray(y_m, dtype=float),
         "z_m": np.full(n, float(height_m)),
-        "asset_network": [network] * n,
-        "asset_id": list(ids),
+        "asset_network": [asset_network] * n,
+        "asset_id": ids,
         "group_id": [type_id if group_id is None else group_id] * n,
         "interval_s": np.full(n, st.interval_s if interval_s is None else float(interval_s)),
     }, columns=list(COLUMNS))
