@@ -100,6 +100,13 @@ class Engine:
         self._unit_code = np.array([self._unit_names.index(u) for u in units], dtype=np.int64)
         self.last_time_s = np.full(len(ids), -np.inf)
         self.state = DetectionState(rulebook, inventory)
+        for j, rule in enumerate(rulebook.rules):
+            wrong = self.state.member[:, j] & (units != rule.unit)
+            if rule.kind != "composite" and wrong.any():
+                k = int(np.flatnonzero(wrong)[0])
+                raise InputError("<rulebook>", f"rule {rule.id} takes readings in "
+                                 f"{rule.unit!r} but sensor {self.sensor_ids[k]} reports "
+                                 f"{units[k]!r}", field=f"rules.{j}.unit")
         self._rule_ids = [r.id for r in rulebook.rules]
         self._hazards = [r.hazard for r in rulebook.rules]
         self._slot_names = [

@@ -284,3 +284,10 @@ def test_compiled_kernel_matches_numpy_reference(values, debounce, hysteresis):
         ref.update(np.array([0]), np.array([v]), np.array([float(t)]))
         assert state.level[0, 0] == ref.level[0]
         assert np.array_equal(state.since[:1, 0], ref.exceed_since_s, equal_nan=True)
+
+
+def test_rule_unit_must_match_the_sensors_it_reads():
+    rule = {"id": "ch4", **CH4, "unit": "ppm", "thresholds": {"blue": 10}}
+    with pytest.raises(InputError, match=r"rules.0.unit.*takes readings in 'ppm' but sensor "
+                       r"S000 reports '%LEL'"):
+        Engine(rulebook(rule), make_inventory(1))
