@@ -94,7 +94,7 @@ def _rate_per_min(q, s, v, t, window, ring_t, ring_v, ring_n, ring_head):
 
 @numba.njit(cache=True)
 def detect(idx, value, time_s, usable,
-           kind, member, thr, hold, n_req, mask, sustain, window, lowest,
+           kind, member, thr, hold, n_req, mask, sustain, window, sign, lowest,
            rate_slot, comp_w, comp_combine, comp_site, site_of, site_ptr, site_members,
            level, ex_bits, ho_bits, above_since, since,
            ring_t, ring_v, ring_n, ring_head,
@@ -144,8 +144,8 @@ def detect(idx, value, time_s, usable,
             else:
                 slot = s
                 if kind[r] == KIND_RATE:
-                    x = _rate_per_min(rate_slot[r], s, v, t, window[r], ring_t, ring_v,
-                                      ring_n, ring_head)
+                    x = sign[r] * _rate_per_min(rate_slot[r], s, v, t, window[r], ring_t,
+                                                ring_v, ring_n, ring_head)
                 else:
                     x = v
                 old = level[s, r]

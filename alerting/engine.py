@@ -221,9 +221,10 @@ class Engine:
 
         ``predicted`` maps protected-target id → (highest predicted value within the
         forecast's horizon, predicted time it first reaches the lowest threshold or NaN).
-        A target's forecast level follows the rule's thresholds (no debounce: each forecast
-        replaces the last); changes become alarm changes (``sensor_id`` = target id) and feed
-        the warning board like sensor alarms.
+        A target's forecast level follows the rule's thresholds, lifted by ``arrival_levels``
+        when the predicted arrival is close (no debounce: each forecast replaces the last).
+        Changes become alarm changes (``sensor_id`` = target id) and feed the warning board
+        like sensor alarms.
         """
         rule = self.rulebook.rule(rule_id)
         if not isinstance(rule, Forecast):
@@ -236,6 +237,11 @@ class Engine:
             for k, thr in enumerate(thresholds):
                 if not np.isnan(thr) and value >= thr:
                     level = k + 1
+            if level and math.isfinite(eta_s):
+                lead_s = max(eta_s - t_s, 0.0)
+                for name, max_lead_s in rule.arrival_levels.items():
+                    if lead_s <= max_lead_s:
+                        level = max(level, self.rulebook.level_number(name))
             key = (rule_id, target_id)
             old = self._forecast_level.get(key, 0)
             if level == old:

@@ -87,7 +87,8 @@ class Rule(_Strict):
     """A multi-level detection rule with hysteresis, N-of-M debounce and a minimum duration.
 
     ``kind``: ``threshold`` grades the reading; ``rate_of_rise`` grades the rise per minute
-    over ``window_s`` (units: the quantity's unit per minute); ``composite`` grades an index
+    over ``window_s`` (units: the quantity's unit per minute; ``direction: falling`` grades
+    the fall instead, e.g. a reservoir draining through a breach); ``composite`` grades an index
     over other rules (see ``Composite``). ``sustain_s`` > 0 makes a level count only once the
     graded value has stayed at or above its threshold for that long (sustained exceedance).
     ``warn: false`` rules alarm the asset owner but open no warning themselves (their level
@@ -107,6 +108,7 @@ class Rule(_Strict):
     debounce: Debounce = Debounce()
     sustain_s: float = Field(0.0, ge=0)
     window_s: float = Field(60.0, gt=0)
+    direction: str = Field("rising", pattern="^(rising|falling)$")  # rate_of_rise only
     composite: Composite | None = None
     corroboration: Corroboration | None = None
     overrides: list[Override] = Field(default_factory=list)
@@ -132,6 +134,9 @@ class Forecast(_Strict):
     step_s: float = Field(30.0, gt=0)
     height_m: float = Field(1.5, ge=0)
     max_level: str | None = None
+    #: Grade by time left instead: level → longest lead time (s) from the forecast to the
+    #: predicted arrival (value reaching the lowest threshold) that still earns that level.
+    arrival_levels: dict[str, float] = Field(default_factory=dict)
     cluster_radius_m: float = Field(500.0, gt=0)
     area: AreaSpec = AreaSpec()
 
@@ -192,6 +197,10 @@ class Rulebook(_Strict):
             seen.add(rule.id)
         for k, fc in enumerate(self.forecasts):
             self._check_thresholds(f"forecasts.{k} ({fc.id})", fc.thresholds)
+            bad = [lv for lv in fc.arrival_levels if lv not in self.levels]
+            if bad:
+                raise ValueError(f"forecasts.{k} ({fc.id}): arrival_levels name unknown "
+                                 f"level(s) {bad}; levels are {self.levels}")
             if fc.max_level is not None and fc.max_level not in self.levels:
                 raise ValueError(f"forecasts.{k} ({fc.id}): max_level {fc.max_level!r} is not "
                                  f"one of {self.levels}")

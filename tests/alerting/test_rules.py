@@ -291,3 +291,36 @@ def test_rule_unit_must_match_the_sensors_it_reads():
     with pytest.raises(InputError, match=r"rules.0.unit.*takes readings in 'ppm' but sensor "
                        r"S000 reports '%LEL'"):
         Engine(rulebook(rule), make_inventory(1))
+
+
+def test_falling_rate_grades_a_reservoir_draining():
+    rule = {"id": "fall", "hazard": "dam_break", "quantity": "reservoir_level_m", "unit": "m",
+            "kind": "rate_of_rise", "direction": "falling", "window_s": 600,
+            "thresholds": {"yellow": 0.01, "orange": 0.05, "red": 0.2}}
+    inv = make_inventory(1)
+    inv["quantity"], inv["unit"], inv["type_id"] = "reservoir_level_m", "m", "reservoir_level"
+    eng = Engine(rulebook(rule), inv)
+    rising = eng.process(ObservationBatch(np.array(["S000"] * 3, dtype=object),
+                                          np.array([0, 60, 120.0]), np.array([30, 31, 32.0]),
+                                          "m"))
+    assert rising.alarms == []  # rising 1 m/min is no fall
+    out = eng.process(ObservationBatch(np.array(["S000"] * 2, dtype=object),
+                                       np.array([180, 240.0]), np.array([31.7, 31.4]), "m"))
+    # 0.3 m/min down over the window (32.0 → 31.7 → 31.4)
+    assert out.alarms[-1].to_level == 4 and out.alarms[-1].value == pytest.approx(0.3)
+
+
+def test_arrival_levels_grade_forecasts_by_time_left():
+    fc = {"id": "arr", "hazard": "dam_break", "quantity": "depth_m", "unit": "m",
+          "thresholds": {"yellow": 0.15}, "arrival_levels": {"red": 1800, "orange": 3600},
+          "cluster_radius_m": 10}
+    targets = pd.DataFrame({"id": ["A", "B", "C", "D"], "x_m": [0, 1e4, 2e4, 3e4],
+                            "y_m": [0.0] * 4})
+    book = rulebook({"id": "ch4", **CH4, "thresholds": {"blue": 10}}, forecasts=[fc])
+    eng = Engine(book, make_inventory(1), targets=targets)
+    t = 1000.0
+    out = eng.forecast("arr", t, {"A": (0.5, t + 600), "B": (0.5, t + 2400),
+                                  "C": (0.5, t + 5000), "D": (0.1, float("nan"))})
+    levels = {a.sensor_id: a.to_level for a in out.alarms}
+    assert levels == {"A": 4, "B": 3, "C": 2}   # D: predicted below 15 cm, no warning
+    assert {w.level_name for w in out.warnings} == {"red", "orange", "yellow"}
