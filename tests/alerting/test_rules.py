@@ -295,7 +295,7 @@ def test_rule_unit_must_match_the_sensors_it_reads():
 
 def test_falling_rate_grades_a_reservoir_draining():
     rule = {"id": "fall", "hazard": "dam_break", "quantity": "reservoir_level_m", "unit": "m",
-            "kind": "rate_of_rise", "direction": "falling", "window_s": 600,
+            "kind": "rate_of_rise", "direction": "falling", "window_s": 100,
             "thresholds": {"yellow": 0.01, "orange": 0.05, "red": 0.2}}
     inv = make_inventory(1)
     inv["quantity"], inv["unit"], inv["type_id"] = "reservoir_level_m", "m", "reservoir_level"
@@ -306,7 +306,7 @@ def test_falling_rate_grades_a_reservoir_draining():
     assert rising.alarms == []  # rising 1 m/min is no fall
     out = eng.process(ObservationBatch(np.array(["S000"] * 2, dtype=object),
                                        np.array([180, 240.0]), np.array([31.7, 31.4]), "m"))
-    # 0.3 m/min down over the window (32.0 → 31.7 → 31.4)
+    # 0.3 m/min down over the 100 s window (32.0 → 31.7 → 31.4)
     assert out.alarms[-1].to_level == 4 and out.alarms[-1].value == pytest.approx(0.3)
 
 
