@@ -71,7 +71,8 @@ class Engine:
                  twin: CityTwin | None = None, area_provider: AreaProvider | None = None,
                  routing: RoutingTable | None = None,
                  segments: dict[str, frozenset[str]] | None = None,
-                 targets: pd.DataFrame | None = None, on_disorder: str = "reject",
+                 targets: pd.DataFrame | None = None,
+                 extra_places: pd.DataFrame | None = None, on_disorder: str = "reject",
                  source: str = "<observations>") -> None:
         missing = [c for c in INVENTORY_COLUMNS if c not in inventory.columns]
         if missing:
@@ -120,25 +121,41 @@ class Engine:
             members = self.state.site_members[self.state.site_ptr[k]:self.state.site_ptr[k + 1]]
             positions.setdefault(str(site), (float(xs[members].mean()),
                                              float(ys[members].mean())))
-        self.targets = self._target_table(twin, targets)
-        for tid, x, y in zip(self.targets["id"], self.targets["x_m"], self.targets["y_m"],
-                             strict=True):
-            positions.setdefault(str(tid), (float(x), float(y)))
+        self.targets = self._target_table(twin, targets, protected_only=True)
+        self.places = self._target_table(twin, targets, protected_only=False)
+        if extra_places is not None and len(extra_places):
+            self.places = pd.concat([self.places, extra_places[["id", "x_m", "y_m"]]],
+                                    ignore_index=True)
+        for table in (self.targets, self.places):
+            for tid, x, y in zip(table["id"], table["x_m"], table["y_m"], strict=True):
+                positions.setdefault(str(tid), (float(x), float(y)))
         self.board = WarningBoard(rulebook, positions, self.routing,
                                   impact=ImpactIndex(twin) if twin is not None else None,
                                   area_provider=area_provider, segments=segments)
         self._forecast_level: dict[tuple[str, str], int] = {}
 
     @staticmethod
-    def _target_table(twin: CityTwin | None, targets: pd.DataFrame | None) -> pd.DataFrame:
-        """Protected targets (id, x_m, y_m) that forecasts are made for."""
+    def _target_table(twin: CityTwin | None, targets: pd.DataFrame | None, *,
+                      protected_only: bool) -> pd.DataFrame:
+        """Places (id, x_m, y_m) forecasts are made for: the protected targets, or every
+        place of the twin (hazard sources, shelters, ...); ``targets`` overrides both.
+        ``extra_places`` (a scenario's places of concern, e.g. bridges and hamlets in a
+        dam's flood path) are added to the latter."""
         if targets is not None:
             return targets[["id", "x_m", "y_m"]].reset_index(drop=True)
-        if twin is None or len(twin.protected_targets) == 0:
+        layer = None if twin is None else (twin.protected_targets if protected_only
+                                           else twin.places)
+        if layer is None or len(layer) == 0:
             return pd.DataFrame({"id": [], "x_m": [], "y_m": []})
-        pts = twin.protected_targets.geometry.representative_point()
-        return pd.DataFrame({"id": twin.protected_targets["id"].astype(str).to_numpy(),
+        pts = layer.geometry.representative_point()
+        return pd.DataFrame({"id": layer["id"].astype(str).to_numpy(),
                              "x_m": pts.x.to_numpy(), "y_m": pts.y.to_numpy()})
+
+    def forecast_targets(self, rule_id: str) -> pd.DataFrame:
+        """The places a forecast rule is evaluated at (its ``targets`` setting)."""
+        rule = self.rulebook.rule(rule_id)
+        return self.places if getattr(rule, "targets", "protected") == "places" \
+            else self.targets
 
     def has_sensor(self, sensor_id: str) -> bool:
         """Whether ``sensor_id`` is in the inventory."""

@@ -37,7 +37,7 @@ class WarningEvent:
     first_exceedance_s: float
     area_wkt: str
     area_m2: float
-    area_source: str     # "model" | "buffer" | "none"
+    area_source: str     # "model", "buffer", "buffer+model" (rules differ) or "none"
     targets: tuple[str, ...]
     population: int
     loop: str            # small | middle | big

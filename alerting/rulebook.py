@@ -129,6 +129,7 @@ class Forecast(_Strict):
     quantity: str
     unit: str
     thresholds: dict[str, float]
+    targets: str = Field("protected", pattern="^(protected|places)$")  # where it forecasts
     horizon_s: float = Field(900.0, gt=0)
     interval_s: float = Field(60.0, gt=0)
     step_s: float = Field(30.0, gt=0)

@@ -49,6 +49,7 @@ class _Warning:
     sensors: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     area_m2: float = 0.0
+    active: tuple[Key, ...] = ()   # members alarming at the last issued event
 
 
 class WarningBoard:
@@ -149,6 +150,10 @@ class WarningBoard:
                 reasons.append(f"population inside ≥ {min_pop} → at least {name}")
         sensors = tuple(sorted({m for (r, m) in warning.members
                                 if not isinstance(self.rules[r], Forecast)}))
+        active = tuple(sorted(k for k, lv in warning.members.items() if lv > 0))
+        forecast_at = sorted({m for (r, m) in active if isinstance(self.rules[r], Forecast)})
+        if forecast_at:
+            reasons.append(f"model forecast reaches {', '.join(forecast_at)}")
         area_m2 = float(area.area)
         if warning.level == 0:
             kind = "raised"
@@ -157,12 +162,14 @@ class WarningBoard:
         elif level < warning.level:
             kind = "deescalated"
         elif (sensors != warning.sensors or targets != warning.targets
+              or active != warning.active
               or abs(area_m2 - warning.area_m2) > policy.area_update_ratio
               * max(warning.area_m2, 1.0)):
             kind = "updated"
         else:
             return None
         warning.sensors, warning.targets, warning.area_m2 = sensors, targets, area_m2
+        warning.active = active
         return self._event(warning, kind, t_s, known_at_s, rule, area, source, targets,
                            population, "; ".join(reasons), level)
 
@@ -234,14 +241,25 @@ class WarningBoard:
 
     def _area(self, warning: _Warning, rule: Rule | Forecast,
               t_s: float) -> tuple[BaseGeometry, str]:
+        """Union over the warning's alarming rules of each rule's area: the attached model's
+        footprint above the rule's area threshold, or buffers around its alarming members."""
+        parts, sources = [], set()
+        for rule_id in sorted({r for (r, _), lv in warning.members.items() if lv > 0}):
+            geom, source = self._rule_area(warning, self.rules[rule_id], t_s)
+            parts.append(geom)
+            sources.add(source)
+        return shapely.unary_union(parts), "+".join(sorted(sources))
+
+    def _rule_area(self, warning: _Warning, rule: Rule | Forecast,
+                   t_s: float) -> tuple[BaseGeometry, str]:
         if self.area_provider is not None and rule.area.model_level is not None:
             threshold = (rule.area.model_threshold if rule.area.model_threshold is not None
                          else rule.thresholds[rule.area.model_level])
             geom = self.area_provider(warning.hazard, rule.quantity, threshold, t_s)
             if geom is not None and not geom.is_empty:
                 return geom, "model"
-        pts = [shapely.Point(self.positions[m]) for (_, m), lv in sorted(warning.members.items())
-               if lv > 0]
+        pts = [shapely.Point(self.positions[m]) for (r, m), lv in sorted(warning.members.items())
+               if lv > 0 and r == rule.id]
         return shapely.unary_union([p.buffer(rule.area.buffer_m) for p in pts]), "buffer"
 
     def _event(self, warning: _Warning, kind: str, t_s: float, known_at_s: float,

@@ -12,6 +12,8 @@ from physics.base import (
     polygonize,
     register_engine,
 )
+from physics.dambreak import DamBreakFlood as DamBreakFlood  # registers "dam_break"
+from physics.flood import LocalInertialFlood as LocalInertialFlood  # registers "flood"
 from physics.forcing import ReleaseSchedule, WindSeries
 from physics.plume import GaussianPuffPlume
 

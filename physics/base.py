@@ -170,6 +170,9 @@ class HazardEngine(ABC):
     t_s: float
     """Current model time, seconds from scenario start."""
 
+    render_quantity: ClassVar[str | None] = None
+    """The quantity a 3D render of a run shows (default: the first declared)."""
+
     @abstractmethod
     def advance_to(self, t_s: float) -> None:
         """Advance the model to ``t_s``; raise ValueError naming both times if in the past."""

@@ -123,6 +123,7 @@ class _Puffs:
 class GaussianPuffPlume(HazardEngine):
     """Above-ground methane plume as a sum of ground-reflected Gaussian puffs."""
 
+    render_quantity = "ch4_lel_pct"
     kind = "gas_plume"
     info = {
         "ch4_kg_m3": QuantityInfo("kg/m3", "methane mass concentration in air"),

@@ -64,7 +64,9 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
     if render if render is not None else scenario.outputs.render:
         from viewer.render import render_run
 
-        png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png")
+        floods = any(h.kind in ("urban_flood", "dam_break") for h in scenario.hazards)
+        png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png",
+                         crop_m=None if floods else 500.0)  # floods: the whole valley
         print(f"Render: {png}")
     if scenario.outputs.dossiers:
         from viewer.dossier import build_dossiers

@@ -145,9 +145,11 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             archive.write_tick(timeline=[entry])
 
         def snapshot(t_s: float) -> None:
-            result.snapshot = {
-                f"{i}:{q}": h.field(q, z_m=FOOTPRINT_HEIGHT_M)
-                for i, h in enumerate(hazards) for q in h.info if q.endswith("lel_pct")}
+            """Each hazard's render quantity now (the render reads it from the npz)."""
+            result.snapshot = {}
+            for i, h in enumerate(hazards):
+                q = h.render_quantity or next(iter(h.info))
+                result.snapshot[f"{i}:{q}"] = h.field(q, z_m=FOOTPRINT_HEIGHT_M)
             result.snapshot_t_s = t_s
 
         def record(t: float, out: PlatformOutput, entries: list, **observations) -> None:
@@ -195,10 +197,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             events = []
             for h in sc.hazards:
                 note = run.hazard_notes[h.id]
-                events.append((h.start_s, "hazard_start",
-                               f"{h.id}: {h.kind} release starts at {note['where']} "
-                               f"({note['rate_kg_s']:.3f} kg/s)", note))
-                if h.stop_s is not None and h.stop_s <= duration:
+                events.append((h.start_s, "hazard_start", f"{h.id}: {note['summary']}", note))
+                if getattr(h, "stop_s", None) is not None and h.stop_s <= duration:
                     events.append((h.stop_s, "hazard_stop", f"{h.id}: release stops", note))
             for t_s, kind, message, data in sorted(events, key=lambda e: e[0]):
                 yield env.timeout(t_s - env.now)
@@ -250,7 +250,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 
         def forecast_clock(rule: Forecast):
             """Run the hazard models ahead; pre-warn protected targets they will reach."""
-            targets = engine.targets
+            targets = engine.forecast_targets(rule.id)
             if len(targets) == 0:
                 return
             xyz = np.column_stack([targets["x_m"], targets["y_m"],
@@ -296,8 +296,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         if progress is not None:
             env.process(progress_clock())
         env.run(until=duration + 1e-9)
-        if largest_area_m2[0] == 0.0:
-            snapshot(duration)
+        if largest_area_m2[0] == 0.0 or any(
+                (h.render_quantity or "").startswith("max_") for h in hazards):
+            snapshot(duration)  # envelopes (maximum depth) are most telling at the end
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
             f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
             f"{len(platform.desk.orders)} work orders ({result.n_escalations} escalations), "

@@ -19,13 +19,23 @@ from alerting.platform import OperationsPolicy, load_operations
 from alerting.routing import RoutingTable, load_routing
 from alerting.rulebook import Rulebook, load_rulebook
 from physics.base import HazardEngine
+from physics.dambreak import DamBreakFlood
+from physics.flood import LocalInertialFlood
 from physics.forcing import ReleaseSchedule, WindSeries
 from physics.leak import orifice_mass_rate_kg_s
 from physics.plume import GaussianPuffPlume
-from scenarios.scenario import GasPlumeHazard, Scenario, SourceLocation
+from physics.rainfall import RainSeries, chicago_storm
+from scenarios.scenario import (
+    DamBreakHazard,
+    FloodModel,
+    GasPlumeHazard,
+    Scenario,
+    SourceLocation,
+    UrbanFloodHazard,
+)
 from sensors_sim.catalogue import SensorType, load_catalogue
 from sensors_sim.measurement import MeasurementModel
-from sensors_sim.network import SensorNetwork, place_on_network_nodes
+from sensors_sim.network import SensorNetwork, place_at_points, place_on_network_nodes
 from twin.errors import InputError
 from twin.model import CityTwin
 from twin.store import load_twin
@@ -127,7 +137,66 @@ def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwi
         pressure_pa=scenario.weather.pressure_pa,
     )
     note = {"id": h.id, "kind": h.kind, "where": where, "xy_m": [round(xy[0], 2),
-            round(xy[1], 2)], "rate_kg_s": rate, "start_s": h.start_s, "stop_s": h.stop_s}
+            round(xy[1], 2)], "rate_kg_s": rate, "start_s": h.start_s, "stop_s": h.stop_s,
+            "summary": f"gas_plume release starts at {where} ({rate:.3f} kg/s)"}
+    return engine, note
+
+
+def _flood_kwargs(m: FloodModel) -> dict:
+    return {"buildings": m.buildings, "drains": m.drains, "manning_n": m.manning_n,
+            "infiltration_mm_h": m.infiltration_mm_h, "boundaries": m.boundaries,
+            "cfl": m.cfl}
+
+
+def build_urban_flood(h: UrbanFloodHazard, k: int, twin: CityTwin,
+                      source: str) -> tuple[LocalInertialFlood, dict]:
+    """A 2D flood engine on the twin's DEM with the scenario's rain from ``start_s``."""
+    where = f"hazards.{k}"
+    try:
+        if h.rain.chicago is not None:
+            c = h.rain.chicago
+            storm = chicago_storm(c.A, c.C, c.b, c.n, c.return_period_yr, c.duration_s,
+                                  peak_ratio=c.peak_ratio, step_s=c.step_s)
+            times, mm_h = storm.times_s, storm.intensity_mm_h
+            what = (f"Chicago design storm, {c.return_period_yr:g}-year return period, "
+                    f"{c.duration_s / 3600:g} h")
+        else:
+            times = np.asarray(h.rain.series.times_s, float)
+            mm_h = np.asarray(h.rain.series.intensity_mm_h, float)
+            what = "rain series"
+        rain = RainSeries(np.asarray(times, float) + h.start_s, np.asarray(mm_h, float))
+        engine = LocalInertialFlood.from_twin(twin, rain=rain, source=f"{source}: {where}",
+                                              **_flood_kwargs(h.model))
+    except (ValueError, InputError) as exc:
+        raise InputError(source, str(exc), field=f"{where}.rain") from exc
+    total_mm = float(rain.depth_m(float(rain.times_s[0]), float(rain.times_s[-1]))) * 1e3
+    peak = float(np.max(rain.intensity_mm_h))
+    note = {"id": h.id, "kind": h.kind, "start_s": h.start_s, "rain_total_mm": total_mm,
+            "rain_peak_mm_h": peak,
+            "summary": f"rain starts: {what}, {total_mm:.0f} mm, peak {peak:.0f} mm/h"}
+    return engine, note
+
+
+def build_dam_break(h: DamBreakHazard, k: int, scenario: Scenario, twin: CityTwin,
+                    source: str) -> tuple[DamBreakFlood, dict]:
+    """A dam-break flood: the twin's reservoir breaches at ``start_s``."""
+    try:
+        engine = DamBreakFlood.from_twin(
+            twin, dam_id=h.dam, pool_id=h.pool, mode=h.mode, growth=h.growth,
+            start_s=h.start_s, initial_level_m=h.initial_level_m,
+            duration_s=max(scenario.duration_s - h.start_s, 60.0),
+            source=f"{source}: hazards.{k}", **_flood_kwargs(h.model))
+    except InputError as exc:
+        raise InputError(source, exc.reason, field=f"hazards.{k}.{exc.field or 'dam'}") from exc
+    b = engine.breach
+    bands = engine.regressions
+    band = (f"; regression band {min(bands.values()):,.0f}–{max(bands.values()):,.0f} m³/s"
+            if bands else "")
+    note = {"id": h.id, "kind": h.kind, "start_s": h.start_s, "mode": h.mode,
+            "peak_outflow_m3_s": b.peak_q_m3_s, "peak_t_s": b.peak_t_s,
+            "released_m3": b.released_m3, "regressions": bands,
+            "summary": f"{h.dam} breach starts ({h.mode}, {h.growth} growth): peak outflow "
+                       f"{b.peak_q_m3_s:,.0f} m³/s at T+{b.peak_t_s / 60:.0f} min{band}"}
     return engine, note
 
 
@@ -140,14 +209,39 @@ def build_network(scenario: Scenario, twin: CityTwin, catalogue: dict[str, Senso
         if g.type not in catalogue:
             raise InputError(source, f"unknown sensor type {g.type!r} (catalogue has "
                              f"{sorted(catalogue)})", field=f"{field}.type")
-        if g.placement.network not in twin.networks:
-            raise InputError(source, f"the twin has no {g.placement.network!r} network",
+        pl = g.placement
+        if pl.points is not None or pl.places is not None:
+            if pl.points is not None:
+                ids = [p.id for p in pl.points]
+                xy = np.array([p.xy_m for p in pl.points], dtype=float).reshape(-1, 2)
+            else:
+                known = twin.places.set_index(twin.places["id"].astype(str))
+                missing = [p for p in pl.places if p not in known.index]
+                if missing:
+                    raise InputError(source, f"no place(s) {missing} in the twin",
+                                     field=f"{field}.placement.places")
+                pts = known.loc[pl.places].geometry.representative_point()
+                ids, xy = list(pl.places), np.column_stack([pts.x, pts.y])
+            outside = ~twin.terrain.contains(xy[:, 0], xy[:, 1]) if len(xy) else []
+            if np.any(outside):
+                raise InputError(source, f"sensor {ids[int(np.flatnonzero(outside)[0])]!r} "
+                                 "lies outside the twin's terrain",
+                                 field=f"{field}.placement")
+            net = place_at_points(ids, xy[:, 0], xy[:, 1], type_id=g.type, group_id=g.id,
+                                  interval_s=g.interval_s, height_m=pl.height_m,
+                                  id_prefix=f"{g.id}:", catalogue=catalogue,
+                                  source=f"{source}: {field}")
+            parts.append(net)
+            continue
+        if pl.network not in twin.networks:
+            raise InputError(source, f"the twin has no {pl.network!r} network",
                              field=f"{field}.placement.network")
         net = place_on_network_nodes(
-            twin, network=g.placement.network, node_kinds=tuple(g.placement.node_kinds),
+            twin, network=pl.network, node_kinds=tuple(pl.node_kinds),
             type_id=g.type, group_id=g.id, interval_s=g.interval_s,
-            height_m=g.placement.height_m, min_link_age_years=g.placement.min_link_age_years,
-            year=scenario.start.year, id_prefix=f"{g.id}:", catalogue=catalogue)
+            height_m=pl.height_m, min_link_age_years=pl.min_link_age_years,
+            year=scenario.start.year, id_prefix=f"{g.id}:", catalogue=catalogue,
+            lowest=pl.lowest)
         if len(net) == 0:
             raise InputError(source, "placement matches no node of the twin",
                              field=f"{field}.placement")
@@ -171,7 +265,12 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
         if h.start_s >= scenario.duration_s:
             raise InputError(source, f"start_s {h.start_s:g} is not within the run "
                              f"(duration_s {scenario.duration_s:g})", field=f"hazards.{k}.start_s")
-        engine, note = build_gas_plume(h, k, scenario, twin, source)
+        if h.kind == "gas_plume":
+            engine, note = build_gas_plume(h, k, scenario, twin, source)
+        elif h.kind == "urban_flood":
+            engine, note = build_urban_flood(h, k, twin, source)
+        else:
+            engine, note = build_dam_break(h, k, scenario, twin, source)
         hazards.append(engine)
         notes[h.id] = note
     catalogue_path = scenario.sensors.catalogue
@@ -225,6 +324,9 @@ def sensor_segments(twin: CityTwin, sensors: pd.DataFrame) -> dict[str, frozense
 def make_engine(run: PreparedRun, area_provider=None) -> Engine:
     """The alerting engine for a prepared run."""
     sensors = inventory_frame(run.network)
+    watch = pd.DataFrame({"id": [p.id for p in run.scenario.places_of_concern],
+                          "x_m": [p.xy_m[0] for p in run.scenario.places_of_concern],
+                          "y_m": [p.xy_m[1] for p in run.scenario.places_of_concern]})
     return Engine(run.rulebook, sensors, twin=run.twin, area_provider=area_provider,
                   routing=run.routing, segments=sensor_segments(run.twin, sensors),
-                  source=run.source)
+                  extra_places=watch, source=run.source)

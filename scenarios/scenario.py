@@ -114,18 +114,114 @@ class GasPlumeHazard(_Strict):
         return self
 
 
-Hazard = Annotated[GasPlumeHazard, Field(discriminator="kind")]
+class ChicagoStorm(_Strict):
+    """Chicago design storm from a storm-intensity formula i = A(1 + C lg P)/(t + b)^n
+    (i in mm/min, t in min). Defaults: Beijing (GB 50014 commentary)."""
+
+    A: float = Field(10.662, gt=0)
+    C: float = 0.811
+    b: float = Field(8.0, ge=0)
+    n: float = Field(0.711, gt=0, lt=1)
+    return_period_yr: float = Field(50.0, gt=0)
+    duration_s: float = Field(7200.0, gt=0)
+    peak_ratio: float = Field(0.4, ge=0, le=1)
+    step_s: float = Field(300.0, gt=0)
+
+
+class RainSeriesSpec(_Strict):
+    """Uniform rain intensity (mm/h) held from each time to the next (s from hazard start)."""
+
+    times_s: list[float] = Field(min_length=1)
+    intensity_mm_h: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RainSeriesSpec:
+        if len(self.times_s) != len(self.intensity_mm_h):
+            raise ValueError(f"times_s has {len(self.times_s)} entries, intensity_mm_h "
+                             f"{len(self.intensity_mm_h)}")
+        if any(b <= a for a, b in zip(self.times_s, self.times_s[1:], strict=False)):
+            raise ValueError("times_s must strictly increase")
+        bad = [v for v in self.intensity_mm_h if not v >= 0]
+        if bad:
+            raise ValueError(f"rain intensity must be ≥ 0 mm/h, got {bad[0]}")
+        return self
+
+
+class Rain(_Strict):
+    chicago: ChicagoStorm | None = None
+    series: RainSeriesSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Rain:
+        if (self.chicago is None) == (self.series is None):
+            raise ValueError("give exactly one of 'chicago' or 'series'")
+        return self
+
+
+class FloodModel(_Strict):
+    """Settings of the 2D flood engine on the twin's DEM grid."""
+
+    buildings: Literal["blocked", "raised"] = "blocked"
+    drains: bool = True
+    manning_n: float = Field(0.035, gt=0, le=0.3)
+    infiltration_mm_h: float = Field(0.0, ge=0)
+    boundaries: Literal["closed", "free"] = "free"
+    cfl: float = Field(0.5, gt=0, le=1)
+
+
+class UrbanFloodHazard(_Strict):
+    """Rain on the city: runoff, ponding, drains (waterlogging)."""
+
+    id: str
+    kind: Literal["urban_flood"]
+    start_s: float = Field(0.0, ge=0)
+    rain: Rain
+    model: FloodModel = FloodModel()
+
+
+class DamBreakHazard(_Strict):
+    """A breach of the twin's reservoir dam at ``start_s``, flooding the valley below."""
+
+    id: str
+    kind: Literal["dam_break"]
+    start_s: float = Field(ge=0)
+    dam: str = "R-dam"
+    pool: str = "R-pool"
+    mode: Literal["overtopping", "piping"] = "piping"
+    growth: Literal["linear", "sine"] = "sine"
+    initial_level_m: float | None = None
+    model: FloodModel = FloodModel(drains=False)
+
+
+Hazard = Annotated[GasPlumeHazard | UrbanFloodHazard | DamBreakHazard,
+                   Field(discriminator="kind")]
 #: Hazard kinds a scenario may name (pydantic puts the tag in error paths; we drop it).
-HAZARD_KINDS = ("gas_plume",)
+HAZARD_KINDS = ("gas_plume", "urban_flood", "dam_break")
+
+
+class PointSpec(_Strict):
+    id: str
+    xy_m: tuple[float, float]
 
 
 class Placement(_Strict):
-    """Sensors at every node of the given kinds, optionally only on old mains."""
+    """Where a group's sensors go: at every node of the given kinds of a network (optionally
+    only on old mains, or only the ``lowest`` N nodes: where water ponds first), at named
+    places, or at explicit points (river gauges, a reservoir gauge)."""
 
     network: str = "gas"
     node_kinds: list[str] = Field(default_factory=lambda: ["valve_well"])
     min_link_age_years: float | None = Field(None, ge=0)
+    lowest: int | None = Field(None, ge=1)
+    places: list[str] | None = None
+    points: list[PointSpec] | None = None
     height_m: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Placement:
+        if self.places is not None and self.points is not None:
+            raise ValueError("give at most one of 'places' or 'points'")
+        return self
 
 
 class SensorGroup(_Strict):
@@ -190,6 +286,9 @@ class Scenario(_Strict):
     routing: str = "default"
     operations: str = "default"
     actions: list[Action] = Field(default_factory=list)
+    #: Extra places forecasts watch (with every place of the twin): e.g. the bridges and
+    #: hamlets of a dam's emergency plan.
+    places_of_concern: list[PointSpec] = Field(default_factory=list)
     outputs: Outputs = Outputs()
 
     _unique = field_validator("hazards")(_unique_ids)

@@ -22,15 +22,32 @@ def load_fields(npz_path: str | Path) -> tuple[float, list[tuple[str, np.ndarray
     return float(data["t_s"][0]), fields
 
 
+#: How each kind of field is drawn: (floor, ceiling, log scale, colour map, height above
+#: ground (m; None: at the water surface, ground + value), label). Cells below the floor
+#: are not drawn.
+STYLES = {
+    "lel_pct": (1.0, 100.0, True, "inferno_r", 1.5, "methane %LEL (1.5 m)"),
+    "depth_m": (0.05, 1.5, False, "Blues", None, "water depth (m)"),
+}
+
+
+def style_for(name: str) -> tuple:
+    """The drawing style of a field by its quantity name (gas %LEL or water depth)."""
+    for suffix, style in STYLES.items():
+        if name.endswith(suffix):
+            return style
+    return (1e-9, None, False, "viridis", 1.0, name.split("__")[-1].replace("_", " "))
+
+
 def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
-               floor_value: float = 1.0, ceiling_value: float = 100.0,
                window_size: tuple[int, int] = (1400, 1000),
                crop_m: float | None = 500.0) -> Path:
-    """Terrain, buildings and the hazard field (draped 1.5 m above ground) as a PNG.
+    """Terrain, buildings and the hazard fields draped over the ground, as a PNG.
 
-    Cells of the field below ``floor_value`` (e.g. 1 % LEL) are not drawn; the colour scale
-    saturates at ``ceiling_value`` (100 % LEL: explosive) on a log scale. The view looks down
-    steeply between the peak and the centroid of the drawn field, about ``crop_m`` across.
+    Each field is drawn in its style (``STYLES``): gas in %LEL 1.5 m above ground on a log
+    scale from 1 %LEL to 100 %LEL (explosive), water depth from 5 cm to 3 m. The view looks
+    down steeply between the peak and the centroid of the drawn field, about ``crop_m``
+    across (the whole twin if ``crop_m`` is None).
     """
     import pyvista as pv
 
@@ -45,30 +62,34 @@ def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
     plotter.set_background("white")
     ground = to_pv(terrain_mesh(twin.terrain))
     ground["elevation_m"] = ground.points[:, 2]
+    z_lo, z_hi = float(ground.points[:, 2].min()), float(ground.points[:, 2].max())
+    # gist_earth from its green third up: land colours only, so blue means water
     plotter.add_mesh(ground, scalars="elevation_m", cmap="gist_earth", show_scalar_bar=False,
-                     opacity=1.0)
+                     clim=[z_lo - 0.5 * (z_hi - z_lo + 1.0), z_hi], opacity=1.0)
     plotter.add_mesh(to_pv(buildings_mesh(twin.buildings, twin.terrain)), color="#d9d4cc",
                      show_edges=False, smooth_shading=False)
     focus = None
     for name, xs, ys, values in fields:
+        floor_value, ceiling_value, log_scale, cmap, lift_m, label = style_for(name)
         if values.size == 0 or np.nanmax(values) < floor_value:
             continue
+        ceiling_value = ceiling_value or float(np.nanmax(values))
         X, Y = np.meshgrid(xs, ys)
-        Z = twin.terrain.elevation_at(X.ravel(), Y.ravel()).reshape(X.shape) + 1.5
+        Z = twin.terrain.elevation_at(X.ravel(), Y.ravel()).reshape(X.shape)
+        Z = Z + (np.nan_to_num(values) + 0.1 if lift_m is None else lift_m)
         grid = pv.StructuredGrid(X - origin[0], Y - origin[1], Z)
         grid["value"] = values.ravel(order="F")
         shown = grid.threshold(floor_value, scalars="value")
-        label = name.split("__")[-1].replace("_", " ")
-        plotter.add_mesh(shown, scalars="value", cmap="inferno_r", opacity=0.75,
-                         clim=[floor_value, ceiling_value], above_color="#4a0000",
-                         log_scale=True,
+        plotter.add_mesh(shown, scalars="value", cmap=cmap, opacity=0.8,
+                         clim=[floor_value, ceiling_value], above_color="#08306b"
+                         if cmap == "Blues" else "#4a0000", log_scale=log_scale,
                          scalar_bar_args={"title": label, "color": "black"})
         inside = values >= floor_value
         r, c = np.unravel_index(int(np.nanargmax(values)), values.shape)
         peak = np.array([xs[c], ys[r], Z[r, c]])
         centroid = np.array([X[inside].mean(), Y[inside].mean(), Z[inside].mean()])
         focus = (2 * peak + centroid) / 3 - origin
-    if focus is None:
+    if focus is None or crop_m is None:  # whole twin: look at its centre
         xmin, ymin, xmax, ymax = twin.terrain.bounds
         focus = np.array([(xmax - xmin) / 2, (ymax - ymin) / 2, float(
             np.mean(twin.terrain.elevation_m))])

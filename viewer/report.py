@@ -94,6 +94,8 @@ def map_plot(twin: CityTwin, sensors: pd.DataFrame, alarms: pd.DataFrame,
         ax.plot(p.x, p.y, marker="*", color="#6a1b9a", ms=11, zorder=4)
         ax.annotate(t["name"], (p.x, p.y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     for h in hazards.values():
+        if "xy_m" not in h:  # floods and dam breaks have no point source
+            continue
         ax.plot(*h["xy_m"], marker="X", color="black", ms=12, zorder=5)
         ax.annotate(h["id"], h["xy_m"], fontsize=8, weight="bold", xytext=(5, -10),
                     textcoords="offset points")
