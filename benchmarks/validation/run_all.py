@@ -5,7 +5,8 @@ engine, case, metric, value, criterion, passed. Usage:
 
     python benchmarks/validation/run_all.py [--out benchmarks/validation/out/table.md]
 
-Exit code 1 if any case fails its criterion.
+A row with ``passed`` None is *skipped* (its reference data, ``../shared``, is absent): shown
+as such and not counted as a pass or a failure. Exit code 1 if any case fails its criterion.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ def collect() -> list[dict]:
     return rows
 
 
+def _verdict(passed: bool | None) -> str:
+    return "skipped" if passed is None else ("yes" if passed else "**NO**")
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| engine | case | metric | value | criterion | pass |", "|---|---|---|---|---|---|"]
     for r in rows:
         value = r["value"]
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         lines.append(f"| {r['engine']} | {r['case']} | {r['metric']} | {text} | "
-                     f"{r['criterion']} | {'yes' if r['passed'] else '**NO**'} |")
+                     f"{r['criterion']} | {_verdict(r['passed'])} |")
     return "\n".join(lines)
 
 
@@ -47,8 +52,10 @@ def main() -> int:
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table + "\n", encoding="utf-8")
-    failed = [r for r in rows if not r["passed"]]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed", file=sys.stderr)
+    failed = [r for r in rows if r["passed"] is not None and not r["passed"]]
+    skipped = [r for r in rows if r["passed"] is None]
+    print(f"\n{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, "
+          f"{len(skipped)} skipped", file=sys.stderr)
     return 1 if failed else 0
 
 
