@@ -31,7 +31,10 @@ from alerting.observation import ObservationBatch
 from alerting.platform import Platform, PlatformOutput
 from alerting.rulebook import Forecast
 from physics.base import FieldGrid, HazardEngine
+from physics.flood import LocalInertialFlood
 from scenarios.archive import Archive
+from scenarios.flood_impact import describe as describe_impact
+from scenarios.flood_impact import flood_impact
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
 from twin.seeding import rng_for, stable_key
 
@@ -299,6 +302,18 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         if largest_area_m2[0] == 0.0 or any(
                 (h.render_quantity or "").startswith("max_") for h in hazards):
             snapshot(duration)  # envelopes (maximum depth) are most telling at the end
+        impacts = {}
+        for spec, h in zip(sc.hazards, hazards, strict=True):
+            if isinstance(h, LocalInertialFlood):
+                impact = flood_impact(h, run.twin)
+                impact.to_csv(run_dir / f"flood_impact_{spec.id}.csv", index=False)
+                impacts[spec.id] = {"buildings": int((impact["what"] == "building").sum()),
+                                    "people": int(impact.loc[impact["what"] == "building",
+                                                             "people"].sum()),
+                                    "protected_targets": impact.loc[impact["protected"],
+                                                                    "id"].tolist()}
+                log(duration, "flood_impact", describe_impact(impact, spec.id),
+                    impacts[spec.id])
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
             f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
             f"{len(platform.desk.orders)} work orders ({result.n_escalations} escalations), "
@@ -311,6 +326,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             "work_orders": len(platform.desk.orders),
             "work_order_events": result.n_work_order_events,
             "escalations": result.n_escalations, "cap_messages": len(result.cap_files),
+            "flood_impact": impacts,
         }})
     _save_snapshot(run_dir / "hazard_field.npz", result)
     result.wall_s = time.perf_counter() - wall0

@@ -1,0 +1,93 @@
+"""Flood and dam-break scenarios end to end on the tiny synthetic city: rain and level
+gauges, ponding and reservoir rules, arrival-time forecasts, and errors naming the field."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from scenarios.archive import read_manifest, read_table
+from scenarios.kernel import simulate
+from scenarios.prepare import prepare
+from scenarios.scenario import load_scenario
+from twin.errors import InputError
+
+from .conftest import DEMO
+
+WATER_GAUGES = {"id": "ponding", "type": "water_level", "interval_s": 60,
+                "placement": {"network": "drainage", "node_kinds": ["manhole"], "lowest": 6,
+                              "height_m": 0.0}}
+RIVER = {"id": "river", "type": "water_level", "interval_s": 60,
+         "placement": {"points": [{"id": "r1", "xy_m": [400172.5, 3400422.5]},
+                                  {"id": "r2", "xy_m": [400177.5, 3400172.5]}]}}
+
+
+def base(**changes) -> dict:
+    data = yaml.safe_load(DEMO.read_text())
+    data.update({"twin": {"synthetic": {"seed": 7, "size": "tiny"}}, "mode": "what-if",
+                 "outputs": {"observations": "all", "report": False, "render": False},
+                 "actions": []})
+    data.update(changes)
+    return data
+
+
+def run(write_scenario, tmp_path, data, name="run"):
+    path = write_scenario(data, f"{name}.yaml")
+    scenario = load_scenario(path)
+    return simulate(prepare(scenario, source=str(path), base_dir=path.parent), tmp_path / name)
+
+
+def test_rainstorm_raises_rain_and_ponding_warnings(write_scenario, tmp_path):
+    storm = {"id": "storm", "kind": "urban_flood", "start_s": 60,
+             "rain": {"series": {"times_s": [0, 1200], "intensity_mm_h": [120, 0]}},
+             "model": {"drains": True, "cfl": 0.5}}
+    rain = {"id": "rain", "type": "rain_gauge", "interval_s": 60,
+            "placement": {"places": ["P-plaza"], "height_m": 2.0}}
+    result = run(write_scenario, tmp_path, base(
+        duration_s=1800, hazards=[storm], sensors={"groups": [rain, WATER_GAUGES, RIVER]}))
+    alarms = read_table(result.archive_path, "alarms")
+    rain_alarm = alarms[alarms["rule_id"] == "rain_intensity"]
+    assert rain_alarm["to_level"].max() == 3          # 120 mm/h ≥ 50 mm/h → orange
+    assert (alarms["rule_id"] == "ponding_depth").any()
+    warnings = read_table(result.archive_path, "warnings")
+    assert set(warnings["hazard"]) == {"urban_flood"}
+    note = read_manifest(result.archive_path)["hazards"]["storm"]
+    assert note["rain_total_mm"] == pytest.approx(40.0)   # 120 mm/h for 20 min
+    assert any(k.endswith("max_depth_m") for k in result.snapshot)
+
+
+def test_dam_break_falls_level_and_warns_downstream_by_arrival(write_scenario, tmp_path):
+    breach = {"id": "breach", "kind": "dam_break", "start_s": 60, "mode": "overtopping",
+              "growth": "linear", "model": {"drains": False, "cfl": 0.5}}
+    tower = {"id": "reservoir", "type": "reservoir_level", "interval_s": 60,
+             "placement": {"points": [{"id": "tower", "xy_m": [400150.0, 3400560.0]}]}}
+    result = run(write_scenario, tmp_path, base(
+        duration_s=1800, hazards=[breach], sensors={"groups": [tower, RIVER]},
+        places_of_concern=[{"id": "ford", "xy_m": [400172.5, 3400422.5]}]))
+    alarms = read_table(result.archive_path, "alarms")
+    fall = alarms[alarms["rule_id"] == "reservoir_level_fall"]
+    assert not fall.empty and fall["to_level"].max() >= 2
+    arrival = alarms[(alarms["rule_id"] == "dam_break_arrival") & (alarms["to_level"] > 0)]
+    assert "ford" in set(arrival["sensor_id"])
+    dam = read_table(result.archive_path, "warnings")
+    assert (dam["hazard"] == "dam_break").any()
+    note = read_manifest(result.archive_path)["hazards"]["breach"]
+    assert note["peak_outflow_m3_s"] > 0 and note["regressions"]
+    impact = pd.read_csv(result.run_dir / "flood_impact_breach.csv")
+    ford = impact[impact["id"] == "ford"]
+    assert ford.empty  # places of concern are forecast points, not twin places
+    assert (impact["max_depth_m"] >= 0.15).all()
+    assert impact["arrival_time_s"].is_monotonic_increasing
+    assert [k for _, k, _, _ in result.timeline].count("flood_impact") == 1
+
+
+def test_bad_flood_inputs_name_the_field(write_scenario, tmp_path):
+    storm = {"id": "storm", "kind": "urban_flood",
+             "rain": {"series": {"times_s": [0, 600], "intensity_mm_h": [-5, 0]}}}
+    path = write_scenario(base(hazards=[storm]), "neg.yaml")
+    with pytest.raises(InputError, match=r"hazards.0.rain.series.*≥ 0 mm/h"):
+        load_scenario(path)
+    breach = {"id": "b", "kind": "dam_break", "start_s": 60, "dam": "R-nope"}
+    path = write_scenario(base(hazards=[breach]), "dam.yaml")
+    with pytest.raises(InputError, match=r"hazards.0.dam_id.*'R-nope' is not in reservoirs"):
+        prepare(load_scenario(path), source=str(path), base_dir=path.parent)
+    assert not (tmp_path / "dam").exists()
