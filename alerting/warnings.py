@@ -49,7 +49,7 @@ class _Warning:
     sensors: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     area_m2: float = 0.0
-    active: tuple[Key, ...] = ()   # members alarming at the last issued event
+    forecast_at: tuple[str, ...] = ()   # places a model forecast reached at the last event
 
 
 class WarningBoard:
@@ -150,8 +150,8 @@ class WarningBoard:
                 reasons.append(f"population inside ≥ {min_pop} → at least {name}")
         sensors = tuple(sorted({m for (r, m) in warning.members
                                 if not isinstance(self.rules[r], Forecast)}))
-        active = tuple(sorted(k for k, lv in warning.members.items() if lv > 0))
-        forecast_at = sorted({m for (r, m) in active if isinstance(self.rules[r], Forecast)})
+        forecast_at = tuple(sorted({m for (r, m), lv in warning.members.items()
+                                    if lv > 0 and isinstance(self.rules[r], Forecast)}))
         if forecast_at:
             reasons.append(f"model forecast reaches {', '.join(forecast_at)}")
         area_m2 = float(area.area)
@@ -162,14 +162,14 @@ class WarningBoard:
         elif level < warning.level:
             kind = "deescalated"
         elif (sensors != warning.sensors or targets != warning.targets
-              or active != warning.active
+              or forecast_at != warning.forecast_at
               or abs(area_m2 - warning.area_m2) > policy.area_update_ratio
               * max(warning.area_m2, 1.0)):
             kind = "updated"
         else:
             return None
         warning.sensors, warning.targets, warning.area_m2 = sensors, targets, area_m2
-        warning.active = active
+        warning.forecast_at = forecast_at
         return self._event(warning, kind, t_s, known_at_s, rule, area, source, targets,
                            population, "; ".join(reasons), level)
 

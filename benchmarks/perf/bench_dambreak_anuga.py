@@ -84,7 +84,7 @@ def _errors(x: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     return l1, front - exact_front_m(T_END_S)
 
 
-def run_citytwin(dx: float, backend: str = "numba") -> dict:
+def run_citytwin(dx: float, backend: str = "numba", advection: bool = False) -> dict:
     nr, nc = int(round(WIDTH_M / dx)), int(round(LENGTH_M / dx))
     xs = (np.arange(nc) + 0.5) * dx
     t0 = time.perf_counter()
@@ -92,13 +92,14 @@ def run_citytwin(dx: float, backend: str = "numba") -> dict:
         np.zeros((nr, nc)), Affine(dx, 0.0, 0.0, 0.0, -dx, nr * dx), manning_n=0.0,
         initial_depth_m=np.where(xs < X0_M, H0_M, 0.0)[None, :].repeat(nr, axis=0),
         boundaries="closed", backend=backend, output_interval_s=T_END_S, max_dt_s=10.0,
-        track_maxima=False, source="ritter",
+        track_maxima=False, source="ritter", advection=advection,
     )
     model.advance_to(T_END_S)
     wall = time.perf_counter() - t0
     h = model.depth_m[nr // 2]
     l1, front = _errors(xs, h)
-    return {"tool": f"citytwin LocalInertialFlood ({backend})", "dx": dx, "elements": nr * nc,
+    label = f"{backend}, advection on" if advection else backend
+    return {"tool": f"citytwin LocalInertialFlood ({label})", "dx": dx, "elements": nr * nc,
             "kind": "cells", "steps": model.steps, "wall_s": wall, "l1_m": l1,
             "front_m": front}
 
@@ -149,6 +150,7 @@ def main() -> None:
     rows = []
     for dx in RESOLUTIONS_M:
         rows.append(run_citytwin(dx))
+        rows.append(run_citytwin(dx, advection=True))
         if dx == RESOLUTIONS_M[0]:
             rows.append(run_citytwin(dx, backend="numpy"))
         for algorithm in ("DE0", "DE1"):
@@ -165,7 +167,7 @@ def main() -> None:
     x_ritter = exact_front_m(T_END_S)
     for r in rows:
         vs_bore = (f"{r['front_m'] + x_ritter - x_b:+.1f}" if r["tool"].startswith("citytwin")
-                   else "—")
+                   and "advection" not in r["tool"] else "—")
         print(f"| {r['tool']} | {r['dx']:g} | {r['elements']} {r['kind']} | {r['wall_s']:.2f} | "
               f"{r['l1_m']:.4f} | {r['front_m']:+.1f} | {vs_bore} |")
 
