@@ -20,7 +20,8 @@ Tables (times are seconds from scenario start; the wall-clock anchor is the mani
   false-alarm rate), ``status`` raised or cleared.
 - ``timeline``: a human-readable log of the run.
 
-Every write is a transaction, so a crashed run leaves a readable archive of everything
+Every write is a transaction (WAL while running; the closed archive is one plain file), so a
+crashed run leaves a readable archive of everything
 committed; the run's ``status`` in the manifest says whether it completed. The index on
 observations is built when the archive is closed (bulk loading is ~5× faster without it).
 Nothing depends on the wall clock: the same scenario and seed give identical content.
@@ -236,6 +237,8 @@ class Archive:
             with self.db:
                 self.db.executescript(FINAL_INDEXES)
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # A finished archive is one self-contained file: readers need no -wal/-shm.
+            self.db.execute("PRAGMA journal_mode=DELETE")
             self.db.close()
             self.db = None  # type: ignore[assignment]
 
