@@ -19,7 +19,7 @@ Input rules (checked for the whole batch before any state changes):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -225,8 +225,8 @@ class Engine:
                 sensor_id=str(self._slot_names[r][slot]), rule_id=self._rule_ids[r],
                 hazard=self._hazards[r], from_level=old, to_level=new, value=x,
                 first_exceedance_s=since)
-            out.alarms.append(change)
             event = self.board.apply(change)
+            out.alarms.append(replace(change, warning_id=self.board.last_warning_id))
             if event is not None:
                 out.warnings.append(event)
         return out
@@ -268,8 +268,8 @@ class Engine:
                                  rule_id=rule_id, hazard=rule.hazard, from_level=old,
                                  to_level=level, value=float(value),
                                  first_exceedance_s=float(eta_s) if level else math.nan)
-            out.alarms.append(change)
             event = self.board.apply(change)
+            out.alarms.append(replace(change, warning_id=self.board.last_warning_id))
             if event is not None:
                 out.warnings.append(event)
         return out

@@ -18,6 +18,7 @@ class AlarmChange:
     to_level: int
     value: float
     first_exceedance_s: float  # first reading above the rule's lowest threshold this episode
+    warning_id: str = ""       # the incident the change was folded into ("" if none)
 
 
 @dataclass(frozen=True)

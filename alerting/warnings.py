@@ -73,10 +73,12 @@ class WarningBoard:
         self.active: list[_Warning] = []
         self.suppressed: set[Key] = set()
         self.count = 0
+        self.last_warning_id = ""  # the warning the last applied change went to
 
     # -- input ------------------------------------------------------------------------------
     def apply(self, change: AlarmChange) -> WarningEvent | None:
         """Fold one alarm change into the board; return the warning event it causes, if any."""
+        self.last_warning_id = ""
         rule = self.rules[change.rule_id]
         if isinstance(rule, Rule) and not rule.warn:
             return None  # the owner is alarmed; a composite over this rule makes the warning
@@ -99,6 +101,7 @@ class WarningBoard:
             warning.first_exceedance_s = min(warning.first_exceedance_s,
                                              change.first_exceedance_s)
         warning.members[key] = change.to_level
+        self.last_warning_id = warning.warning_id
         return self._evaluate(warning, change.time_s, change.known_at_s, rule)
 
     def refresh(self, t_s: float) -> list[WarningEvent]:

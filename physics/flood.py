@@ -4,27 +4,51 @@ Scheme: the local-inertial ("acceleration") form of the shallow-water equations 
 Bates, Horritt & Fewtrell (2010), J. Hydrol. 387:33–45, with the θ-weighted momentum update of
 de Almeida, Bates, Freer & Souvignet (2012), Water Resour. Res. 48:W05528 (θ = 0.7 default):
 
-    q_new = [θ q + (1 − θ)/2 (q_prev + q_next) − g h_f Δt ∂η/∂x] / [1 + g Δt n² |q| / h_f^{7/3}]
-    h_f = max(η_i, η_j) − max(z_i, z_j),   ∂h/∂t = −∇·q + rain − losses
+    q_new = [θ q + (1 − θ)/2 (q_prev + q_next) − g h_f Δt ∂η/∂x] / [1 + g Δt n² |q⃗| / h_f^{7/3}]
+    |q⃗| = sqrt(q² + q_t²),   h_f = max(η_i, η_j) − max(z_i, z_j),   ∂h/∂t = −∇·q + rain − losses
 
-on a staggered grid (depths at cell centres, unit-width discharges on faces), with the
-adaptive step Δt = α Δx / sqrt(g h_max) (Bates et al. 2010 eq. 12; α = ``cfl`` = 0.7, de
-Almeida et al. 2012 §3), capped by ``max_dt_s`` and never crossing an output time or a
-rain-intensity change. Faces with h_f ≤ ``dry_depth_m`` carry no flow. The compiled loops,
-boundary formulas and the positivity limiter that makes the volume balance exact are in
-``physics.flood_kernels``; PHYSICS.md "Flood" lists the checks (lake at rest, volume balance,
-Ritter dam break; ``benchmarks/validation/flood_validation.py``).
+on a staggered grid (depths at cell centres, unit-width discharges on faces). Friction acts on
+the magnitude of the discharge vector, q_t being the other component at the face (the mean of
+the 4 faces of the other axis around it, last step): LISFLOOD-FP's acceleration solver does
+this by default ("2D friction", ``fricSolver2D``; its ``1Dfriction`` keyword restores |q|;
+LISFLOOD-FP 8 source, fp_acc.cpp ``CalcFPQxAcc``/``CalcFPQyAcc``; Shaw et al. 2021, GMD
+14:3577). Bates et al. (2010) eq. 11 as published uses the face-normal |q| only
+(``friction="1d"``); that under-resists flow oblique to the grid, so a flood spread about
+16 % faster along the diagonals than along the axes (arrival at 150 m from a point source on
+a flat plane) and EA Test 4 peaks were 1–1.3 cm low; with the vector form the axis/diagonal
+difference is about 4 % and the Test 4 peaks are within 0.5 cm of LISFLOOD-FP
+(``benchmarks/validation/ea4_validation.py``).
 
-Two departures from the published scheme, both options: by default a neighbour face deeper
-than the face being updated enters the θ-average with its velocity × this face's depth rather
-than its discharge (``theta_weighting="depth_limited"``; the published form handed thin faces
-the discharge of deep neighbours and gave 10–25 m/s spikes on steep, shallow urban sheet
-flow); and ``advection=True`` adds the convective acceleration the local-inertial
-approximation drops (Stelling & Duinmeijer 2003 upwind form, Δt also limited by the flow
-speed). Without it the scheme cannot carry a supercritical dry-bed front: on Ritter's dam
-break the front stalls near the dam (its characteristic speed sqrt(g h) vanishes at a dry
-front). With it the Ritter depth at the dam is within 0.6 % of 4h0/9. Use it for dam breaks;
-keep it off for rain-driven urban flooding (slower, and less robust on steep thin films).
+Adaptive step Δt = α Δx / sqrt(g h_max) (Bates et al. 2010 eq. 12) with α = ``cfl`` = 0.6,
+capped by ``max_dt_s`` and never crossing an output time or a rain-intensity change. Bates et
+al. give α = 0.2–0.7 and LISFLOOD-FP defaults to 0.7, but for the 2-D staggered scheme the
+linearised, frictionless von Neumann limit is α ≤ 1/√2 ≈ 0.707 (the checkerboard mode,
+derived here: η^{n+1} − 2η^n + η^{n−1} = −4 g h (Δt/Δx)² [sin²(kΔx/2) + sin²(lΔx/2)] η^n),
+so 0.7 leaves the deepest cells 1 % from it: on the Merewether urban case (1 m cells) ~40
+deep, slow cells then emptied and refilled every step (2Δt oscillation, depth range up to
+1.2 m); at 0.65 or 0.6 no cell varied by more than 2 cm once the flow was steady. Faces
+with h_f ≤ ``dry_depth_m`` carry no flow. The compiled loops, boundary formulas and the
+positivity limiter that makes the volume balance exact are in ``physics.flood_kernels``;
+PHYSICS.md "Flood" lists the checks (lake at rest, volume balance, Ritter dam break;
+``benchmarks/validation/flood_validation.py``).
+
+Options that depart from the published scheme (all off by default):
+``theta_weighting="depth_limited"`` lets a neighbour face deeper than the face being updated
+enter the θ-average with its velocity × this face's depth rather than its discharge (it was
+the default while friction was 1-D, when the published form gave 10–35 m/s spikes on steep,
+shallow urban sheet flow; with vector friction those are gone — synthetic city storm ≤ 5.3
+m/s — and it adds resistance to fast street flow: Merewether levels 0.06–0.2 m higher).
+``froude_limit=Fr`` caps every face's |q| at Fr·h_f·sqrt(g h_f), as CAESAR-Lisflood does
+(Coulthard et al. 2013, Earth Surf. Process. Landf. 38:1897; HAIL-CAESAR source,
+``froude_limit``): it bounds spurious speeds in thin films (synthetic city storm maximum 4.3 →
+3.2 m/s at Fr = 1) but also slows real supercritical street flow, and it does not remove the
+oscillation above, so it is off by default. ``advection=True`` adds the convective
+acceleration the local-inertial approximation drops (Stelling & Duinmeijer 2003 upwind form,
+Δt also limited by the flow speed). Without it the scheme cannot carry a supercritical
+dry-bed front: on Ritter's dam break the front stalls near the dam (its characteristic speed
+sqrt(g h) vanishes at a dry front). With it the Ritter depth at the dam is within 0.6 % of
+4h0/9. Use it for dam breaks; keep it off for rain-driven urban flooding (slower, and less
+robust on steep thin films).
 
 Forcing: ``RainSeries`` (uniform or gridded, ``physics.rainfall``), point and line inflows
 with piecewise-linear ``Hydrograph``s (volume per step = exact integral), a constant-rate
@@ -306,6 +330,10 @@ Chinese grate inlets are ~20 L/s single, ~35 L/s double; UK HA102 / CIRIA C753 g
 capacities are of the same order), and a manhole node of a coarse network model stands for
 the few gullies connected to it: 0.08 m³/s. Outfalls are not inlets."""
 
+DEFAULT_CFL = 0.6
+"""Default Courant number α of the adaptive step Δt = α Δx / sqrt(g h_max) (see the module
+docstring)."""
+
 DEFAULT_MANNING_N = 0.03
 """Default Manning n (s/m^(1/3)): between asphalt (0.013–0.016) and grass (0.035), a common
 single value for urban overland flow (e.g. the EA 2D benchmark uses 0.03/0.05)."""
@@ -399,7 +427,7 @@ class LocalInertialFlood(HazardEngine):
         drains: DrainInlets | None = None,
         blocked: np.ndarray | None = None,
         theta: float = 0.7,
-        cfl: float = 0.7,
+        cfl: float = DEFAULT_CFL,
         dry_depth_m: float = 1e-3,
         max_dt_s: float = 10.0,
         output_interval_s: float = 60.0,
@@ -412,6 +440,8 @@ class LocalInertialFlood(HazardEngine):
         track_maxima: bool = True,
         advection: bool = False,
         theta_weighting: str | None = None,
+        friction: str = "2d",
+        froude_limit: float | None = None,
     ) -> None:
         """Build the model at time ``t_s`` (see the module docstring for the physics).
 
@@ -427,12 +457,14 @@ class LocalInertialFlood(HazardEngine):
         local-inertial scheme drops (upwind, momentum-conservative, Stelling & Duinmeijer
         2003) and limits Δt by the flow speed too; use it for supercritical flows such as
         dam breaks onto dry land (``benchmarks/validation/flood_validation.py``, Ritter).
-        ``theta_weighting``: "discharge" (de Almeida et al. 2012 as published: neighbouring
-        faces enter with their discharge) or "depth_limited" (a neighbour deeper than the
-        face enters with its velocity × the face depth, so a thin face beside a deep one is
-        not handed the deep face's flow; this removes spurious 10–25 m/s speeds on steep,
-        shallow urban sheet flow). Default: "depth_limited", or "discharge" with
-        ``advection`` (it reproduces the Ritter dam break; see the validation).
+        ``theta_weighting``: "discharge" (default; de Almeida et al. 2012 as published:
+        neighbouring faces enter with their discharge) or "depth_limited" (a neighbour deeper
+        than the face enters with its velocity × the face depth; see the module docstring).
+        ``friction``: "2d" (default; Manning friction on the discharge vector magnitude, as
+        LISFLOOD-FP) or "1d" (on the face-normal discharge only, Bates et al. 2010 eq. 11).
+        ``froude_limit``: cap each face's discharge at this Froude number,
+        |q| ≤ Fr·h_f·sqrt(g h_f) (CAESAR-Lisflood practice, e.g. 0.8–1); None or 0: no cap
+        (default). ``cfl``: α of the adaptive step; keep it ≤ 0.65 (module docstring).
         """
         self.source = str(source)
         src = self.source
@@ -542,11 +574,20 @@ class LocalInertialFlood(HazardEngine):
         self.track_maxima = bool(track_maxima)
         self.advection = bool(advection)
         if theta_weighting is None:
-            theta_weighting = "discharge" if self.advection else "depth_limited"
+            theta_weighting = "discharge"
         if theta_weighting not in ("discharge", "depth_limited"):
             raise InputError(src, f"unknown option {theta_weighting!r}; use 'discharge' or "
                              "'depth_limited'", field="theta_weighting")
         self.theta_weighting = theta_weighting
+        if friction not in ("2d", "1d"):
+            raise InputError(src, f"unknown option {friction!r}; use '2d' or '1d'",
+                             field="friction")
+        self.friction = friction
+        froude_limit = 0.0 if froude_limit is None else float(froude_limit)
+        if not (math.isfinite(froude_limit) and froude_limit >= 0.0):
+            raise InputError(src, f"invalid value {froude_limit!r} (a Froude number > 0, or 0 "
+                             "for no limit)", field="froude_limit")
+        self.froude_limit = froude_limit
         # boundaries
         self.boundaries = _parse_boundaries(boundaries, src)
         self._bc_type = np.array(
@@ -867,7 +908,8 @@ class LocalInertialFlood(HazardEngine):
             self._h, self._z, self._n2, self._n_uniform, self._qx, self._qy, self._hfx,
             self._hfy, self._qxr, self._qyr, self._qx_next, self._qy_next, self._hfx_next,
             self._hfy_next, self._f, dt, self.dx_m, self.theta,
-            self.theta_weighting == "depth_limited", self.dry_depth_m,
+            self.theta_weighting == "depth_limited", self.friction == "2d", self.froude_limit,
+            self.dry_depth_m,
             self.advection, self._bc_type, self._bc_level, rain_mode, rain_depth, rain_grid,
             rain_scale, self._active, self._has_blocked, self._n_active_row, loss_mode,
             loss_depth, loss_grid, loss_scale, self._loss_buf, self.track_maxima, t_new,

@@ -6,15 +6,25 @@ between cells a and b (flux q in m²/s, positive from a to b):
 
     h_f   = max(η_a, η_b) − max(z_a, z_b)                        (face flow depth)
     q*    = θ q + (1 − θ)/2 (q_prev + q_next)                      (neighbour faces, same axis)
-    q_new = [q* − Δt A − g h_f Δt (η_b − η_a)/Δx] / [1 + g Δt n² |q| / h_f^{7/3}]
+    q_t   = (q'_1 + q'_2 + q'_3 + q'_4)/4         (the 4 faces of the other axis around it)
+    q_new = [q* − Δt A − g h_f Δt (η_b − η_a)/Δx] / [1 + g Δt n² sqrt(q² + q_t²) / h_f^{7/3}]
 
-and no flow where h_f ≤ ``dry``. A = 0 for the local-inertial scheme; with ``advect`` it is
+and no flow where h_f ≤ ``dry``. Friction acts on the magnitude of the discharge vector, the
+other component q_t taken as the mean of the last step's 4 faces of the other axis that
+touch the two cells (``fric2d``; LISFLOOD-FP's default "2D friction", LISFLOOD-FP 8 source
+fp_acc.cpp ``CalcFPQxAcc``/``CalcFPQyAcc``: qy_avg of the 4 Qyold faces, qvect =
+sqrt(q0² + qy_avg²)); with ``fric2d`` off q_t = 0 and the divisor uses |q| as Bates et al.
+(2010) eq. 11. Optionally (``froude_max`` > 0) |q_new| is capped at Fr_max·h_f·sqrt(g h_f),
+the Froude limiter of CAESAR-Lisflood (Coulthard et al. 2013, Earth Surf. Process. Landf.
+38:1897; HAIL-CAESAR ``froude_limit``), on interior and edge faces, before the positivity
+limiter. A = 0 for the local-inertial scheme; with ``advect`` it is
 the convective acceleration ∂(qu)/∂x + ∂(qv)/∂y in the upwind, momentum-conservative form of
 Stelling & Duinmeijer (2003, Int. J. Numer. Meth. Fluids 43:1329): mass flux through each cell
 centre (and corner, for the cross term) times the upwind face velocity u = q/h_f of the last
 step. With ``limit_side`` a neighbour deeper than the face enters q* with q·h_f/h_f,neighbour
 (its velocity times this face's depth) instead of q, so a thin face beside a deep one is not
-handed the deep face's discharge (that produced 10–25 m/s spikes in steep shallow sheet flow).
+handed the deep face's discharge (with 1-D friction the published form produced 10–35 m/s
+spikes in steep shallow sheet flow).
 h_f^{-7/3} uses a division-free inverse cube root (``INV_CBRT_MAGIC32``).
 
 Positivity and exact volume balance: each cell's total outflow over the step is limited to the
@@ -28,8 +38,9 @@ LISFLOOD-FP reports them; a cell's speed combines the mean of its two faces per 
 Boundaries (one type per edge; ``BC_CLOSED``/``BC_FREE``/``BC_STAGE``):
 - closed: q = 0.
 - stage: a ghost cell beyond the edge with the edge cell's bed and water level ``level``
-  (never below the bed); the face uses the interior formula without θ-weighting (as
-  LISFLOOD-FP's HFIX/HVAR boundaries; LISFLOOD-FP 8.0 source, boundary.cpp).
+  (never below the bed); the face uses the interior formula without θ-weighting and with
+  friction on |q| (as LISFLOOD-FP's HFIX/HVAR boundaries; LISFLOOD-FP 8.0 source,
+  boundary.cpp).
 - free: outflow only, q = (|q| + g h Δt S) / (1 + g Δt n² |q| / h^{7/3}) with h the edge
   cell's depth and S = |η_edge − η_inner|/Δx the local water-surface slope (LISFLOOD-FP's FREE
   boundary with no slope given, acceleration solver; LISFLOOD-FP 8.0 source, boundary.cpp;
@@ -47,6 +58,9 @@ Two backends give the same numbers (bit for bit in the tests):
   second, short parallel pass. Every value is computed by the same expressions whatever the
   chunking, so results do not depend on the thread count.
 - ``step_numpy``: whole-array NumPy (reference path).
+
+The q_t sums are evaluated in the same order in both backends ((q'_1 + q'_2) + q'_3) + q'_4,
+so the 2-D friction keeps them identical.
 """
 
 from __future__ import annotations
@@ -175,30 +189,46 @@ def np_inv_h73(h: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- face formulas
 @njit(cache=True, error_model="numpy")
-def _face(q0, qm, hm, qp, hp, eta_a, eta_b, z_a, z_b, c_theta, c_side, gdt, gdt_dx, n2, dry,
+def _face(q0, qt, qm, hm, qp, hp, eta_a, eta_b, z_a, z_b, c_theta, c_side, gdt, gdt_dx, n2, dry,
           adv_dt, limit_side):
     """(flux m²/s from a to b, face depth h_f) of an interior face; see module docstring.
+    ``qt``: the other discharge component at this face (mean of the 4 surrounding faces of the
+    other axis, last step; 0 for 1-D friction), so friction acts on |q| = sqrt(q0² + qt²).
     ``qm, hm``, ``qp, hp``: discharge and flow depth of the neighbouring faces on the same axis
     (θ-weighting). ``limit_side``: a neighbour deeper than this face contributes its velocity
     × h_f instead of its discharge, so a thin face next to a deep one is not handed the deep
     face's flow (``False``: de Almeida et al. 2012 as published);
     ``adv_dt``: Δt × convective acceleration (0 for the pure local-inertial scheme).
-    Branch-free (the friction term is evaluated at max(h_f, dry) and discarded on dry faces)
-    so the row loops vectorise; with n = 0 the divisor is exactly 1."""
+    The Froude cap is applied afterwards (``_cap_row``). Branch-free (the friction term is
+    evaluated at max(h_f, dry) and discarded on dry faces) so the row loops vectorise; with
+    n = 0 the divisor is exactly 1."""
     hf = max(eta_a, eta_b) - max(z_a, z_b)
     wm = min(1.0, hf / max(hm, dry)) if limit_side else 1.0
     wp = min(1.0, hf / max(hp, dry)) if limit_side else 1.0
     side = qm * wm + qp * wp
     num = c_theta * q0 + c_side * side - adv_dt - gdt_dx * hf * (eta_b - eta_a)
-    q = num / (1.0 + gdt * n2 * abs(q0) * _inv_h73(max(hf, dry)))
+    hfe = max(hf, dry)
+    q = num / (1.0 + gdt * n2 * math.sqrt(q0 * q0 + qt * qt) * _inv_h73(hfe))
     return (q if hf > dry else 0.0), hf
 
 
 @njit(cache=True, error_model="numpy")
-def _edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, dry):
+def _cap_row(q, hf, lo, hi, fr_lim):
+    """Froude cap |q| <= fr_lim · h_f^{3/2} (fr_lim = Fr_max·sqrt(g)) on faces lo..hi − 1 of
+    a row. A separate loop: inside ``_face`` the clamp stopped the face loops vectorising
+    (3x slower, measured)."""
+    for c in range(lo, hi):
+        h = hf[c]
+        qlim = fr_lim * h * math.sqrt(h)
+        q[c] = min(max(q[c], -qlim), qlim)
+
+
+@njit(cache=True, error_model="numpy")
+def _edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, dry, fr_lim):
     """(outward flux m²/s, face depth) through a domain edge next to a cell (h_c, z_c, η_c)
     whose inner neighbour has level ``eta_in``: stage (ghost cell at ``level``) or free
-    (LISFLOOD-FP FREE); closed edges carry nothing."""
+    (LISFLOOD-FP FREE); closed edges carry nothing. Friction on the normal discharge only
+    (as LISFLOOD-FP's boundary faces); |q| capped at ``fr_lim``·h_f^{3/2}."""
     if kind == BC_STAGE:
         eta_g = max(level, z_c)
         hf = max(eta_c, eta_g) - z_c
@@ -212,7 +242,9 @@ def _edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, dry
         num = abs(q0_out) + gdt_dx * hf * abs(eta_c - eta_in)
     else:
         return 0.0, 0.0
-    return num / (1.0 + gdt * n2 * abs(q0_out) * _inv_h73(hf)), hf
+    q = num / (1.0 + gdt * n2 * abs(q0_out) * _inv_h73(hf))
+    qlim = fr_lim * hf * math.sqrt(hf)
+    return min(max(q, -qlim), qlim), hf
 
 
 @njit(cache=True, error_model="numpy")
@@ -267,24 +299,27 @@ def _n2_at(n2, uniform, r, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _y_edge(i, c, h, z, qy0, n2, n_uni, nr, gdt, gdt_dx, dry, bc_type, bc_level):
+def _y_edge(i, c, h, z, qy0, n2, n_uni, nr, gdt, gdt_dx, dry, bc_type, bc_level, fr_lim):
     """(raw flux positive toward +row, face depth) of the north (i = 0) or south (i = nr)
     edge face in column c."""
     if i == 0:
         eta_in = z[1, c] + h[1, c] if nr > 1 else z[0, c] + h[0, c]
         q, hf = _edge_out(bc_type[NORTH], bc_level[NORTH], -qy0[0, c], h[0, c], z[0, c],
-                          z[0, c] + h[0, c], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, 0, c), dry)
+                          z[0, c] + h[0, c], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, 0, c), dry,
+                          fr_lim)
         return -q, hf
     r = nr - 1
     eta_in = z[r - 1, c] + h[r - 1, c] if nr > 1 else z[r, c] + h[r, c]
     return _edge_out(bc_type[SOUTH], bc_level[SOUTH], qy0[nr, c], h[r, c], z[r, c],
-                     z[r, c] + h[r, c], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, c), dry)
+                     z[r, c] + h[r, c], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, c), dry,
+                     fr_lim)
 
 
 @njit(cache=True, error_model="numpy")
 def _y_faces(i, out, hf_out, h, z, qx0, qy0, hfy0, n2, n_uni, c_theta, c_side, gdt, gdt_dx,
-             dry, advect, dt_dx, limit_side):
-    """Raw fluxes and depths of the interior y-faces between rows i − 1 and i."""
+             dry, advect, dt_dx, limit_side, wt, fr_lim):
+    """Raw fluxes and depths of the interior y-faces between rows i − 1 and i. ``wt``: 0.25
+    (2-D friction: mean of the 4 x-faces around each y-face) or 0 (1-D friction)."""
     nr, nc = h.shape
     h_a = h[i - 1]
     h_b = h[i]
@@ -295,83 +330,99 @@ def _y_faces(i, out, hf_out, h, z, qx0, qy0, hfy0, n2, n_uni, c_theta, c_side, g
     qp = qy0[i + 1]
     hm = hfy0[i - 1]
     hp = hfy0[i + 1]
+    xa = qx0[i - 1]  # x-faces of the two cells: west/east of row i - 1, then of row i
+    xb = qx0[i]
     if advect:  # separate loops per loop-invariant case so each one vectorises
         for c in range(nc):
             n2f = n2[0, 0] if n_uni else 0.5 * (n2[i - 1, c] + n2[i, c])
             adv = dt_dx * _adv_y(i, c, qx0, qy0, hfy0, nr, nc, dry)
-            out[c], hf_out[c] = _face(q0[c], qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
+            qt = wt * (((xa[c] + xa[c + 1]) + xb[c]) + xb[c + 1])
+            out[c], hf_out[c] = _face(q0[c], qt, qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
                                       z_b[c] + h_b[c], z_a[c], z_b[c], c_theta, c_side, gdt,
                                       gdt_dx, n2f, dry, adv, limit_side)
     elif n_uni:
         n2s = n2[0, 0]
         for c in range(nc):
-            out[c], hf_out[c] = _face(q0[c], qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
+            qt = wt * (((xa[c] + xa[c + 1]) + xb[c]) + xb[c + 1])
+            out[c], hf_out[c] = _face(q0[c], qt, qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
                                       z_b[c] + h_b[c], z_a[c], z_b[c], c_theta, c_side, gdt,
                                       gdt_dx, n2s, dry, 0.0, limit_side)
     else:
         n2_a = n2[i - 1]
         n2_b = n2[i]
         for c in range(nc):
-            out[c], hf_out[c] = _face(q0[c], qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
+            qt = wt * (((xa[c] + xa[c + 1]) + xb[c]) + xb[c + 1])
+            out[c], hf_out[c] = _face(q0[c], qt, qm[c], hm[c], qp[c], hp[c], z_a[c] + h_a[c],
                                       z_b[c] + h_b[c], z_a[c], z_b[c], c_theta, c_side, gdt,
                                       gdt_dx, 0.5 * (n2_a[c] + n2_b[c]), dry, 0.0,
                                       limit_side)
+    if fr_lim < np.inf:
+        _cap_row(out, hf_out, 0, nc, fr_lim)
 
 
 @njit(cache=True, error_model="numpy")
 def _momentum_row(r, h, z, qx0, qy0, hfx0, hfy0, qxr, qyr, hfx1, hfy1, n2, n_uni, nr, nc,
                   c_theta, c_side, gdt, gdt_dx, dry, bc_type, bc_level, advect, dt_dx,
-                  limit_side):
+                  limit_side, wt, fr_lim):
     """Raw x-faces of row r and the y-faces south of it (and north of row 0), with their
     flow depths."""
     e = nc - 1
     eta_in = z[r, 1] + h[r, 1] if nc > 1 else z[r, 0] + h[r, 0]
     q, hf = _edge_out(bc_type[WEST], bc_level[WEST], -qx0[r, 0], h[r, 0], z[r, 0],
-                      z[r, 0] + h[r, 0], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, 0), dry)
+                      z[r, 0] + h[r, 0], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, 0), dry,
+                      fr_lim)
     qxr[r, 0] = -q
     hfx1[r, 0] = hf
     eta_in = z[r, e - 1] + h[r, e - 1] if nc > 1 else z[r, e] + h[r, e]
     q, hf = _edge_out(bc_type[EAST], bc_level[EAST], qx0[r, nc], h[r, e], z[r, e],
-                      z[r, e] + h[r, e], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, e), dry)
+                      z[r, e] + h[r, e], eta_in, gdt, gdt_dx, _n2_at(n2, n_uni, r, e), dry,
+                      fr_lim)
     qxr[r, nc] = q
     hfx1[r, nc] = hf
     hr = h[r]
     zr = z[r]
     q0 = qx0[r]
     h0 = hfx0[r]
+    yn = qy0[r]  # y-faces of the row's cells: north, then south
+    ys = qy0[r + 1]
     out = qxr[r]
     hfo = hfx1[r]
     if advect:  # separate loops per loop-invariant case so each one vectorises
         for c in range(1, nc):
             n2f = n2[0, 0] if n_uni else 0.5 * (n2[r, c - 1] + n2[r, c])
             adv = dt_dx * _adv_x(r, c, qx0, qy0, hfx0, nr, nc, dry)
-            out[c], hfo[c] = _face(q0[c], q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
+            qt = wt * (((yn[c - 1] + yn[c]) + ys[c - 1]) + ys[c])
+            out[c], hfo[c] = _face(q0[c], qt, q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
                                    zr[c - 1] + hr[c - 1], zr[c] + hr[c], zr[c - 1], zr[c],
                                    c_theta, c_side, gdt, gdt_dx, n2f, dry, adv, limit_side)
     elif n_uni:
         n2s = n2[0, 0]
         for c in range(1, nc):
-            out[c], hfo[c] = _face(q0[c], q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
+            qt = wt * (((yn[c - 1] + yn[c]) + ys[c - 1]) + ys[c])
+            out[c], hfo[c] = _face(q0[c], qt, q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
                                    zr[c - 1] + hr[c - 1], zr[c] + hr[c], zr[c - 1], zr[c],
                                    c_theta, c_side, gdt, gdt_dx, n2s, dry, 0.0, limit_side)
     else:
         n2r = n2[r]
         for c in range(1, nc):
-            out[c], hfo[c] = _face(q0[c], q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
+            qt = wt * (((yn[c - 1] + yn[c]) + ys[c - 1]) + ys[c])
+            out[c], hfo[c] = _face(q0[c], qt, q0[c - 1], h0[c - 1], q0[c + 1], h0[c + 1],
                                    zr[c - 1] + hr[c - 1], zr[c] + hr[c], zr[c - 1], zr[c],
                                    c_theta, c_side, gdt, gdt_dx, 0.5 * (n2r[c - 1] + n2r[c]),
                                    dry, 0.0, limit_side)
+    if fr_lim < np.inf:
+        _cap_row(out, hfo, 1, nc, fr_lim)
     if r == 0:
         for c in range(nc):
             qyr[0, c], hfy1[0, c] = _y_edge(0, c, h, z, qy0, n2, n_uni, nr, gdt, gdt_dx, dry,
-                                            bc_type, bc_level)
+                                            bc_type, bc_level, fr_lim)
     if r + 1 == nr:
         for c in range(nc):
             qyr[nr, c], hfy1[nr, c] = _y_edge(nr, c, h, z, qy0, n2, n_uni, nr, gdt, gdt_dx,
-                                              dry, bc_type, bc_level)
+                                              dry, bc_type, bc_level, fr_lim)
     else:
         _y_faces(r + 1, qyr[r + 1], hfy1[r + 1], h, z, qx0, qy0, hfy0, n2, n_uni, c_theta,
-                 c_side, gdt, gdt_dx, dry, advect, dt_dx, limit_side)
+                 c_side, gdt, gdt_dx, dry, advect, dt_dx, limit_side, wt, fr_lim)
 
 
 @njit(cache=True, error_model="numpy")
@@ -522,18 +573,20 @@ def _continuity_row(r, h, qxr, qyr, qx1, qy1, hfx1, hfy1, f, nr, nc, dt_dx, vol_
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def step_numba(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, hfy1, f, dt,
-               dx, theta, limit_side, dry, advect, bc_type, bc_level, rain_mode, rain_depth,
-               rain_grid,
-               rain_scale, active, has_blocked, n_active_row, loss_mode, loss_depth, loss_grid,
-               loss_scale, loss_buf, track, t_new, arr_depth, max_h, max_v, arrival, row_hmax,
-               row_umax, row_rain, row_loss, row_bout, row_bin, chunks):
+               dx, theta, limit_side, fric2d, froude_max, dry, advect, bc_type, bc_level,
+               rain_mode, rain_depth, rain_grid, rain_scale, active, has_blocked, n_active_row,
+               loss_mode, loss_depth, loss_grid, loss_scale, loss_buf, track, t_new, arr_depth,
+               max_h, max_v, arrival, row_hmax, row_umax, row_rain, row_loss, row_bout, row_bin,
+               chunks):
     """One time step in place (see module docstring); per-row sums go to ``row_*``.
 
     ``qx0/qy0`` and ``hfx0/hfy0``: fluxes and face depths of the previous step (read);
     ``qxr/qyr``/``f``/``loss_buf``: scratch; ``qx1/qy1``, ``hfx1/hfy1``: this step's
     (written). ``row_bout/row_bin``: boundary outflow / inflow volume (m³) per row;
     ``row_rain``/``row_loss``: depth sums (m); ``row_hmax``/``row_umax``: largest depth and
-    face speed per row. Gridded inputs not in use may be (1, 1) dummies.
+    face speed per row. ``fric2d``: friction on the discharge vector (else the normal
+    component); ``froude_max``: Froude cap on face discharges (0: none). Gridded inputs not
+    in use may be (1, 1) dummies.
     """
     nr, nc = h.shape
     c_theta = theta
@@ -542,6 +595,8 @@ def step_numba(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, 
     gdt_dx = gdt / dx
     dt_dx = dt / dx
     vol_per_q = dt * dx
+    wt = 0.25 if fric2d else 0.0
+    fr_lim = froude_max * math.sqrt(G_M_S2) if froude_max > 0.0 else np.inf
     nchunks = chunks.size - 1
     for k in prange(nchunks):
         s = chunks[k]
@@ -551,10 +606,10 @@ def step_numba(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, 
         for r in range(s, e):
             _momentum_row(r, h, z, qx0, qy0, hfx0, hfy0, qxr, qyr, hfx1, hfy1, n2, n_uni, nr,
                           nc, c_theta, c_side, gdt, gdt_dx, dry, bc_type, bc_level, advect,
-                          dt_dx, limit_side)
+                          dt_dx, limit_side, wt, fr_lim)
             if r == s and r > 0:  # north faces belong to the chunk above: recompute here
                 _y_faces(r, qn_first, hf_first, h, z, qx0, qy0, hfy0, n2, n_uni, c_theta,
-                         c_side, gdt, gdt_dx, dry, advect, dt_dx, limit_side)
+                         c_side, gdt, gdt_dx, dry, advect, dt_dx, limit_side, wt, fr_lim)
                 _limiter_row(r, qn_first, h, qxr, qyr, f, dt_dx)
             else:
                 _limiter_row(r, qyr[r], h, qxr, qyr, f, dt_dx)
@@ -660,8 +715,8 @@ def _np_adv_y(qx0, qy0, hfy0, dry):
     return (f_s - f_n) + (f_e - f_w)
 
 
-def _np_face(q0, qm, hm, qp, hp, eta_a, eta_b, z_a, z_b, c_theta, c_side, gdt, gdt_dx, n2,
-             dry, adv_dt, limit_side):
+def _np_face(q0, qt, qm, hm, qp, hp, eta_a, eta_b, z_a, z_b, c_theta, c_side, gdt, gdt_dx,
+             n2, dry, adv_dt, limit_side, fr_lim):
     hf = np.maximum(eta_a, eta_b) - np.maximum(z_a, z_b)
     if limit_side:
         with np.errstate(all="ignore"):
@@ -670,12 +725,17 @@ def _np_face(q0, qm, hm, qp, hp, eta_a, eta_b, z_a, z_b, c_theta, c_side, gdt, g
     else:
         side = qm * 1.0 + qp * 1.0
     num = c_theta * q0 + c_side * side - adv_dt - gdt_dx * hf * (eta_b - eta_a)
+    hfe = np.maximum(hf, dry)
     with np.errstate(all="ignore"):
-        q = num / (1.0 + gdt * n2 * np.abs(q0) * np_inv_h73(np.maximum(hf, dry)))
-    return np.where(hf > dry, q, 0.0), hf
+        q = num / (1.0 + gdt * n2 * np.sqrt(q0 * q0 + qt * qt) * np_inv_h73(hfe))
+    q = np.where(hf > dry, q, 0.0)
+    if fr_lim < np.inf:  # Froude cap (``_cap_row``)
+        qlim = fr_lim * hf * np.sqrt(hf)
+        q = np.minimum(np.maximum(q, -qlim), qlim)
+    return q, hf
 
 
-def _np_edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, dry):
+def _np_edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, dry, fr_lim):
     if kind == BC_CLOSED:
         return np.zeros_like(h_c), np.zeros_like(h_c)
     if kind == BC_STAGE:
@@ -687,15 +747,17 @@ def _np_edge_out(kind, level, q0_out, h_c, z_c, eta_c, eta_in, gdt, gdt_dx, n2, 
         num = np.abs(q0_out) + gdt_dx * hf * np.abs(eta_c - eta_in)
     with np.errstate(all="ignore"):
         q = num / (1.0 + gdt * n2 * np.abs(q0_out) * np_inv_h73(hf))
+        qlim = fr_lim * hf * np.sqrt(hf)
+        q = np.minimum(np.maximum(q, -qlim), qlim)
     return np.where(hf > dry, q, 0.0), hf
 
 
 def step_numpy(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, hfy1, f, dt,
-               dx, theta, limit_side, dry, advect, bc_type, bc_level, rain_mode, rain_depth,
-               rain_grid,
-               rain_scale, active, has_blocked, n_active_row, loss_mode, loss_depth, loss_grid,
-               loss_scale, loss_buf, track, t_new, arr_depth, max_h, max_v, arrival, row_hmax,
-               row_umax, row_rain, row_loss, row_bout, row_bin, chunks=None):
+               dx, theta, limit_side, fric2d, froude_max, dry, advect, bc_type, bc_level,
+               rain_mode, rain_depth, rain_grid, rain_scale, active, has_blocked, n_active_row,
+               loss_mode, loss_depth, loss_grid, loss_scale, loss_buf, track, t_new, arr_depth,
+               max_h, max_v, arrival, row_hmax, row_umax, row_rain, row_loss, row_bout, row_bin,
+               chunks=None):
     """NumPy reference of ``step_numba`` (same arguments; same depths and fluxes bit for bit
     in our tests, accounting sums to round-off)."""
     nr, nc = h.shape
@@ -705,6 +767,8 @@ def step_numpy(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, 
     gdt_dx = gdt / dx
     dt_dx = dt / dx
     vol_per_q = dt * dx
+    wt = 0.25 if fric2d else 0.0
+    fr_lim = froude_max * math.sqrt(G_M_S2) if froude_max > 0.0 else np.inf
     eta = z + h
     if n_uni:
         n2_cell = np.full((nr, nc), n2[0, 0])
@@ -719,32 +783,36 @@ def step_numpy(h, z, n2, n_uni, qx0, qy0, hfx0, hfy0, qxr, qyr, qx1, qy1, hfx1, 
         adv_y = dt_dx * _np_adv_y(qx0, qy0, hfy0, dry)
     else:
         adv_x = adv_y = 0.0
+    # the other discharge component at each interior face (2-D friction): the mean of the 4
+    # faces of the other axis around it, same summation order as the numba kernel
+    qt_x = wt * (((qy0[:-1, :-1] + qy0[:-1, 1:]) + qy0[1:, :-1]) + qy0[1:, 1:])
+    qt_y = wt * (((qx0[:-1, :-1] + qx0[:-1, 1:]) + qx0[1:, :-1]) + qx0[1:, 1:])
     # interior faces
     qxr[:, 1:nc], hfx1[:, 1:nc] = _np_face(
-        qx0[:, 1:nc], qx0[:, 0:nc - 1], hfx0[:, 0:nc - 1], qx0[:, 2:nc + 1], hfx0[:, 2:nc + 1],
-        eta[:, :-1], eta[:, 1:], z[:, :-1], z[:, 1:], c_theta, c_side, gdt, gdt_dx, n2x, dry,
-        adv_x, limit_side)
+        qx0[:, 1:nc], qt_x, qx0[:, 0:nc - 1], hfx0[:, 0:nc - 1], qx0[:, 2:nc + 1],
+        hfx0[:, 2:nc + 1], eta[:, :-1], eta[:, 1:], z[:, :-1], z[:, 1:], c_theta, c_side, gdt,
+        gdt_dx, n2x, dry, adv_x, limit_side, fr_lim)
     qyr[1:nr, :], hfy1[1:nr, :] = _np_face(
-        qy0[1:nr, :], qy0[0:nr - 1, :], hfy0[0:nr - 1, :], qy0[2:nr + 1, :], hfy0[2:nr + 1, :],
-        eta[:-1, :], eta[1:, :], z[:-1, :], z[1:, :], c_theta, c_side, gdt, gdt_dx, n2y, dry,
-        adv_y, limit_side)
+        qy0[1:nr, :], qt_y, qy0[0:nr - 1, :], hfy0[0:nr - 1, :], qy0[2:nr + 1, :],
+        hfy0[2:nr + 1, :], eta[:-1, :], eta[1:, :], z[:-1, :], z[1:, :], c_theta, c_side, gdt,
+        gdt_dx, n2y, dry, adv_y, limit_side, fr_lim)
     # edges
     in_w = eta[:, 1] if nc > 1 else eta[:, 0]
     in_e = eta[:, nc - 2] if nc > 1 else eta[:, nc - 1]
     in_n = eta[1, :] if nr > 1 else eta[0, :]
     in_s = eta[nr - 2, :] if nr > 1 else eta[nr - 1, :]
     q, hfx1[:, 0] = _np_edge_out(bc_type[WEST], bc_level[WEST], -qx0[:, 0], h[:, 0], z[:, 0],
-                                 eta[:, 0], in_w, gdt, gdt_dx, n2_cell[:, 0], dry)
+                                 eta[:, 0], in_w, gdt, gdt_dx, n2_cell[:, 0], dry, fr_lim)
     qxr[:, 0] = -q
     qxr[:, nc], hfx1[:, nc] = _np_edge_out(
         bc_type[EAST], bc_level[EAST], qx0[:, nc], h[:, nc - 1], z[:, nc - 1], eta[:, nc - 1],
-        in_e, gdt, gdt_dx, n2_cell[:, nc - 1], dry)
+        in_e, gdt, gdt_dx, n2_cell[:, nc - 1], dry, fr_lim)
     q, hfy1[0, :] = _np_edge_out(bc_type[NORTH], bc_level[NORTH], -qy0[0, :], h[0, :],
-                                 z[0, :], eta[0, :], in_n, gdt, gdt_dx, n2_cell[0, :], dry)
+                                 z[0, :], eta[0, :], in_n, gdt, gdt_dx, n2_cell[0, :], dry, fr_lim)
     qyr[0, :] = -q
     qyr[nr, :], hfy1[nr, :] = _np_edge_out(
         bc_type[SOUTH], bc_level[SOUTH], qy0[nr, :], h[nr - 1, :], z[nr - 1, :],
-        eta[nr - 1, :], in_s, gdt, gdt_dx, n2_cell[nr - 1, :], dry)
+        eta[nr - 1, :], in_s, gdt, gdt_dx, n2_cell[nr - 1, :], dry, fr_lim)
     # limiter
     out = (np.maximum(qxr[:, 1:], 0.0) + np.maximum(-qxr[:, :-1], 0.0)
            + np.maximum(qyr[1:, :], 0.0) + np.maximum(-qyr[:-1, :], 0.0))

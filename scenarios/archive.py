@@ -5,7 +5,8 @@ Tables (times are seconds from scenario start; the wall-clock anchor is the mani
 - ``manifest``: key → JSON value (scenario, seed, mode, start, library versions, status).
 - ``sensors``; ``observation_rows`` keyed by the sensor's integer ``sensor_key`` — read it
   through the view ``observations``, which carries the sensor id.
-- ``alarms``: every change of a sensor's level under a rule (0 = no alarm).
+- ``alarms``: every change of a sensor's level under a rule (0 = no alarm), with the
+  warning it was folded into (empty for owner-only rules).
 - ``warnings``: the warning lifecycle, one row per event — ``event`` is raised, escalated,
   deescalated, updated, cleared (all-clear) or cancelled (withdrawn); ``basis`` is
   ``sensors`` or ``model`` (a model-based pre-warning); ``loop`` small/middle/big and
@@ -58,7 +59,7 @@ CREATE TABLE alarms (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, known_at_s REAL NOT NULL,
     sensor_id TEXT NOT NULL, rule_id TEXT NOT NULL, hazard TEXT NOT NULL,
     from_level INTEGER NOT NULL, to_level INTEGER NOT NULL, value REAL NOT NULL,
-    first_exceedance_s REAL);
+    first_exceedance_s REAL, warning_id TEXT NOT NULL);
 CREATE TABLE warnings (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, known_at_s REAL NOT NULL,
     warning_id TEXT NOT NULL, event TEXT NOT NULL, hazard TEXT NOT NULL,
@@ -189,7 +190,7 @@ class Archive:
     def _write_output(self, out: PlatformOutput, cap_files: list[tuple[str, str]]) -> None:
         for a in out.alarms:
             self._alarm_seq += 1
-            self.db.execute("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?)",
+            self.db.execute("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                             (self._alarm_seq, *_nan_to_none(asdict(a).values())))
         for w in out.warnings:
             self._warning_seq += 1

@@ -85,6 +85,17 @@ def build_engine(case: EA4Case, cell_m: float, **kwargs):
                               source="EA test 4", **kwargs)
 
 
+def engine_config(engine) -> str:
+    """The scheme options a run used, for the row text."""
+    parts = [f"θ {engine.theta:g}", f"cfl {engine.cfl:g}"]
+    for name in ("theta_weighting", "friction"):
+        if hasattr(engine, name):
+            parts.append(f"{name} {getattr(engine, name)}")
+    if getattr(engine, "froude_limit", 0.0):
+        parts.append(f"Froude cap {engine.froude_limit:g}")
+    return ", ".join(parts)
+
+
 def bilinear_depth_m(engine, xy_m: np.ndarray, cell_m: float) -> np.ndarray:
     """Depth at points, bilinear in the four nearest cell centres (via ``engine.sample``)."""
     xy_m = np.asarray(xy_m, dtype=float)
@@ -135,7 +146,8 @@ def compare(case: EA4Case, result: dict, reference) -> list[dict]:
 
 def rows_for(case: EA4Case, cell_m: float, reference) -> list[dict]:
     result = run_case(case, cell_m)
-    label = f"EA 2D Test 4, {cell_m:g} m grid ({result['wall_s']:.0f} s wall)"
+    label = (f"EA 2D Test 4, {cell_m:g} m grid, engine defaults [{engine_config(result['engine'])}]"
+             f" ({result['wall_s']:.0f} s wall)")
     rows = []
     for c in compare(case, result, reference):
         p = c["point"]

@@ -213,11 +213,20 @@ def wet_dry_model(backend: str, **extra) -> LocalInertialFlood:
         backend=backend, **extra)
 
 
+BACKEND_OPTIONS = [
+    {},  # defaults: 2-D (vector) friction, θ-weighting "discharge", no Froude cap
+    {"advection": True},
+    {"friction": "1d"},
+    {"theta_weighting": "depth_limited"},
+    {"froude_limit": 0.5},  # binds on the collapsing column (checked below)
+]
+
+
 @pytest.mark.skipif(not fk.HAVE_NUMBA, reason="needs numba")
-@pytest.mark.parametrize("advection", [False, True])
-def test_numba_and_numpy_backends_agree(advection):
-    a = wet_dry_model("numba", advection=advection)
-    b = wet_dry_model("numpy", advection=advection)
+@pytest.mark.parametrize("options", BACKEND_OPTIONS, ids=lambda o: ",".join(o) or "defaults")
+def test_numba_and_numpy_backends_agree(options):
+    a = wet_dry_model("numba", **options)
+    b = wet_dry_model("numpy", **options)
     for t in np.arange(20.0, 201.0, 20.0):
         a.advance_to(t)
         b.advance_to(t)
@@ -228,6 +237,92 @@ def test_numba_and_numpy_backends_agree(advection):
     wet = a.depth_m > 0.01
     assert 0 < wet.sum() < wet.size  # fronts inside the domain
     assert a.mass_balance().error_m3 == pytest.approx(b.mass_balance().error_m3, abs=1e-9)
+    if "froude_limit" in options:
+        assert froude_cap_ratio(a) == pytest.approx(1.0, abs=1e-12)  # the cap is reached
+
+
+def froude_cap_ratio(model: LocalInertialFlood) -> float:
+    """Largest |q| / (Fr_max h_f sqrt(g h_f)) over the wet faces of the last step."""
+    ratios = []
+    for q, hf in ((model.qx_m2_s, model._hfx), (model.qy_m2_s, model._hfy)):
+        wet = hf > model.dry_depth_m
+        cap = model.froude_limit * hf[wet] * np.sqrt(G * hf[wet])
+        ratios.append(np.max(np.abs(q[wet]) / cap, initial=0.0))
+    return float(max(ratios))
+
+
+def test_defaults_are_vector_friction_published_theta_weighting_and_cfl_0_6():
+    model = LocalInertialFlood(np.zeros((3, 3)), transform(3))
+    assert model.friction == "2d" and model.theta_weighting == "discharge"
+    assert model.theta == 0.7 and model.cfl == 0.6 and model.froude_limit == 0.0
+    with pytest.raises(InputError, match="friction"):
+        LocalInertialFlood(np.zeros((3, 3)), transform(3), friction="3d")
+    with pytest.raises(InputError, match="froude_limit"):
+        LocalInertialFlood(np.zeros((3, 3)), transform(3), froude_limit=-1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_uniform_diagonal_sheet_flow_obeys_manning(backend):
+    """Steady uniform flow down a plane sloping at 45° to the grid: with friction on the
+    discharge vector |q| = h^{5/3} S^{1/2} / n (Manning); friction on each face-normal
+    component alone gives 2^{1/4} × that (each axis feels slope S/√2 but only its own q)."""
+    nc, dx, slope, n, h0 = 80, 5.0, 0.01, 0.03, 0.1
+    xc = (np.arange(nc) + 0.5) * dx
+    x, y = np.meshgrid(xc, xc[::-1])
+    z = -slope * (x + y) / math.sqrt(2.0)
+    manning = h0 ** (5.0 / 3.0) * math.sqrt(slope) / n
+    centre = slice(35, 45)  # the walls' disturbance travels < 110 m in 60 s
+    for friction, expected in (("2d", 1.0), ("1d", 2.0 ** 0.25)):
+        model = LocalInertialFlood(z, transform(nc, dx), manning_n=n, initial_depth_m=h0,
+                                   friction=friction, backend=backend)
+        model.advance_to(60.0)  # ~16 friction relaxation times
+        qx = model.qx_m2_s[centre, centre]
+        qy = model.qy_m2_s[centre, centre]
+        assert np.ptp(model.depth_m[centre, centre]) < 1e-12  # still uniform there
+        assert math.hypot(qx.mean(), qy.mean()) / manning == pytest.approx(expected, rel=1e-5)
+        assert qx.mean() == pytest.approx(-qy.mean(), rel=1e-12)  # east and north, equal
+
+
+def test_spreading_from_a_point_is_isotropic_with_vector_friction():
+    """Flat plane, 2 m³/s into the centre cell: arrival (1 cm) 150 m away along the axes vs
+    along the diagonals. 1-D friction under-resists oblique flow and the flood reaches the
+    diagonal points ~15 % sooner; with friction on the discharge vector within 5 %."""
+    n, dx, r = 101, 5.0, 150.0
+    half = n * dx / 2.0
+    axis = [[r, 0.0], [-r, 0.0], [0.0, r], [0.0, -r]]
+    d = r / math.sqrt(2.0)
+    diagonal = [[d, d], [-d, d], [d, -d], [-d, -d]]
+    ratio = {}
+    for friction in ("2d", "1d"):
+        model = LocalInertialFlood(
+            np.zeros((n, n)), Affine(dx, 0.0, -half, 0.0, -dx, half), manning_n=0.05,
+            inflows=(PointInflow(0.0, 0.0, Hydrograph.constant(2.0)),), friction=friction)
+        model.advance_to(2400.0)
+        t_axis = model.arrival_time_at(axis)
+        t_diag = model.arrival_time_at(diagonal)
+        assert np.all(np.isfinite(t_axis)) and np.all(np.isfinite(t_diag))
+        assert np.ptp(t_axis) == 0.0 and np.ptp(t_diag) == 0.0  # 4-fold symmetric
+        ratio[friction] = float(t_diag[0] / t_axis[0])
+    assert abs(ratio["2d"] - 1.0) < 0.05
+    assert ratio["1d"] < 0.88  # the anisotropy the vector friction removes
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_froude_limit_caps_face_discharge(backend):
+    nr, nc = 12, 40
+    z = np.tile(np.linspace(10.0, 0.0, nc), (nr, 1))  # 5 % slope to the east, smooth
+    kwargs = dict(manning_n=0.012, initial_depth_m=0.05, rain=RainSeries.constant(50.0),
+                  boundaries={"east": "free"}, backend=backend)
+    free = LocalInertialFlood(z, transform(nr), **kwargs)
+    free.advance_to(120.0)
+    free.froude_limit = 1.0  # only to measure the ratio: this run had no cap
+    assert froude_cap_ratio(free) > 1.5  # supercritical sheet flow without a cap
+    capped = LocalInertialFlood(z, transform(nr), froude_limit=1.0, **kwargs)
+    capped.advance_to(120.0)
+    assert froude_cap_ratio(capped) == pytest.approx(1.0, abs=1e-12)
+    assert abs(capped.mass_balance().relative_error) < 1e-12
+    u, v = capped.velocity_components()
+    assert float(np.max(np.hypot(u, v))) < float(np.max(np.hypot(*free.velocity_components())))
 
 
 @pytest.mark.skipif(not fk.HAVE_NUMBA, reason="needs numba")

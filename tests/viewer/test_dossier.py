@@ -211,9 +211,9 @@ def make_archive(path: Path, *, start: str = START, run_id: str = "fixture-drill
     db.executemany("INSERT INTO observation_rows VALUES (?,?,?,?,?,?)", rows)
     if with_incidents:
         db.executemany(f"INSERT INTO warnings VALUES ({','.join('?' * 21)})", _warning_rows())
-        db.executemany("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?)", [
+        db.executemany("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
             (seq, float(t), float(t) + 5, sid, rule[0] if rule else "ch4_confined_space",
-             "gas_leak", a, b, float(v), float(fe))
+             "gas_leak", a, b, float(v), float(fe), "")
             for seq, (t, sid, a, b, v, fe, *rule) in enumerate(sorted(ALARMS), start=1)])
         db.executemany("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)",
                        [(i, float(p[0]), *p[1:]) for i, p in enumerate(PUSHES, start=1)])
