@@ -45,7 +45,6 @@ class OperationsPolicy(BaseModel):
 
     name: str = "operations"
     situation_interval_s: float = Field(60.0, gt=0)
-    self_check_interval_s: float = Field(60.0, gt=0)
     work_orders: WorkOrderPolicy = WorkOrderPolicy()
     self_checks: SelfCheckPolicy = SelfCheckPolicy()
     pushes: PushPolicy = PushPolicy()
@@ -103,7 +102,6 @@ class Platform:
         self.checks = SelfChecks(engine.sensor_ids, interval, hazards, policy.self_checks,
                                  start_s=start_s)
         self._next_situation_s = start_s + policy.situation_interval_s
-        self._next_check_s = start_s + policy.self_check_interval_s
         self._n_warning_events = 0
         self._cap_open: set[str] = set()
         self._cap_last_s: dict[str, float] = {}
@@ -140,8 +138,9 @@ class Platform:
 
     # -- clock and actions ------------------------------------------------------------------
     def next_due_s(self, t_s: float) -> float:
-        """When the platform next has clock work to do (situation, overdue, self-checks)."""
-        return min(self._next_situation_s, self._next_check_s, self.desk.next_due_s(),
+        """When the platform next has clock work to do (situation, overdue, self-checks);
+        ``t_s`` itself when something is due now (``advance_to(t_s)`` then clears it)."""
+        return min(self._next_situation_s, self.desk.next_due_s(),
                    self.checks.next_due_s(t_s))
 
     def advance_to(self, t_s: float) -> PlatformOutput:
@@ -158,9 +157,7 @@ class Platform:
                 order = self.desk.orders[e.work_order_id]
                 out.pushes.extend(self._push_units(e.time_s, order.warning_id, None,
                                                    [order.escalated_to[-1]]))
-        if t_s >= self._next_check_s:
-            while self._next_check_s <= t_s:
-                self._next_check_s += self.policy.self_check_interval_s
+        if self.checks.next_due_s(t_s) <= t_s:  # a self-check changes state now
             out.self_checks.extend(self.checks.check(t_s))
         return out
 

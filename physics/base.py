@@ -12,6 +12,7 @@ Times: seconds from scenario start.
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -215,6 +216,12 @@ class HazardEngine(ABC):
             resolution_m = adaptive_resolution_m(self.default_bounds())
         grid = self.field(quantity, z_m=z_m, resolution_m=resolution_m)
         return polygonize(grid, threshold)
+
+    def forecast_copy(self) -> HazardEngine:
+        """An independent copy to run ahead for model-based pre-warnings. Engines replace
+        what a platform cannot know at ``t_s`` (e.g. the future wind) with what it can
+        (persistence); default: an exact copy (the scripted forcing is the forecast)."""
+        return copy.deepcopy(self)
 
     def is_active(self) -> bool:
         """Whether the hazard currently exists (e.g. gas released and still aloft); hazard

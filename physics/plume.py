@@ -40,6 +40,7 @@ Hence many small ``advance_to`` calls give exactly the state of one large call.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -404,6 +405,20 @@ class GaussianPuffPlume(HazardEngine):
         self.t_s = t
 
     # ------------------------------------------------------------------ queries
+    def forecast_copy(self) -> GaussianPuffPlume:
+        """A copy whose future wind is the wind now, held (persistence forecast): the
+        platform knows the wind observed at ``t_s``, not the scenario's later shifts. The
+        release keeps its schedule (the source term is taken as known)."""
+        twin = copy.deepcopy(self)
+        u, v = self.wind.velocity_at(self.t_s)
+        speed = self.wind.speed_at(self.t_s)
+        if math.hypot(u, v) > 0.0:
+            from_deg = math.degrees(math.atan2(-u, -v)) % 360.0
+        else:  # calm: keep the last given direction
+            from_deg = float(np.interp(self.t_s, self.wind.times_s, self.wind.from_deg))
+        twin.wind = WindSeries.constant(speed, from_deg)
+        return twin
+
     def is_active(self) -> bool:
         """Gas is aloft (a release has started and not all of it has left the domain)."""
         return self.mass_airborne_kg() > 0.0

@@ -9,7 +9,6 @@ observations to the alerting engine, and writes the tick to the archive in one t
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -179,6 +178,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 entries.append((t, "observation_dropped",
                                 f"{d.reason} observation of {d.sensor_id} at {d.time_s:g} s "
                                 "dropped", {"sensor_id": d.sensor_id}))
+            if not (entries or observations or any(getattr(out, f) for f in
+                                                   out.__dataclass_fields__)):
+                return  # nothing happened: no empty transaction
             files = []
             if out.cap_messages:
                 paths = write_cap_files(out.cap_messages, run_dir / "cap")
@@ -250,6 +252,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 yield env.timeout(max(due - env.now, 0.0))
                 out = platform.advance_to(float(env.now))
                 record(float(env.now), out, [])
+                if platform.next_due_s(float(env.now)) <= env.now:
+                    raise RuntimeError(f"platform clock stuck at t = {env.now} s: work due "
+                                       "now remained after advancing to it")
 
         def forecast_clock(rule: Forecast):
             """Run the hazard models ahead; pre-warn protected targets they will reach."""
@@ -335,13 +340,14 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 
 def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,
                      xyz_m: np.ndarray, ids: list[str]) -> dict[str, tuple[float, float]]:
-    """Run copies of the hazard models ``rule.horizon_s`` ahead in ``rule.step_s`` steps.
+    """Run forecast copies of the hazard models ``rule.horizon_s`` ahead in ``rule.step_s``
+    steps (each engine's ``forecast_copy``: e.g. the plume holds the wind observed now).
 
     Returns per target the highest predicted value and the first predicted time at or above
     the rule's lowest threshold (NaN if never). The real engines are not touched.
     """
     lowest = min(rule.thresholds.values())
-    copies = [copy.deepcopy(h) for h in models]
+    copies = [h.forecast_copy() for h in models]
     best = np.zeros(len(ids))
     eta = np.full(len(ids), np.nan)
     steps = max(1, math.ceil(rule.horizon_s / rule.step_s))

@@ -139,3 +139,11 @@ def test_adaptive_footprint_resolution():
 
     assert adaptive_resolution_m((0.0, 0.0, 100.0, 50.0)) == 5.0
     assert adaptive_resolution_m((0.0, 0.0, 8000.0, 100.0)) == 20.0
+
+
+def test_forecast_copy_is_independent(engine):
+    t = engine.t_s
+    ahead = engine.forecast_copy()
+    assert type(ahead) is type(engine) and ahead is not engine
+    ahead.advance_to(t + 30.0)
+    assert engine.t_s == t and ahead.t_s == t + 30.0

@@ -362,3 +362,25 @@ def test_constructor_errors():
         plume(release=0.1)
     with pytest.raises(ValueError, match="backend"):
         plume(backend="gpu")
+
+
+def test_forecast_copy_holds_the_wind_observed_now():
+    """A forecast made at 600 s knows the westerly blowing then, not the later shift to a
+    southerly that the scenario scripts for 1200 s (persistence)."""
+    from physics.forcing import ReleaseSchedule, WindSeries
+    from physics.plume import GaussianPuffPlume
+
+    wind = WindSeries(np.array([0.0, 1000.0, 1200.0]), np.array([3.0, 3.0, 3.0]),
+                      np.array([270.0, 270.0, 180.0]))
+    plume = GaussianPuffPlume(source_xy_m=(0.0, 0.0), source_height_m=1.0,
+                              release=ReleaseSchedule.constant(0.0, 1e9, 1.0), wind=wind)
+    plume.advance_to(600.0)
+    ahead = plume.forecast_copy()
+    ahead.advance_to(1800.0)
+    truth = plume.forecast_copy()
+    truth.wind = wind  # the scripted future
+    truth.advance_to(1800.0)
+    east, north = np.array([[1500.0, 0.0, 1.5]]), np.array([[0.0, 1500.0, 1.5]])
+    assert ahead.sample("ch4_kg_m3", east)[0] > 100 * ahead.sample("ch4_kg_m3", north)[0]
+    assert truth.sample("ch4_kg_m3", north)[0] > 100 * ahead.sample("ch4_kg_m3", north)[0]
+    assert plume.t_s == 600.0
