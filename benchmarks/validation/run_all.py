@@ -3,7 +3,7 @@
 Each module here named ``*_validation.py`` exposes ``run() -> list[dict]`` with keys
 engine, case, metric, value, criterion, passed. Usage:
 
-    python benchmarks/validation/run_all.py [--out benchmarks/validation/out/table.md]
+    python benchmarks/validation/run_all.py [--out benchmarks/validation/TABLE.md]
 
 A row with ``passed`` None is *skipped* (its reference data, ``../shared``, is absent): shown
 as such and not counted as a pass or a failure. Exit code 1 if any case fails its criterion.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,17 +46,20 @@ def to_markdown(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "out" / "table.md")
+    parser.add_argument("--out", type=Path, default=HERE / "TABLE.md")
     args = parser.parse_args()
     rows = collect()
     table = to_markdown(rows)
     print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n", encoding="utf-8")
     failed = [r for r in rows if r["passed"] is not None and not r["passed"]]
     skipped = [r for r in rows if r["passed"] is None]
-    print(f"\n{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, "
-          f"{len(skipped)} skipped", file=sys.stderr)
+    counts = (f"{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, "
+              f"{len(skipped)} skipped")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(f"# Validation table\n\nWritten by `make validate` "
+                        f"(benchmarks/validation/run_all.py) on {date.today().isoformat()}: "
+                        f"{counts}.\n\n{table}\n", encoding="utf-8")
+    print(f"\n{counts}", file=sys.stderr)
     return 1 if failed else 0
 
 
