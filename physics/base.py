@@ -182,7 +182,6 @@ class HazardEngine(ABC):
     def sample(self, quantity: str, xyz_m: np.ndarray) -> np.ndarray:
         """Values of ``quantity`` at points ``xyz_m`` (shape (n, 3)), float64 shape (n,)."""
 
-    @abstractmethod
     def field(
         self,
         quantity: str,
@@ -191,7 +190,14 @@ class HazardEngine(ABC):
         bounds: Bounds | None = None,
         resolution_m: float = 5.0,
     ) -> FieldGrid:
-        """``quantity`` on a regular grid at height ``z_m`` (default bounds: the engine's)."""
+        """``quantity`` on a regular grid at height ``z_m`` (default bounds: the engine's),
+        by ``sample`` at the cell centres. Engines with a cheaper way may override."""
+        self.check_quantity(quantity)
+        xs, ys = grid_axes(self.default_bounds() if bounds is None else bounds, resolution_m)
+        values = self.sample(quantity, grid_points(xs, ys, z_m)).reshape(ys.size, xs.size)
+        return FieldGrid(xs_m=xs, ys_m=ys, values=values, quantity=quantity,
+                         units=self.info[quantity].units, t_s=self.t_s,
+                         resolution_m=float(resolution_m), z_m=float(z_m))
 
     @abstractmethod
     def default_bounds(self) -> Bounds:

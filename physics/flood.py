@@ -80,12 +80,9 @@ from numpy.typing import ArrayLike
 from physics import flood_kernels as fk
 from physics.base import (
     Bounds,
-    FieldGrid,
     HazardEngine,
     QuantityInfo,
     as_points,
-    grid_axes,
-    grid_points,
     register_engine,
 )
 from physics.rainfall import MM_H_TO_M_S, RainSeries
@@ -1055,24 +1052,6 @@ class LocalInertialFlood(HazardEngine):
         if inside.any():
             out[inside] = self._values_at(quantity, rows[inside], cols[inside])
         return out.astype(np.float64)
-
-    def field(
-        self,
-        quantity: str,
-        *,
-        z_m: float = 1.5,
-        bounds: Bounds | None = None,
-        resolution_m: float = 5.0,
-    ) -> FieldGrid:
-        """``quantity`` sampled at cell centres of a regular grid (default: ``default_bounds``)."""
-        self.check_quantity(quantity)
-        if bounds is None:
-            bounds = self.default_bounds()
-        xs, ys = grid_axes(bounds, resolution_m)
-        values = self.sample(quantity, grid_points(xs, ys, z_m)).reshape(ys.size, xs.size)
-        return FieldGrid(xs_m=xs, ys_m=ys, values=values, quantity=quantity,
-                         units=self.info[quantity].units, t_s=self.t_s,
-                         resolution_m=float(resolution_m), z_m=float(z_m))
 
     def default_bounds(self) -> Bounds:
         """Bounds of the cells wet now or before (depth > ``dry_depth_m``), padded by

@@ -50,12 +50,9 @@ from numpy.typing import ArrayLike
 from physics import puffsum
 from physics.base import (
     Bounds,
-    FieldGrid,
     HazardEngine,
     QuantityInfo,
     as_points,
-    grid_axes,
-    grid_points,
     register_engine,
 )
 from physics.dispersion import briggs_sigmas, check_stability, check_terrain
@@ -496,29 +493,6 @@ class GaussianPuffPlume(HazardEngine):
             float(np.min(v.y_m - r)),
             float(np.max(v.x_m + r)),
             float(np.max(v.y_m + r)),
-        )
-
-    def field(
-        self,
-        quantity: str,
-        *,
-        z_m: float = 1.5,
-        bounds: Bounds | None = None,
-        resolution_m: float = 5.0,
-    ) -> FieldGrid:
-        """``quantity`` on a grid at height ``z_m``; default bounds: ``default_bounds()``."""
-        self.check_quantity(quantity)
-        xs, ys = grid_axes(self.default_bounds() if bounds is None else bounds, resolution_m)
-        values = self.sample(quantity, grid_points(xs, ys, z_m)).reshape(ys.size, xs.size)
-        return FieldGrid(
-            xs_m=xs,
-            ys_m=ys,
-            values=values,
-            quantity=quantity,
-            units=self.info[quantity].units,
-            t_s=self.t_s,
-            resolution_m=float(resolution_m),
-            z_m=float(z_m),
         )
 
     @classmethod
