@@ -247,7 +247,7 @@ class Engine:
         if not isinstance(rule, Forecast):
             raise KeyError(f"{rule_id!r} is a detection rule, not a forecast")
         thresholds = self.rulebook.threshold_vector(rule)
-        out = EngineOutput()
+        changes: list[AlarmChange] = []
         for target_id in sorted(predicted):
             value, eta_s = predicted[target_id]
             level = 0
@@ -264,15 +264,16 @@ class Engine:
             if level == old:
                 continue
             self._forecast_level[key] = level
-            change = AlarmChange(time_s=float(t_s), known_at_s=float(t_s), sensor_id=target_id,
-                                 rule_id=rule_id, hazard=rule.hazard, from_level=old,
-                                 to_level=level, value=float(value),
-                                 first_exceedance_s=float(eta_s) if level else math.nan)
-            event = self.board.apply(change)
-            out.alarms.append(replace(change, warning_id=self.board.last_warning_id))
-            if event is not None:
-                out.warnings.append(event)
-        return out
+            changes.append(AlarmChange(
+                time_s=float(t_s), known_at_s=float(t_s), sensor_id=target_id,
+                rule_id=rule_id, hazard=rule.hazard, from_level=old, to_level=level,
+                value=float(value), first_exceedance_s=float(eta_s) if level else math.nan))
+        # One forecast is one piece of news: each warning it touches is re-graded once.
+        events = self.board.apply_all(changes)
+        return EngineOutput(
+            alarms=[replace(c, warning_id=w) for c, w in zip(changes, self.board.warning_ids,
+                                                             strict=True)],
+            warnings=[e for _, e in events])
 
     def refresh(self, t_s: float) -> list[WarningEvent]:
         """Situation update of every active warning (areas move with the hazard model)."""

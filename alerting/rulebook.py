@@ -43,6 +43,9 @@ class AreaSpec(_Strict):
     #: Footprint threshold in the quantity's units (default: the model_level's threshold;
     #: composites, whose thresholds are index values, must give it).
     model_threshold: float | None = None
+    #: The model quantity whose footprint is drawn (default: the rule's quantity), e.g. the
+    #: flood depth for a reservoir-level rule.
+    model_quantity: str | None = None
 
 
 RULE_KINDS = ("threshold", "rate_of_rise", "composite")

@@ -74,10 +74,40 @@ class WarningBoard:
         self.suppressed: set[Key] = set()
         self.count = 0
         self.last_warning_id = ""  # the warning the last applied change went to
+        self.warning_ids: list[str] = []  # ... and each change of the last apply_all
 
     # -- input ------------------------------------------------------------------------------
     def apply(self, change: AlarmChange) -> WarningEvent | None:
         """Fold one alarm change into the board; return the warning event it causes, if any."""
+        warning = self._fold(change)
+        if warning is None:
+            return None
+        return self._evaluate(warning, change.time_s, change.known_at_s,
+                              self.rules[change.rule_id])
+
+    def apply_all(self, changes: list[AlarmChange]) -> list[tuple[int, WarningEvent]]:
+        """Fold changes that happen together (one forecast), then grade each warning they
+        touched once: one event per warning, not one per change. Returns (index of the
+        warning's last change, event) pairs in the order the warnings were first touched;
+        ``warning_ids[i]`` says where change ``i`` went."""
+        touched: dict[str, tuple[_Warning, int]] = {}
+        self.warning_ids = []
+        for i, change in enumerate(changes):
+            warning = self._fold(change)
+            self.warning_ids.append(self.last_warning_id)
+            if warning is not None:  # dicts keep first-touch order; remember the last change
+                touched[warning.warning_id] = (warning, i)
+        out = []
+        for warning, i in touched.values():
+            if warning in self.active:
+                event = self._evaluate(warning, changes[i].time_s, changes[i].known_at_s,
+                                       self.rules[changes[i].rule_id])
+                if event is not None:
+                    out.append((i, event))
+        return out
+
+    def _fold(self, change: AlarmChange) -> _Warning | None:
+        """Record a change in its warning (new, nearby or its own); None if it makes none."""
         self.last_warning_id = ""
         rule = self.rules[change.rule_id]
         if isinstance(rule, Rule) and not rule.warn:
@@ -102,7 +132,7 @@ class WarningBoard:
                                              change.first_exceedance_s)
         warning.members[key] = change.to_level
         self.last_warning_id = warning.warning_id
-        return self._evaluate(warning, change.time_s, change.known_at_s, rule)
+        return warning
 
     def refresh(self, t_s: float) -> list[WarningEvent]:
         """Situation update: re-draw every active warning's area and re-grade it at ``t_s``."""
@@ -258,7 +288,8 @@ class WarningBoard:
         if self.area_provider is not None and rule.area.model_level is not None:
             threshold = (rule.area.model_threshold if rule.area.model_threshold is not None
                          else rule.thresholds[rule.area.model_level])
-            geom = self.area_provider(warning.hazard, rule.quantity, threshold, t_s)
+            quantity = rule.area.model_quantity or rule.quantity
+            geom = self.area_provider(warning.hazard, quantity, threshold, t_s)
             if geom is not None and not geom.is_empty:
                 return geom, "model"
         pts = [shapely.Point(self.positions[m]) for (r, m), lv in sorted(warning.members.items())

@@ -324,3 +324,16 @@ def test_arrival_levels_grade_forecasts_by_time_left():
     levels = {a.sensor_id: a.to_level for a in out.alarms}
     assert levels == {"A": 4, "B": 3, "C": 2}   # D: predicted below 15 cm, no warning
     assert {w.level_name for w in out.warnings} == {"red", "orange", "yellow"}
+
+
+def test_one_forecast_reaching_several_places_is_one_event():
+    targets = pd.DataFrame({"id": ["T1", "T2", "T3"], "x_m": [100.0, 120.0, 140.0],
+                            "y_m": [0.0] * 3})
+    eng = Engine(forecast_book(), make_inventory(1), targets=targets)
+    out = eng.forecast("fc", 0.0, {t: (30.0, 60.0) for t in ("T1", "T2", "T3")})
+    assert len(out.alarms) == 3 and {a.warning_id for a in out.alarms} == {"W-0001"}
+    (w,) = out.warnings
+    assert w.event == "raised" and "T1, T2, T3" in w.reason
+    (w2,) = eng.forecast("fc", 60.0, {"T1": (0.0, float("nan")), "T2": (0.0, float("nan")),
+                                      "T3": (30.0, 60.0)}).warnings
+    assert w2.event == "updated" and "reaches T3" in w2.reason
