@@ -539,7 +539,10 @@ def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> 
     units = {x["unit"] for x in data["observations"]["sensors"]}
     lines: dict[float, list[str]] = {}  # one line per threshold value, every rule named
     colours: dict[float, str] = {}
-    rules = [r for r in data["observations"]["thresholds"] if r["unit"] in units]
+    # Only thresholds on the readings themselves: a rate of rise (unit per minute) or a
+    # composite index (levels) is not on the readings' axis.
+    rules = [r for r in data["observations"]["thresholds"]
+             if r["unit"] in units and r.get("kind", "threshold") == "threshold"]
     for i, rule in enumerate(rules):  # rates of rise, composite scores: not on this axis
         for level, thr in rule["thresholds"].items():
             colours.setdefault(thr, LEVEL_COLOURS.get(level, "k"))
