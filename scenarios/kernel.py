@@ -312,7 +312,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             if isinstance(h, LocalInertialFlood):
                 impact = flood_impact(h, run.twin)
                 impact.to_csv(run_dir / f"flood_impact_{spec.id}.csv", index=False)
+                balance = h.mass_balance()
                 impacts[spec.id] = {"buildings": int((impact["what"] == "building").sum()),
+                                    "volume_balance_relative_error": balance.relative_error,
                                     "people": int(impact.loc[impact["what"] == "building",
                                                              "people"].sum()),
                                     "protected_targets": impact.loc[impact["protected"],

@@ -53,6 +53,8 @@ def test_rainstorm_raises_rain_and_ponding_warnings(write_scenario, tmp_path):
     note = read_manifest(result.archive_path)["hazards"]["storm"]
     assert note["rain_total_mm"] == pytest.approx(40.0)   # 120 mm/h for 20 min
     assert any(k.endswith("max_depth_m") for k in result.snapshot)
+    summary = read_manifest(result.archive_path)["summary"]["flood_impact"]["storm"]
+    assert abs(summary["volume_balance_relative_error"]) < 1e-12
 
 
 def test_dam_break_falls_level_and_warns_downstream_by_arrival(write_scenario, tmp_path):
