@@ -85,6 +85,7 @@ from physics.base import (
     as_points,
     register_engine,
 )
+from physics.forcing import as_times_s
 from physics.rainfall import MM_H_TO_M_S, RainSeries
 from twin.errors import InputError
 
@@ -108,18 +109,14 @@ class Hydrograph:
     q_m3_s: np.ndarray
 
     def __post_init__(self) -> None:
-        t = np.atleast_1d(np.asarray(self.times_s, dtype=np.float64)).copy()
-        q = np.atleast_1d(np.asarray(self.q_m3_s, dtype=np.float64)).copy()
-        if t.ndim != 1 or t.size == 0:
-            raise ValueError("hydrograph.times_s must be a non-empty 1-D array")
+        t = as_times_s(self.times_s, "hydrograph")
+        q = np.atleast_1d(np.array(self.q_m3_s, dtype=np.float64))
         if q.shape != t.shape:
             raise ValueError(
                 f"hydrograph.q_m3_s has shape {q.shape}, times_s has shape {t.shape}"
             )
-        if not (np.isfinite(t).all() and np.isfinite(q).all()):
-            raise ValueError("hydrograph.times_s and q_m3_s must be finite")
-        if np.any(np.diff(t) <= 0.0):
-            raise ValueError("hydrograph.times_s must be strictly increasing")
+        if not np.isfinite(q).all():
+            raise ValueError("hydrograph.q_m3_s must be finite")
         t.setflags(write=False)
         q.setflags(write=False)
         object.__setattr__(self, "times_s", t)

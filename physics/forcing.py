@@ -14,8 +14,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
-def _as_times(times_s: ArrayLike, name: str) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
+def as_times_s(times_s: ArrayLike, name: str) -> np.ndarray:
+    """A series' times as a fresh float64 1-D array: non-empty, finite, strictly increasing;
+    ValueError naming ``name`` otherwise. (A copy: callers may freeze it.)"""
+    t = np.atleast_1d(np.array(times_s, dtype=np.float64))
     if t.ndim != 1 or t.size == 0:
         raise ValueError(f"{name}.times_s must be a non-empty 1-D array")
     if not np.isfinite(t).all():
@@ -37,7 +39,7 @@ class ReleaseSchedule:
     rate_kg_s: np.ndarray
 
     def __post_init__(self) -> None:
-        t = _as_times(self.times_s, "release")
+        t = as_times_s(self.times_s, "release")
         q = np.atleast_1d(np.asarray(self.rate_kg_s, dtype=np.float64))
         if q.shape != t.shape:
             raise ValueError(f"release.rate_kg_s has shape {q.shape}, times_s has shape {t.shape}")
@@ -106,7 +108,7 @@ class WindSeries:
     v_m_s: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        t = _as_times(self.times_s, "wind")
+        t = as_times_s(self.times_s, "wind")
         s = np.atleast_1d(np.asarray(self.speed_m_s, dtype=np.float64))
         d = np.atleast_1d(np.asarray(self.from_deg, dtype=np.float64))
         if s.shape != t.shape or d.shape != t.shape:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from physics.forcing import as_times_s
 from twin.errors import InputError
 
 MM_H_TO_M_S = 1.0 / 3.6e6
@@ -48,13 +49,7 @@ class RainSeries:
     intensity_mm_h: np.ndarray
 
     def __post_init__(self) -> None:
-        t = np.atleast_1d(np.asarray(self.times_s, dtype=np.float64)).copy()
-        if t.ndim != 1 or t.size == 0:
-            raise ValueError("rain.times_s must be a non-empty 1-D array")
-        if not np.isfinite(t).all():
-            raise ValueError("rain.times_s must be finite")
-        if np.any(np.diff(t) <= 0.0):
-            raise ValueError("rain.times_s must be strictly increasing")
+        t = as_times_s(self.times_s, "rain")
         i = np.asarray(self.intensity_mm_h, dtype=np.float64).copy()
         if i.ndim == 0:
             i = i.reshape(1)
