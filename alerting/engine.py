@@ -117,10 +117,12 @@ class Engine:
         ys = inventory["y_m"].astype(float).to_numpy()
         positions = {s: (float(x), float(y)) for s, x, y in zip(self.sensor_ids, xs, ys,
                                                                 strict=True)}
-        for k, site in enumerate(self.state.site_ids):
-            members = self.state.site_members[self.state.site_ptr[k]:self.state.site_ptr[k + 1]]
-            positions.setdefault(str(site), (float(xs[members].mean()),
-                                             float(ys[members].mean())))
+        # A site sits at the mean position of its sensors.
+        per_site = np.bincount(self.state.site_of)
+        site_x = np.bincount(self.state.site_of, weights=xs) / per_site
+        site_y = np.bincount(self.state.site_of, weights=ys) / per_site
+        for site, x, y in zip(self.state.site_ids, site_x, site_y, strict=True):
+            positions.setdefault(str(site), (float(x), float(y)))
         self.targets = self._target_table(twin, targets, protected_only=True)
         self.places = self._target_table(twin, targets, protected_only=False)
         if extra_places is not None and len(extra_places):

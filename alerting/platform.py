@@ -197,10 +197,10 @@ class Platform:
             out.pushes.append(Push(w.known_at_s, w.warning_id, index, self.routing.downstream,
                                    "sync", delivered, w.known_at_s if delivered else None))
             self.checks.push_result(w.known_at_s, delivered, self.routing.downstream)
-            created_before = set(self.desk.orders)
-            out.work_order_events.extend(self.desk.on_warning(w))
-            out.work_orders.extend(o for k, o in self.desk.orders.items()
-                                   if k not in created_before)
+            events = self.desk.on_warning(w)
+            out.work_order_events.extend(events)
+            out.work_orders.extend(self.desk.orders[e.work_order_id] for e in events
+                                   if e.event == "created")
             message = self._cap_message(w)
             if message is not None:
                 out.cap_messages.append(message)

@@ -143,11 +143,13 @@ def cmd_twin_info(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from viewer.operating_report import operating_report, write_operating_report
+    from viewer.operating_report import operating_report, report_html
 
     out = Path(args.out)
-    write_operating_report(args.archives, out, period=args.period, start=args.start)
-    t = operating_report(args.archives, period=args.period, start=args.start)["totals"]
+    report = operating_report(args.archives, period=args.period, start=args.start)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report_html(report), encoding="utf-8")
+    t = report["totals"]
     ttw = t["time_to_first_warning_s"]["median"]
     print(f"warnings: {t['warnings']['count']} (by level {t['warnings']['by_max_level']}); "
           f"median time to first warning: {'—' if ttw is None else f'{ttw:g} s'}")
