@@ -93,3 +93,26 @@ def test_bad_flood_inputs_name_the_field(write_scenario, tmp_path):
     with pytest.raises(InputError, match=r"hazards.0.dam_id.*'R-nope' is not in reservoirs"):
         prepare(load_scenario(path), source=str(path), base_dir=path.parent)
     assert not (tmp_path / "dam").exists()
+
+
+@pytest.mark.parametrize("placement, match", [
+    ({"places": ["P-nowhere"]}, r"sensors.groups.0.placement.places.*no place\(s\) "
+                                r"\['P-nowhere'\]"),
+    ({"points": [{"id": "far", "xy_m": [0.0, 0.0]}]},
+     r"sensors.groups.0.placement.*'far' lies outside the twin's terrain"),
+    ({"places": ["P-plaza"], "points": [{"id": "a", "xy_m": [400100.0, 3400100.0]}]},
+     r"sensors.groups.0.placement.*at most one of 'places' or 'points'"),
+])
+def test_bad_gauge_placements_name_the_field(write_scenario, placement, match):
+    group = {"id": "rain", "type": "rain_gauge", "interval_s": 60, "placement": placement}
+    path = write_scenario(base(sensors={"groups": [group]}), "placement.yaml")
+    with pytest.raises(InputError, match=match):
+        prepare(load_scenario(path), source=str(path), base_dir=path.parent)
+
+
+def test_bad_operations_file_names_file_and_field(write_scenario, tmp_path):
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("work_orders: {unassigned_overdue_s: -5}\n")
+    path = write_scenario(base(operations=str(ops)), "ops-scenario.yaml")
+    with pytest.raises(InputError, match=r"ops.yaml: work_orders.unassigned_overdue_s"):
+        prepare(load_scenario(path), source=str(path), base_dir=path.parent)
