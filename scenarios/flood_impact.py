@@ -2,7 +2,8 @@
 
 For each place of the twin and each building, the flood engine's per-cell envelopes are read
 on a ring just outside the footprint (buildings are usually blocked cells that stay dry, so
-the water that matters is at their walls and doors): the highest maximum depth and speed,
+the water that matters is at their walls and doors; a place given as a point inside a
+building uses that building's footprint): the highest maximum depth and speed,
 the earliest arrival, and the DEFRA FD2320 hazard rating of that depth and speed. This is
 the per-place report PHYSICS.md asks of a dam break ("arrival time, peak depth, max
 velocity, hazard"), and the people and protected targets inside the flood with time to
@@ -10,6 +11,8 @@ arrival.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +37,18 @@ def _ring_points(geoms: np.ndarray, ring_m: float) -> tuple[np.ndarray, np.ndarr
     return shapely.get_x(pts), shapely.get_y(pts)
 
 
+def _footprints(geoms: np.ndarray, twin: CityTwin) -> np.ndarray:
+    """Places given as points inside a building stand for that building (a school's point
+    is in the school): use its footprint, whose walls the water reaches."""
+    geoms = geoms.copy()
+    if len(twin.buildings):
+        points = np.flatnonzero(shapely.get_type_id(geoms) == 0)
+        tree = shapely.STRtree(twin.buildings.geometry.to_numpy())
+        inside, building = tree.query(geoms[points], predicate="within")
+        geoms[points[inside]] = tree.geometries[building]
+    return geoms
+
+
 def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
                  depth_threshold_m: float = 0.15) -> pd.DataFrame:
     """One row per place and per building the flood reached at ``depth_threshold_m`` (ring
@@ -45,7 +60,7 @@ def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
                                                "occupants")):
         if len(layer) == 0:
             continue
-        x, y = _ring_points(layer.geometry.to_numpy(), ring_m)
+        x, y = _ring_points(_footprints(layer.geometry.to_numpy(), twin), ring_m)
         xyz = np.column_stack([x, y, np.zeros(len(x))])
         depth = engine.sample("max_depth_m", xyz).reshape(len(layer), RING_POINTS)
         speed = engine.sample("max_velocity_m_s", xyz).reshape(len(layer), RING_POINTS)
@@ -82,3 +97,18 @@ def describe(impact: pd.DataFrame, hazard_id: str) -> str:
     if np.isfinite(first):
         text += f"; first at T+{first / 60:.0f} min"
     return text
+
+
+def report_flood_impact(engine: LocalInertialFlood, twin: CityTwin, hazard_id: str,
+                        run_dir: Path) -> tuple[dict, str]:
+    """End of a flood run: ``flood_impact_<hazard>.csv`` in the run folder, a summary for
+    the manifest (buildings, people, protected targets, final volume-balance error) and the
+    timeline line."""
+    impact = flood_impact(engine, twin)
+    impact.to_csv(Path(run_dir) / f"flood_impact_{hazard_id}.csv", index=False)
+    buildings = impact["what"] == "building"
+    summary = {"buildings": int(buildings.sum()),
+               "people": int(impact.loc[buildings, "people"].sum()),
+               "protected_targets": impact.loc[impact["protected"], "id"].tolist(),
+               "volume_balance_relative_error": engine.mass_balance().relative_error}
+    return summary, describe(impact, hazard_id)

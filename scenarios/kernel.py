@@ -32,8 +32,7 @@ from alerting.rulebook import Forecast
 from physics.base import FieldGrid, HazardEngine
 from physics.flood import LocalInertialFlood
 from scenarios.archive import Archive
-from scenarios.flood_impact import describe as describe_impact
-from scenarios.flood_impact import flood_impact
+from scenarios.flood_impact import report_flood_impact
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
 from twin.seeding import rng_for, stable_key
 
@@ -257,7 +256,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                                        "now remained after advancing to it")
 
         def forecast_clock(rule: Forecast):
-            """Run the hazard models ahead; pre-warn protected targets they will reach."""
+            """Run the hazard models ahead; pre-warn the places they will reach."""
             targets = engine.forecast_targets(rule.id)
             if len(targets) == 0:
                 return
@@ -310,17 +309,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         impacts = {}
         for spec, h in zip(sc.hazards, hazards, strict=True):
             if isinstance(h, LocalInertialFlood):
-                impact = flood_impact(h, run.twin)
-                impact.to_csv(run_dir / f"flood_impact_{spec.id}.csv", index=False)
-                balance = h.mass_balance()
-                impacts[spec.id] = {"buildings": int((impact["what"] == "building").sum()),
-                                    "volume_balance_relative_error": balance.relative_error,
-                                    "people": int(impact.loc[impact["what"] == "building",
-                                                             "people"].sum()),
-                                    "protected_targets": impact.loc[impact["protected"],
-                                                                    "id"].tolist()}
-                log(duration, "flood_impact", describe_impact(impact, spec.id),
-                    impacts[spec.id])
+                impacts[spec.id], line = report_flood_impact(h, run.twin, spec.id, run_dir)
+                log(duration, "flood_impact", line, impacts[spec.id])
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
             f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
             f"{len(platform.desk.orders)} work orders ({result.n_escalations} escalations), "
