@@ -28,7 +28,7 @@ IMPACT_COLUMNS = ("id", "what", "kind", "protected", "people", "flooded", "arriv
                   "max_depth_m", "max_velocity_m_s", "hazard_rating")
 
 
-def _ring_points(geoms: np.ndarray, ring_m: float) -> tuple[np.ndarray, np.ndarray]:
+def ring_points(geoms: np.ndarray, ring_m: float) -> tuple[np.ndarray, np.ndarray]:
     """``RING_POINTS`` points on the boundary of each geometry buffered by ``ring_m``."""
     rings = shapely.boundary(shapely.buffer(geoms, ring_m))
     fractions = np.arange(RING_POINTS) / RING_POINTS
@@ -37,7 +37,7 @@ def _ring_points(geoms: np.ndarray, ring_m: float) -> tuple[np.ndarray, np.ndarr
     return shapely.get_x(pts), shapely.get_y(pts)
 
 
-def _footprints(geoms: np.ndarray, twin: CityTwin) -> np.ndarray:
+def footprints_of(geoms: np.ndarray, twin: CityTwin) -> np.ndarray:
     """Places given as points inside a building stand for that building (a school's point
     is in the school): use its footprint, whose walls the water reaches."""
     geoms = geoms.copy()
@@ -60,7 +60,7 @@ def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
                                                "occupants")):
         if len(layer) == 0:
             continue
-        x, y = _ring_points(_footprints(layer.geometry.to_numpy(), twin), ring_m)
+        x, y = ring_points(footprints_of(layer.geometry.to_numpy(), twin), ring_m)
         xyz = np.column_stack([x, y, np.zeros(len(x))])
         depth = engine.sample("max_depth_m", xyz).reshape(len(layer), RING_POINTS)
         speed = engine.sample("max_velocity_m_s", xyz).reshape(len(layer), RING_POINTS)

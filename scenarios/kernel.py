@@ -32,7 +32,7 @@ from alerting.rulebook import Forecast
 from physics.base import FieldGrid, HazardEngine
 from physics.flood import LocalInertialFlood
 from scenarios.archive import Archive
-from scenarios.flood_impact import report_flood_impact
+from scenarios.flood_impact import footprints_of, report_flood_impact, ring_points
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
 from twin.seeding import rng_for, stable_key
 
@@ -40,6 +40,8 @@ LIBRARIES = ("citytwin", "numpy", "scipy", "simpy", "numba", "pandas", "shapely"
              "geopandas", "pydantic")
 #: Height (m above ground) at which warning footprints are drawn: breathing height.
 FOOTPRINT_HEIGHT_M = 1.5
+#: Forecasts watch each place on a ring this far outside it (m).
+FORECAST_RING_M = 4.0
 
 
 def library_versions() -> dict[str, str]:
@@ -260,8 +262,11 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             targets = engine.forecast_targets(rule.id)
             if len(targets) == 0:
                 return
-            xyz = np.column_stack([targets["x_m"], targets["y_m"],
-                                   np.full(len(targets), rule.height_m)])
+            # Each place is watched on a ring around it (around its building when the
+            # place is a point inside one: the water or gas that matters is at the walls).
+            ring_x, ring_y = ring_points(footprints_of(
+                shapely.points(targets["x_m"], targets["y_m"]), run.twin), FORECAST_RING_M)
+            xyz = np.column_stack([ring_x, ring_y, np.full(len(ring_x), rule.height_m)])
             models = [h for h in hazards if rule.quantity in h.info]
             while env.now <= duration and models:
                 t = float(env.now)
@@ -335,8 +340,10 @@ def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,
     """Run forecast copies of the hazard models ``rule.horizon_s`` ahead in ``rule.step_s``
     steps (each engine's ``forecast_copy``: e.g. the plume holds the wind observed now).
 
-    Returns per target the highest predicted value and the first predicted time at or above
-    the rule's lowest threshold (NaN if never). The real engines are not touched.
+    ``xyz_m`` holds the same number of points for each target, target by target. Returns
+    per target the highest predicted value over its points and the first predicted time any
+    of them reaches the rule's lowest threshold (NaN if never). The real engines are not
+    touched.
     """
     lowest = min(rule.thresholds.values())
     copies = [h.forecast_copy() for h in models]
@@ -345,10 +352,11 @@ def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,
     steps = max(1, math.ceil(rule.horizon_s / rule.step_s))
     for k in range(1, steps + 1):
         t = t_s + min(k * rule.step_s, rule.horizon_s)
-        value = np.zeros(len(ids))
+        value = np.zeros(len(xyz_m))
         for h in copies:
             h.advance_to(t)
             value += h.sample(rule.quantity, xyz_m)
+        value = value.reshape(len(ids), -1).max(axis=1)
         eta = np.where(np.isnan(eta) & (value >= lowest), t, eta)
         best = np.maximum(best, value)
     return {i: (float(b), float(e)) for i, b, e in zip(ids, best, eta, strict=True)}

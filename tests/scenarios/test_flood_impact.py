@@ -32,3 +32,29 @@ def test_a_dry_city_has_no_impact():
     engine = LocalInertialFlood.from_twin(twin, drains=False)
     engine.advance_to(10.0)
     assert flood_impact(engine, twin).empty
+
+
+def test_forecasts_watch_a_place_inside_a_building_at_its_walls():
+    """A kindergarten given as a point inside its (blocked, dry) building: sampled at the
+    point the pond around it reads 0 m; on the ring around the building it reads 0.4 m."""
+    import shapely
+
+    from alerting.rulebook import Forecast
+    from scenarios.flood_impact import footprints_of, ring_points
+    from scenarios.kernel import FORECAST_RING_M, forecast_targets
+
+    twin = synthetic_city(7, "tiny")
+    z = twin.terrain.elevation_m
+    engine = LocalInertialFlood.from_twin(twin, initial_depth_m=float(np.nanmax(z)) + 0.4 - z,
+                                          drains=False, boundaries="closed")
+    place = twin.places.set_index("id").geometry["P-kindergarten-1"]
+    rule = Forecast(id="f", hazard="dam_break", quantity="depth_m", unit="m",
+                    thresholds={"yellow": 0.15}, horizon_s=60, step_s=30)
+    at_point = forecast_targets([engine], rule, 0.0, np.array([[place.x, place.y, 0.0]]),
+                                ["K"])
+    assert at_point["K"][0] == 0.0
+    x, y = ring_points(footprints_of(np.array([shapely.Point(place.x, place.y)]), twin),
+                       FORECAST_RING_M)
+    at_walls = forecast_targets([engine], rule, 0.0, np.column_stack([x, y, 0 * x]), ["K"])
+    assert at_walls["K"][0] >= 0.4 - 1e-6 and at_walls["K"][1] == 30.0
+    assert engine.t_s == 0.0  # forecasts run on copies
