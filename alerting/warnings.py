@@ -82,8 +82,7 @@ class WarningBoard:
         warning = self._fold(change)
         if warning is None:
             return None
-        return self._evaluate(warning, change.time_s, change.known_at_s,
-                              self.rules[change.rule_id])
+        return self._evaluate(warning, change.time_s, change.known_at_s)
 
     def apply_all(self, changes: list[AlarmChange]) -> list[tuple[int, WarningEvent]]:
         """Fold changes that happen together (one forecast), then grade each warning they
@@ -100,8 +99,7 @@ class WarningBoard:
         out = []
         for warning, i in touched.values():
             if warning in self.active:
-                event = self._evaluate(warning, changes[i].time_s, changes[i].known_at_s,
-                                       self.rules[changes[i].rule_id])
+                event = self._evaluate(warning, changes[i].time_s, changes[i].known_at_s)
                 if event is not None:
                     out.append((i, event))
         return out
@@ -138,8 +136,7 @@ class WarningBoard:
         """Situation update: re-draw every active warning's area and re-grade it at ``t_s``."""
         out = []
         for warning in list(self.active):
-            rule = self._lead_rule(warning)
-            event = self._evaluate(warning, t_s, t_s, rule)
+            event = self._evaluate(warning, t_s, t_s)
             if event is not None:
                 out.append(event)
         return out
@@ -153,19 +150,18 @@ class WarningBoard:
                            f"(active: {known})")
         self.active.remove(warning)
         self.suppressed.update(k for k, lv in warning.members.items() if lv > 0)
-        rule = self._lead_rule(warning)
-        return self._event(warning, "cancelled", t_s, t_s, rule, shapely.Polygon(), "none",
+        return self._event(warning, "cancelled", t_s, t_s, shapely.Polygon(), "none",
                            (), 0, f"cancelled: {reason}", warning.level)
 
     # -- grading ----------------------------------------------------------------------------
-    def _evaluate(self, warning: _Warning, t_s: float, known_at_s: float,
-                  rule: Rule | Forecast) -> WarningEvent | None:
+    def _evaluate(self, warning: _Warning, t_s: float,
+                  known_at_s: float) -> WarningEvent | None:
         base, reasons = self._member_level(warning)
         if base == 0:
             self.active.remove(warning)
-            return self._event(warning, "cleared", t_s, known_at_s, rule, shapely.Polygon(),
+            return self._event(warning, "cleared", t_s, known_at_s, shapely.Polygon(),
                                "none", (), 0, "all members back below thresholds", 0)
-        area, source = self._area(warning, rule, t_s)
+        area, source = self._area(warning, t_s)
         targets = tuple(self.impact.targets_inside(area)) if self.impact else ()
         population = self.impact.population_inside(area) if self.impact else 0
         level = base
@@ -203,7 +199,7 @@ class WarningBoard:
             return None
         warning.sensors, warning.targets, warning.area_m2 = sensors, targets, area_m2
         warning.forecast_at = forecast_at
-        return self._event(warning, kind, t_s, known_at_s, rule, area, source, targets,
+        return self._event(warning, kind, t_s, known_at_s, area, source, targets,
                            population, "; ".join(reasons), level)
 
     def _member_level(self, warning: _Warning) -> tuple[int, list[str]]:
@@ -266,14 +262,7 @@ class WarningBoard:
                 return w
         return None
 
-    def _lead_rule(self, warning: _Warning) -> Rule | Forecast:
-        """The rule of the highest-level member (ties: sensor rules before forecasts, by id)."""
-        key = max(sorted(warning.members), key=lambda k: (warning.members[k],
-                                                           isinstance(self.rules[k[0]], Rule)))
-        return self.rules[key[0]]
-
-    def _area(self, warning: _Warning, rule: Rule | Forecast,
-              t_s: float) -> tuple[BaseGeometry, str]:
+    def _area(self, warning: _Warning, t_s: float) -> tuple[BaseGeometry, str]:
         """Union over the warning's alarming rules of each rule's area: the attached model's
         footprint above the rule's area threshold, or buffers around its alarming members."""
         parts, sources = [], set()
@@ -297,7 +286,7 @@ class WarningBoard:
         return shapely.unary_union([p.buffer(rule.area.buffer_m) for p in pts]), "buffer"
 
     def _event(self, warning: _Warning, kind: str, t_s: float, known_at_s: float,
-               rule: Rule | Forecast, area: BaseGeometry, source: str,
+               area: BaseGeometry, source: str,
                targets: tuple[str, ...], population: int, reason: str,
                level: int) -> WarningEvent:
         route_level = max(level if kind != "cleared" else warning.level, 1)
