@@ -186,7 +186,8 @@ class WorkOrderDesk:
                                      "creation"))
                 out.append(self._escalate(order, due))
             elif rule == "deadline" and order.state not in ("reviewed", "closed") and \
-                    due >= order.deadline_s + self.policy.escalate_after_deadline_s:
+                    due == order.deadline_s + self.policy.escalate_after_deadline_s:
+                # (a timer left from a deadline since brought forward does not match)
                 out.append(self._log(order, due, "overdue_deadline", "platform",
                                      f"open {self.policy.escalate_after_deadline_s / 86400:g} "
                                      "days past its deadline"))

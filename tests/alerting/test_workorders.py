@@ -107,6 +107,8 @@ def test_escalated_warning_brings_the_deadline_forward(desk):
     desk.act(700.0, "WO-W-0001", "assign", "gas_company")
     events = desk.advance_to(7200.0 + 2 * DAY)
     assert [e.event for e in events] == ["overdue_deadline", "escalated"]
+    # the timer of the original 3-day deadline does not escalate it a second time
+    assert desk.advance_to(10 * DAY) == []
 
 
 def test_cancelled_warning_closes_its_order(desk):
