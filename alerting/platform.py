@@ -11,7 +11,7 @@ arrive through ``act``. Everything is deterministic given the seed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ from alerting.workorders import WorkOrder, WorkOrderDesk, WorkOrderEvent, WorkOr
 from twin.yamlfile import load_yaml_model
 
 CLOSING = ("cleared", "cancelled")
+#: Actions taken on a warning (the rest act on work orders).
+WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")
 
 
 class PushPolicy(BaseModel):
@@ -107,6 +109,9 @@ class Platform:
         self._cap_last_s: dict[str, float] = {}
         self._members: dict[str, set[str]] = {}
         self._last_alarm_s: dict[str, float] = {}
+        self._last_event: dict[str, WarningEvent] = {}
+        #: warning id → (time s, actor) of its first acknowledgement by a player
+        self.acknowledged: dict[str, tuple[float, str]] = {}
 
     # -- observations -----------------------------------------------------------------------
     def ingest(self, batch: ObservationBatch) -> PlatformOutput:
@@ -163,15 +168,31 @@ class Platform:
 
     def act(self, t_s: float, action: str, target: str, actor: str, note: str = "",
             handler: str | None = None) -> PlatformOutput:
-        """A player's or script's action: a work-order action on ``WO-…``, or ``cancel`` /
-        ``confirm`` on a warning id."""
+        """A player's or script's action: a work-order action on ``WO-…`` (assign, start,
+        resolve, review, reject, close, escalate), or on a warning id: ``acknowledge``,
+        ``cancel``, ``confirm`` (an outcome confirming its sensors' alarms) or ``publish`` (a
+        public CAP message now, whatever the warning's loop). KeyError for an unknown target,
+        ValueError for an action that does not fit its state."""
         out = PlatformOutput()
+        if action in WARNING_ACTIONS and target not in self._last_event:
+            known = ", ".join(sorted(self._last_event)) or "none"
+            raise KeyError(f"no warning {target!r} (known: {known})")
         if action == "cancel":
             event = self.engine.cancel(target, t_s, note or f"cancelled by {actor}")
             out.extend(self._follow([], [event], []))
         elif action == "confirm":
             for sensor in sorted(self._members.get(target, ())):
                 self.checks.confirm(sensor, t_s, "outcome")
+        elif action == "acknowledge":
+            self.acknowledged.setdefault(target, (float(t_s), actor))
+        elif action == "publish":
+            last = self._last_event[target]
+            if last.event in CLOSING:
+                raise ValueError(f"{target}: cannot publish, the warning is {last.event}")
+            if self.cap is None:
+                raise ValueError("CAP publishing is off for this run (outputs.cap: false)")
+            message = self._cap_message(replace(last, known_at_s=float(t_s)), public=True)
+            out.cap_messages.append(message)
         else:
             out.work_order_events.append(self.desk.act(t_s, target, action, actor, note,
                                                        handler))
@@ -186,6 +207,7 @@ class Platform:
                 self.checks.alarm(a.sensor_id, a.hazard, a.time_s)
                 self._last_alarm_s[a.sensor_id] = a.time_s
         for w in warnings:
+            self._last_event[w.warning_id] = w
             index = self._n_warning_events
             self._n_warning_events += 1
             self.checks.warning_issued(w.hazard, w.time_s)
@@ -227,14 +249,15 @@ class Platform:
                                 round(t_s + delay, 3) if delivered else None))
         return out
 
-    def _cap_message(self, w: WarningEvent) -> CapMessage | None:
-        """CAP for departmental and public warnings (not the owner-only small loop)."""
+    def _cap_message(self, w: WarningEvent, public: bool = False) -> CapMessage | None:
+        """CAP for departmental and public warnings (not the owner-only small loop, unless
+        ``public``: a player publishing the warning by hand)."""
         if self.cap is None:
             return None
         opened = w.warning_id in self._cap_open
-        if not opened and (w.loop == "small" or w.event in CLOSING):
+        if not opened and not public and (w.loop == "small" or w.event in CLOSING):
             return None
-        public = any(self.routing.units[u].kind == "public" for u in w.recipients)
+        public = public or any(self.routing.units[u].kind == "public" for u in w.recipients)
         names = ", ".join(self.routing.units[u].name for u in w.recipients)
         level_text = w.level_name.upper() if w.level else "ALL CLEAR"
         what = w.hazard.replace("_", " ")

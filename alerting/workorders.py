@@ -8,8 +8,8 @@ rules run on the *simulation* clock (``advance_to``), from the operating rules i
 - an order with no assigned handler ``unassigned_overdue_s`` (1 h) after creation is overdue
   and escalated one unit up (owner → department → district → city);
 - an order still open ``escalate_after_deadline_s`` (2 days) past its deadline is escalated.
-Actions (assign, start, resolve, review, close) arrive as events from a drill player, a
-script or the API; an action that does not fit the order's state is refused with a message
+Actions (assign, start, resolve, review, close, and a manual escalate) arrive as events from
+a drill player, a script or the API; an action that does not fit the order's state is refused with a message
 naming the order, its state and the action.
 """
 
@@ -34,7 +34,8 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "reject": (("resolved",), "in_progress"),
     "close": (("reviewed",), "closed"),
 }
-ACTIONS = tuple(TRANSITIONS)
+#: A player may also escalate an open order by hand, one rung up the routing ladder.
+ACTIONS = (*TRANSITIONS, "escalate")
 
 
 class WorkOrderPolicy(BaseModel):
@@ -152,9 +153,13 @@ class WorkOrderDesk:
         if order is None:
             known = ", ".join(sorted(self.orders)) or "none"
             raise KeyError(f"no work order {work_order_id!r} (known: {known})")
-        if action not in TRANSITIONS:
+        if action not in ACTIONS:
             raise ValueError(f"{work_order_id}: unknown action {action!r}; actions are "
                              f"{list(ACTIONS)}")
+        if action == "escalate":
+            if order.state == "closed":
+                raise ValueError(f"{work_order_id}: cannot escalate a closed order")
+            return self._escalate(order, t_s, actor, note)
         allowed, to_state = TRANSITIONS[action]
         if order.state not in allowed:
             raise ValueError(f"{work_order_id}: cannot {action} in state {order.state!r} "
@@ -194,11 +199,13 @@ class WorkOrderDesk:
                 out.append(self._escalate(order, due))
         return out
 
-    def _escalate(self, order: WorkOrder, t_s: float) -> WorkOrderEvent:
+    def _escalate(self, order: WorkOrder, t_s: float,
+                  actor: str = "platform", note: str = "") -> WorkOrderEvent:
         current = order.escalated_to[-1] if order.escalated_to else order.lead_unit
         up = self.routing.escalation_unit(order.hazard, current)
         order.escalated_to.append(up)
-        return self._log(order, t_s, "escalated", "platform", f"escalated to {up}")
+        return self._log(order, t_s, "escalated", actor,
+                         f"escalated to {up}" + (f" ({note})" if note else ""))
 
     def _schedule(self, due_s: float, wo_id: str, rule: str) -> None:
         self._seq += 1

@@ -20,6 +20,12 @@ Tables (times are seconds from scenario start; the wall-clock anchor is the mani
 - ``self_checks``: platform self-check findings (sensor offline, silence, sync rate,
   false-alarm rate), ``status`` raised or cleared.
 - ``timeline``: a human-readable log of the run.
+- ``injects``: a drill's scenario events (MSEL injects) as they fired: hazard events, sensor
+  faults, information injects, contingency injects.
+- ``actions``: every player command (acknowledge, assign, escalate, publish, evacuate,
+  measure, ...) with its arguments and outcome (``done`` or ``refused`` with the reason).
+- ``hazard_chain``: cascades — a hazard triggering a secondary one (parent → child, by
+  which rule).
 
 Every write is a transaction (WAL while running; the closed archive is one plain file), so a
 crashed run leaves a readable archive of everything
@@ -41,7 +47,7 @@ import pandas as pd
 
 from alerting.platform import PlatformOutput
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sensors (
@@ -90,9 +96,21 @@ CREATE TABLE self_checks (
 CREATE TABLE timeline (
     seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, kind TEXT NOT NULL,
     message TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE injects (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, inject_id TEXT NOT NULL,
+    kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE actions (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT NOT NULL, args TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE hazard_chain (
+    seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, parent TEXT NOT NULL, child TEXT NOT NULL,
+    rule TEXT NOT NULL, detail TEXT NOT NULL);
 """
 TABLES = ("manifest", "sensors", "observations", "alarms", "warnings", "pushes", "work_orders",
-          "work_order_events", "cap_messages", "self_checks", "timeline")
+          "work_order_events", "cap_messages", "self_checks", "timeline", "injects", "actions",
+          "hazard_chain")
+#: Tables of drills and cascades written one row at a time (``Archive.write_record``).
+_SEQUENCED = ("injects", "actions", "hazard_chain")
 FINAL_INDEXES = "CREATE INDEX observations_by_sensor ON observation_rows (sensor_key, time_s);"
 
 WARNING_COLUMNS = ("seq", "time_s", "known_at_s", "warning_id", "event", "hazard", "level",
@@ -132,6 +150,7 @@ class Archive:
         self._cap_seq = 0
         self._check_seq = 0
         self._anchor_ts = 0.0
+        self._record_seq: dict[str, int] = {}
 
     def __enter__(self) -> Archive:
         return self
@@ -186,6 +205,17 @@ class Archive:
                 self._timeline_seq += 1
                 self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?)",
                                 (self._timeline_seq, float(t_s), kind, message, _json(data)))
+
+    def write_record(self, table: str, *values: object) -> None:
+        """Append one row to ``injects``, ``actions`` or ``hazard_chain`` (dict and list
+        values stored as canonical JSON) in its own transaction."""
+        if table not in _SEQUENCED:
+            raise ValueError(f"write_record writes {list(_SEQUENCED)}, not {table!r}")
+        self._record_seq[table] = self._record_seq.get(table, 0) + 1
+        row = [_json(v) if isinstance(v, dict | list) else v for v in values]
+        with self.db:
+            self.db.execute(f"INSERT INTO {table} VALUES ({','.join('?' * (len(row) + 1))})",
+                            (self._record_seq[table], *row))
 
     def _write_output(self, out: PlatformOutput, cap_files: list[tuple[str, str]]) -> None:
         for a in out.alarms:

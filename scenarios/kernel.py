@@ -15,17 +15,20 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import shapely
 import simpy
 
 from alerting.cap import CapContext, write_cap_files
+from alerting.engine import Engine
 from alerting.events import WarningEvent
+from alerting.impact import ImpactIndex
 from alerting.observation import ObservationBatch
 from alerting.platform import Platform, PlatformOutput
 from alerting.rulebook import Forecast
@@ -34,6 +37,7 @@ from physics.flood import LocalInertialFlood
 from scenarios.archive import Archive
 from scenarios.flood_impact import footprints_of, report_flood_impact, ring_points
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
+from sensors_sim.scripted_faults import ScriptedFaults
 from twin.seeding import rng_for, stable_key
 
 LIBRARIES = ("citytwin", "numpy", "scipy", "simpy", "numba", "pandas", "shapely", "pyproj",
@@ -73,6 +77,154 @@ class RunResult:
 
 Progress = Callable[[float, float, int], None]  # (sim time s, duration s, observations)
 
+#: A field team's default travel time before a requested measurement is taken (s).
+MEASURE_DELAY_S = 600.0
+
+
+class ObservationFeed(Protocol):
+    """Archived observations delivered on logical time instead of sampled ones (replay)."""
+
+    def streams(self) -> list[tuple[str, np.ndarray]]:
+        """(stream name, increasing ingestion times s): one SimPy process per stream."""
+
+    def batch(self, stream: str, k: int) -> ObservationBatch:
+        """The observations delivered at the ``k``-th time of ``stream`` (may be empty)."""
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What a player command did: ``ok`` False means refused, ``detail`` says why."""
+
+    ok: bool
+    detail: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What an extra SimPy process (a drill's injects, a player console, an ensemble's field
+    recorder) may use during a run. Everything it does goes through the platform and the
+    archive like the run's own processes."""
+
+    env: simpy.Environment
+    run: PreparedRun
+    platform: Platform
+    engine: Engine
+    hazards: list[HazardEngine]
+    hazard_by_id: dict[str, HazardEngine]
+    result: RunResult
+    faults: ScriptedFaults
+    duration_s: float
+    log: Callable[[float, str, str, dict], None]
+    _archive: Archive
+    _record: Callable
+    _impact: ImpactIndex | None = None
+
+    def inject(self, t_s: float, inject_id: str, kind: str, message: str,
+               data: dict | None = None) -> None:
+        """Archive a scenario event (MSEL inject) as it fires, with a timeline line."""
+        self._archive.write_record("injects", float(t_s), inject_id, kind, message,
+                                   data or {})
+        self.log(t_s, "inject", f"inject {inject_id} ({kind}): {message}",
+                 {"inject_id": inject_id, **(data or {})})
+
+    def sample(self, quantity: str, xyz_m: np.ndarray, t_s: float | None = None) -> np.ndarray:
+        """True hazard value of ``quantity`` at points (n × 3, m), summed over the hazards."""
+        xyz_m = np.atleast_2d(np.asarray(xyz_m, dtype=float))
+        value = np.zeros(len(xyz_m))
+        for h in self.hazards:
+            if quantity in h.info:
+                if t_s is not None:
+                    h.advance_to(float(t_s))
+                value += h.sample(quantity, xyz_m)
+        return value
+
+    def act(self, t_s: float, action: str, target: str, actor: str = "player",
+            note: str = "", **args) -> ActionOutcome:
+        """A player command through the platform (see ``scenarios.scenario.ACTION_NAMES``),
+        archived in ``actions`` whether done or refused; never raises for a refused one."""
+        try:
+            if action == "evacuate":
+                out, outcome = PlatformOutput(), self._evacuate(target)
+            elif action == "measure":
+                out, outcome = PlatformOutput(), self._measure(t_s, target, actor, **args)
+            else:
+                out = self.platform.act(t_s, action, target, actor, note, args.get("handler"))
+                detail = ", ".join(m.identifier for m in out.cap_messages)
+                outcome = ActionOutcome(True, f"CAP {detail}" if detail else "done",
+                                        {"cap": [m.identifier for m in out.cap_messages]}
+                                        if detail else {})
+        except (KeyError, ValueError, TypeError) as exc:
+            out = PlatformOutput()
+            outcome = ActionOutcome(False, str(exc).strip("'\""))
+        self._archive.write_record("actions", float(t_s), actor, action, target,
+                                   {**args, **({"note": note} if note else {})},
+                                   "done" if outcome.ok else "refused", outcome.detail)
+        line = (f"{actor}: {action} {target}" + (f" ({note})" if note else "")
+                + ("" if outcome.ok else f" — refused: {outcome.detail}"))
+        self._record(float(t_s), out, [(float(t_s), "action" if outcome.ok else
+                                        "action_refused", line,
+                                        {"action": action, "target": target,
+                                         **outcome.data})])
+        return ActionOutcome(outcome.ok, outcome.detail, outcome.data)
+
+    def _area(self, target: str):
+        """A place id, or ``"x,y,radius_m"`` in the twin's CRS."""
+        places = self.run.twin.places
+        hit = places[places["id"].astype(str) == target] if len(places) else places
+        if len(hit):
+            geom = hit.geometry.iloc[0]
+            return geom if geom.area > 0 else geom.buffer(50.0)
+        parts = target.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"evacuate needs a place id or 'x,y,radius_m', got {target!r}")
+        x, y, r = (float(p) for p in parts)
+        if not r > 0:
+            raise ValueError(f"evacuation radius must be > 0 m, got {r:g}")
+        return shapely.Point(x, y).buffer(r)
+
+    def _evacuate(self, target: str) -> ActionOutcome:
+        area = self._area(target)
+        if self._impact is None:
+            self._impact = ImpactIndex(self.run.twin)
+        b = self.run.twin.buildings
+        n_buildings = int(shapely.intersects(b.geometry.to_numpy(), area).sum()) if len(b) else 0
+        data = {"area_m2": round(float(area.area), 1), "buildings": n_buildings,
+                "population": self._impact.population_inside(area),
+                "targets": self._impact.targets_inside(area)}
+        return ActionOutcome(True, f"evacuation of {data['population']} people in "
+                                   f"{n_buildings} buildings ordered", data)
+
+    def _measure(self, t_s: float, target: str, actor: str, quantity: str | None = None,
+                 height_m: float = 1.5, delay_s: float = MEASURE_DELAY_S) -> ActionOutcome:
+        try:
+            x, y = (float(p) for p in target.split(","))
+        except ValueError:
+            raise ValueError(f"measure needs 'x,y' in metres, got {target!r}") from None
+        quantities = [q for h in self.hazards for q in h.info]
+        quantity = quantity or (quantities[0] if quantities else None)
+        if quantity is None or quantity not in quantities:
+            raise ValueError(f"no hazard of this run produces {quantity!r} (known: "
+                             f"{sorted(set(quantities))})")
+        if not delay_s >= 0:
+            raise ValueError(f"delay_s must be ≥ 0, got {delay_s}")
+        due = float(t_s) + float(delay_s)
+
+        def field_team():
+            yield self.env.timeout(max(due - self.env.now, 0.0))
+            value = float(self.sample(quantity, [[x, y, height_m]], t_s=due)[0])
+            self._archive.write_record("actions", due, actor, "measure_result", target,
+                                       {"quantity": quantity, "height_m": height_m,
+                                        "value": value}, "done", f"{quantity} = {value:.4g}")
+            self.log(due, "measurement", f"{actor}: field measurement at ({x:.0f}, {y:.0f}) "
+                     f"m: {quantity} = {value:.4g}", {"quantity": quantity, "value": value,
+                                                     "x_m": x, "y_m": y})
+
+        if due <= self.duration_s:
+            self.env.process(field_team())
+        return ActionOutcome(True, f"field team sent, measuring {quantity} at T+{due:g} s",
+                             {"due_s": due, "quantity": quantity})
+
 
 def run_id_for(run: PreparedRun) -> str:
     """A run id that depends only on the scenario content and seed."""
@@ -91,8 +243,19 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
-             progress: Progress | None = None, progress_every_s: float = 300.0) -> RunResult:
-    """Run a prepared scenario into ``run_dir`` (archive.sqlite and a field snapshot)."""
+             progress: Progress | None = None, progress_every_s: float = 300.0,
+             env: simpy.Environment | None = None,
+             processes: Sequence[Callable[[RunContext], Generator]] = (),
+             feed: ObservationFeed | None = None, faults: ScriptedFaults | None = None,
+             snapshot: bool = True) -> RunResult:
+    """Run a prepared scenario into ``run_dir`` (archive.sqlite and a field snapshot).
+
+    The three modes feed this one kernel: ``env`` a ``simpy.rt.RealtimeEnvironment`` paces
+    a drill; ``processes`` (each given a ``RunContext``) add a drill's injects and players
+    or an ensemble's recorders; ``feed`` replaces sampled observations with archived ones
+    (replay); ``faults`` are scripted sensor faults; ``snapshot`` False skips the
+    hazard-field file (ensembles).
+    """
     wall0 = time.perf_counter()  # for the caller's information only; never enters the archive
     sc = run.scenario
     run_dir = Path(run_dir)
@@ -117,6 +280,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     engine = make_engine(run, area_provider=area_provider)
     source = "drill" if sc.mode == "drill" else "simulated"
     sensors = inventory_frame(run.network)
+    if faults is None:
+        faults = ScriptedFaults(sensors["sensor_id"].astype(str).tolist())
     run_id = run_id_for(run)
     cap_ctx = (CapContext(sender=f"citytwin@{_token(run.twin.name)}", mode=sc.mode,
                           anchor=sc.start, crs=run.twin.crs, run_id=run_id)
@@ -136,7 +301,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             "libraries": library_versions(), "status": "running",
         })
         archive.write_sensors(sensors)
-        env = simpy.Environment()
+        env = simpy.Environment() if env is None else env
         duration = sc.duration_s
         best_level = [0]
         # The render shows the hazard when its warning area is largest (most severe extent).
@@ -147,7 +312,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             result.timeline.append(entry)
             archive.write_tick(timeline=[entry])
 
-        def snapshot(t_s: float) -> None:
+        def take_snapshot(t_s: float) -> None:
             """Each hazard's render quantity now (the render reads it from the npz)."""
             result.snapshot = {}
             for i, h in enumerate(hazards):
@@ -163,7 +328,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 best_level[0] = max(best_level[0], w.level)
                 if w.area_m2 > largest_area_m2[0]:
                     largest_area_m2[0] = w.area_m2
-                    snapshot(t)
+                    take_snapshot(t)
             for e in out.work_order_events:
                 if e.event in ("created", "overdue_unassigned", "overdue_deadline",
                                "escalated", "closed"):
@@ -225,26 +390,40 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                         h.advance_to(t)
                         truth += h.sample(quantity, xyz)
                 m = run.measurement.measure(group, t, truth)
+                if faults.faults:
+                    faults.apply(group.indices, t, m.value, m.valid, m.quality)
                 rx = m.valid
                 batch = ObservationBatch(ids[rx], m.time_s[rx], m.value[rx], unit,
                                          m.received_s[rx], m.quality[rx], source)
-                out = platform.ingest(batch)
-                entries = []
-                if out.alarms and first_detection[0]:
-                    a = out.alarms[0]
-                    first_detection[0] = False
-                    entries.append((a.known_at_s, "first_detection",
-                                    f"first detection: {a.sensor_id} at {a.value:g} "
-                                    f"({run.rulebook.level_name(a.to_level)}, rule {a.rule_id})",
-                                    {"sensor_id": a.sensor_id, "rule_id": a.rule_id}))
-                result.n_observations += len(batch)
-                if sc.outputs.observations == "all":
-                    record(t, out, entries, sensor_id=batch.sensor_id, time_s=batch.time_s,
-                           received_s=batch.received_s, value=batch.value,
-                           quality=batch.quality, source=source)
-                else:
-                    record(t, out, entries)
+                ingest(t, batch)
                 yield env.timeout(group.interval_s)
+
+        def ingest(t: float, batch: ObservationBatch) -> None:
+            """Feed a batch to the platform; archive it with what the platform did."""
+            out = platform.ingest(batch)
+            entries = []
+            if out.alarms and first_detection[0]:
+                a = out.alarms[0]
+                first_detection[0] = False
+                entries.append((a.known_at_s, "first_detection",
+                                f"first detection: {a.sensor_id} at {a.value:g} "
+                                f"({run.rulebook.level_name(a.to_level)}, rule {a.rule_id})",
+                                {"sensor_id": a.sensor_id, "rule_id": a.rule_id}))
+            result.n_observations += len(batch)
+            if sc.outputs.observations == "all":
+                record(t, out, entries, sensor_id=batch.sensor_id, time_s=batch.time_s,
+                       received_s=batch.received_s, value=batch.value,
+                       quality=batch.quality, source=batch.source)
+            else:
+                record(t, out, entries)
+
+        def feed_clock(stream: str, times_s: np.ndarray):
+            """Replay: deliver a stream's archived observations at their logical times."""
+            for k, t in enumerate(np.asarray(times_s, dtype=float)):
+                if t > duration:
+                    break
+                yield env.timeout(max(t - env.now, 0.0))
+                ingest(float(t), feed.batch(stream, k))
 
         def platform_clock():
             """Situation updates, work-order overdue rules and self-checks on the sim clock."""
@@ -277,20 +456,13 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                 yield env.timeout(rule.interval_s)
 
         def scripted_actions():
-            """Player/script actions from the scenario, at their times."""
-            for k, act in sorted(enumerate(sc.actions), key=lambda e: (e[1].at_s, e[0])):
+            """Player/script actions from the scenario, at their times (through ``act``)."""
+            for act in sorted(sc.actions, key=lambda a: a.at_s):  # stable: file order ties
                 if act.at_s > duration:
                     break
                 yield env.timeout(act.at_s - env.now)
-                try:
-                    out = platform.act(act.at_s, act.action, act.target, act.actor, act.note,
-                                       act.handler)
-                    entry = (act.at_s, "action", f"{act.actor}: {act.action} {act.target}"
-                             + (f" ({act.note})" if act.note else ""), {"index": k})
-                except (KeyError, ValueError) as exc:
-                    out = PlatformOutput()
-                    entry = (act.at_s, "action_refused", f"actions.{k}: {exc}", {"index": k})
-                record(act.at_s, out, [entry])
+                args = {"handler": act.handler} if act.handler else {}
+                ctx.act(act.at_s, act.action, act.target, act.actor, act.note, **args)
 
         def progress_clock():
             while env.now < duration:
@@ -299,18 +471,29 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 
         env.process(hazard_timeline())
         env.process(physics_clock())
-        for group in run.network.groups():
-            env.process(group_clock(group))
+        if feed is None:
+            for group in run.network.groups():
+                env.process(group_clock(group))
+        else:
+            for stream, times_s in feed.streams():
+                env.process(feed_clock(stream, times_s))
         env.process(platform_clock())
         for rule in run.rulebook.forecasts:
             env.process(forecast_clock(rule))
         env.process(scripted_actions())
         if progress is not None:
             env.process(progress_clock())
+        ctx = RunContext(env=env, run=run, platform=platform, engine=engine, hazards=hazards,
+                         hazard_by_id={h.id: e for h, e in zip(sc.hazards, hazards,
+                                                               strict=True)},
+                         result=result, faults=faults, duration_s=duration, log=log,
+                         _archive=archive, _record=record)
+        for make_process in processes:
+            env.process(make_process(ctx))
         env.run(until=duration + 1e-9)
         if largest_area_m2[0] == 0.0 or any(
                 (h.render_quantity or "").startswith("max_") for h in hazards):
-            snapshot(duration)  # envelopes (maximum depth) are most telling at the end
+            take_snapshot(duration)  # envelopes (maximum depth) are most telling at the end
         impacts = {}
         for spec, h in zip(sc.hazards, hazards, strict=True):
             if isinstance(h, LocalInertialFlood):
@@ -330,7 +513,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             "escalations": result.n_escalations, "cap_messages": len(result.cap_files),
             "flood_impact": impacts,
         }})
-    _save_snapshot(run_dir / "hazard_field.npz", result)
+    if snapshot:
+        _save_snapshot(run_dir / "hazard_field.npz", result)
     result.wall_s = time.perf_counter() - wall0
     return result
 

@@ -254,8 +254,10 @@ class Outputs(_Strict):
     dossiers: bool = True   # one dossier (JSON + HTML) per incident, in dossiers/
 
 
-#: Actions a player or script may take (work-order actions, or on a warning).
-ACTION_NAMES = ("assign", "start", "resolve", "review", "reject", "close", "cancel", "confirm")
+#: Actions a player or script may take: on a work order, on a warning, or on the city
+#: (evacuate an area, send a field team to measure).
+ACTION_NAMES = ("assign", "start", "resolve", "review", "reject", "close", "escalate",
+                "acknowledge", "cancel", "confirm", "publish", "evacuate", "measure")
 
 
 class Action(_Strict):
