@@ -202,7 +202,10 @@ class RunContext:
         except ValueError:
             raise ValueError(f"measure needs 'x,y' in metres, got {target!r}") from None
         quantities = [q for h in self.hazards for q in h.info]
-        quantity = quantity or (quantities[0] if quantities else None)
+        if quantity is None:  # what the run's sensors measure, else the hazard's first
+            sensed = set(self.run.network.table["quantity"].astype(str))
+            quantity = next((q for q in quantities if q in sensed),
+                            quantities[0] if quantities else None)
         if quantity is None or quantity not in quantities:
             raise ValueError(f"no hazard of this run produces {quantity!r} (known: "
                              f"{sorted(set(quantities))})")
