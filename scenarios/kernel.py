@@ -35,6 +35,7 @@ from alerting.rulebook import Forecast
 from physics.base import FieldGrid, HazardEngine
 from physics.flood import LocalInertialFlood
 from scenarios.archive import Archive
+from scenarios.cascade import cascade_processes
 from scenarios.flood_impact import footprints_of, report_flood_impact, ring_points
 from scenarios.prepare import PreparedRun, inventory_frame, make_engine
 from sensors_sim.scripted_faults import ScriptedFaults
@@ -127,6 +128,13 @@ class RunContext:
                                    data or {})
         self.log(t_s, "inject", f"inject {inject_id} ({kind}): {message}",
                  {"inject_id": inject_id, **(data or {})})
+
+    def record_chain(self, t_s: float, parent: str, child: str, rule: str,
+                     detail: str) -> None:
+        """Archive a cascade link (a hazard triggering another) with a timeline line."""
+        self._archive.write_record("hazard_chain", float(t_s), parent, child, rule, detail)
+        self.log(t_s, "hazard_chain", f"cascade {parent} → {child} ({rule})",
+                 {"parent": parent, "child": child, "rule": rule})
 
     def sample(self, quantity: str, xyz_m: np.ndarray, t_s: float | None = None) -> np.ndarray:
         """True hazard value of ``quantity`` at points (n × 3, m), summed over the hazards."""
@@ -491,7 +499,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
                                                                strict=True)},
                          result=result, faults=faults, duration_s=duration, log=log,
                          _archive=archive, _record=record)
-        for make_process in processes:
+        for make_process in [*cascade_processes(run.cascades, sc), *processes]:
             env.process(make_process(ctx))
         env.run(until=duration + 1e-9)
         if largest_area_m2[0] == 0.0 or any(

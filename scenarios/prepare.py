@@ -7,7 +7,7 @@ leaves a partial archive behind.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from physics.forcing import ReleaseSchedule, WindSeries
 from physics.leak import orifice_mass_rate_kg_s
 from physics.plume import GaussianPuffPlume
 from physics.rainfall import RainSeries, chicago_storm
+from scenarios.cascade import PreparedCascade, prepare_cascades
 from scenarios.scenario import (
     DamBreakHazard,
     FloodModel,
@@ -58,6 +59,7 @@ class PreparedRun:
     rulebook_source: str
     routing: RoutingTable
     operations: OperationsPolicy
+    cascades: list[PreparedCascade] = field(default_factory=list)
 
 
 def load_scenario_twin(scenario: Scenario, base_dir: Path, source: str) -> CityTwin:
@@ -287,8 +289,9 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
     operations = load_operations(_relative(scenario.operations, base_dir))
     measurement = MeasurementModel(network, catalogue, seed=scenario.seed,
                                    duration_s=scenario.duration_s)
+    cascades = prepare_cascades(scenario, twin, source)
     return PreparedRun(scenario, source, twin, hazards, notes, network, catalogue, measurement,
-                       rulebook, rulebook_source, routing, operations)
+                       rulebook, rulebook_source, routing, operations, cascades)
 
 
 def _relative(name: str, base_dir: Path) -> str:

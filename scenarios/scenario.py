@@ -272,6 +272,30 @@ class Action(_Strict):
     handler: str | None = None
 
 
+class ConfinedSpaces(_Strict):
+    """The confined spaces a gas-explosion cascade watches: network nodes of these kinds."""
+
+    network: str = "gas"
+    node_kinds: list[str] = Field(default_factory=lambda: ["valve_well", "junction"])
+    height_m: float = Field(0.3, ge=0)
+
+
+class GasExplosionCascade(_Strict):
+    """A gas hazard triggering an explosion: while a confined space holds gas in the
+    explosive range (100–300 %LEL), it ignites at ``ignition_rate_per_h`` (a Poisson rate:
+    sparks, pumps, a smoker); the blast zones follow from the space's fuel (see
+    physics/explosion.py). At most one explosion per cascade rule."""
+
+    id: str
+    kind: Literal["gas_explosion"]
+    hazard: str
+    spaces: ConfinedSpaces = ConfinedSpaces()
+    ignition_rate_per_h: float = Field(gt=0)
+    volume_m3: float = Field(2.0, gt=0)
+    efficiency: float = Field(0.1, gt=0, le=1)
+    check_interval_s: float = Field(10.0, gt=0)
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -291,9 +315,12 @@ class Scenario(_Strict):
     #: Extra places forecasts watch (with every place of the twin): e.g. the bridges and
     #: hamlets of a dam's emergency plan.
     places_of_concern: list[PointSpec] = Field(default_factory=list)
+    #: Secondary hazards a primary one may trigger (recorded as a chain in the archive).
+    cascades: list[GasExplosionCascade] = Field(default_factory=list)
     outputs: Outputs = Outputs()
 
     _unique = field_validator("hazards")(_unique_ids)
+    _unique_cascades = field_validator("cascades")(_unique_ids)
 
     @field_validator("start")
     @classmethod

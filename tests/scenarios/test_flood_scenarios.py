@@ -80,6 +80,10 @@ def test_dam_break_falls_level_and_warns_downstream_by_arrival(write_scenario, t
     assert (impact["max_depth_m"] >= 0.15).all()
     assert impact["arrival_time_s"].is_monotonic_increasing
     assert [k for _, k, _, _ in result.timeline].count("flood_impact") == 1
+    # the breach → flood cascade is a chain in the archive, at the breach time
+    chain = read_table(result.archive_path, "hazard_chain")
+    assert list(zip(chain["time_s"], chain["parent"], chain["child"], strict=True)) == [
+        (60.0, "breach:breach of R-dam", "breach:flood")]
 
 
 def test_bad_flood_inputs_name_the_field(write_scenario, tmp_path):
