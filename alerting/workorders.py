@@ -9,8 +9,8 @@ rules run on the *simulation* clock (``advance_to``), from the operating rules i
   and escalated one unit up (owner → department → district → city);
 - an order still open ``escalate_after_deadline_s`` (2 days) past its deadline is escalated.
 Actions (assign, start, resolve, review, close, and a manual escalate) arrive as events from
-a drill player, a script or the API; an action that does not fit the order's state is refused with a message
-naming the order, its state and the action.
+a drill player, a script or the API; an action that does not fit the order's state is
+refused with a message naming the order, its state and the action.
 """
 
 from __future__ import annotations

@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default="dossiers", help="folder to write")
     ds.set_defaults(func=cmd_dossier)
 
+    from scenarios.drill import add_drill_commands
+
+    add_drill_commands(sub)
+
     t = sub.add_parser("twin", help="build or inspect a twin", description="Twin commands.")
     tsub = t.add_subparsers(dest="twin_command", required=True, metavar="SUBCOMMAND")
     b = tsub.add_parser(

@@ -1,0 +1,493 @@
+"""Drill mode: run an exercise plan (MSEL) with live or scripted players, then score it.
+
+``run_drill`` loads and checks the plan (``scenarios.drill_plan``), prepares the compiled
+scenario (mode ``drill``: every CAP message carries status ``Exercise``), and runs the one
+kernel with a :class:`DrillDirector` process that fires the injects on the drill clock,
+checks contingencies at their deadlines, and executes player commands — from a scripted
+player file (rehearsals, tests) or from the terminal console (``scenarios.drill_console``).
+Players act only through ``RunContext.act``, so every command is archived (``actions``) with
+its outcome. Pacing: scripted drills run as fast as possible unless a speed is asked for;
+live drills run on a ``simpy.rt.RealtimeEnvironment`` (real time or ×N, as the plan's
+``pacing`` or the command line says). The run folder gets ``archive.sqlite``, ``cap/``,
+``drill_plan.json`` and the after-action report (``after_action.html``, ``aar.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import sys
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import simpy
+import simpy.rt
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scenarios.drill_console import (
+    Command,
+    CommandError,
+    DrillConsole,
+    make_command,
+    start_reader,
+)
+from scenarios.drill_plan import (
+    FAULT_INJECTS,
+    DrillPlan,
+    Inject,
+    LoadedPlan,
+    check_places,
+    check_sensors,
+    input_error_from,
+    load_plan,
+    parse_plan,
+)
+from scenarios.drill_score import (
+    CLOSING,
+    ActionSeen,
+    WarningSeen,
+    judge,
+    resolve_target,
+    warning_for,
+)
+from twin.errors import InputError
+
+#: How often (s of drill time) the director looks for new warnings to trigger players.
+WATCH_S = 1.0
+
+
+# --- scripted players ------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class After(_Strict):
+    """Trigger of a scripted step: an inject firing, or a warning event (``raised``,
+    ``escalated``, ``updated``, ``cleared``, ``cancelled``; optionally of one warning)."""
+
+    inject: str | None = None
+    warning: str | None = None
+    warning_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> After:
+        if (self.inject is None) == (self.warning is None):
+            raise ValueError("give exactly one of 'inject' or 'warning'")
+        return self
+
+
+class PlayerStep(_Strict):
+    """One scripted player command, at ``at_s`` or ``delay_s`` after a trigger."""
+
+    at_s: float | None = Field(None, ge=0)
+    after: After | None = None
+    delay_s: float = Field(0.0, ge=0)
+    action: str
+    target: str
+    actor: str = "player"
+    args: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _when(self) -> PlayerStep:
+        if (self.at_s is None) == (self.after is None):
+            raise ValueError("give exactly one of 'at_s' or 'after'")
+        return self
+
+    def command(self) -> Command:
+        return make_command(self.action, self.target, self.args, self.actor)
+
+
+def parse_players(data: object, plan: DrillPlan, source: str) -> list[PlayerStep]:
+    """Validate a scripted player list (a YAML list, or a mapping with ``players:``)."""
+    if isinstance(data, dict) and set(data) == {"players"}:
+        data = data["players"]
+    if not isinstance(data, list):
+        raise InputError(source, "a player script must be a YAML list of steps")
+    injects = {i.id for i in plan.msel}
+    steps = []
+    for k, item in enumerate(data):
+        try:
+            step = PlayerStep.model_validate(item)
+        except ValidationError as exc:
+            err = input_error_from(source, exc)
+            raise InputError(source, err.reason, field=f"{k}.{err.field}" if err.field
+                             else str(k)) from exc
+        try:
+            step.command()
+        except CommandError as exc:
+            field_name = "action" if "action" in str(exc).split(";")[0] else "target"
+            raise InputError(source, str(exc), field=f"{k}.{field_name}") from exc
+        if step.after is not None and step.after.inject is not None \
+                and step.after.inject not in injects:
+            raise InputError(source, f"no inject {step.after.inject!r} in the plan (injects: "
+                             f"{sorted(injects)})", field=f"{k}.after.inject")
+        steps.append(step)
+    return steps
+
+
+def load_players(path: str | Path, plan: DrillPlan) -> list[PlayerStep]:
+    """Read and validate a scripted player file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read player script: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(str(path), f"not valid YAML: {exc}") from exc
+    return parse_players(data, plan, str(path))
+
+
+# --- the director --------------------------------------------------------------------------
+
+def _clock(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"T+{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
+def describe_inject(inj: Inject) -> str:
+    """The inject's message as players see it (its own ``message`` when given)."""
+    if inj.message:
+        text = inj.message
+    elif inj.kind == "hazard_start":
+        text = f"hazard {inj.hazard} begins"
+    elif inj.kind == "hazard_stop":
+        text = f"hazard {inj.hazard} release stops"
+    elif inj.kind == "rain_change":
+        text = f"rain over {inj.hazard} changes ×{inj.scale:g}"
+    elif inj.kind in FAULT_INJECTS:
+        span = f" for {inj.duration_s:g} s" if inj.duration_s else ""
+        text = f"{inj.kind.replace('_', ' ')} on {', '.join(inj.sensors or [])}{span}"
+    else:
+        text = inj.kind.replace("_", " ")
+    if inj.source:
+        text = f"{inj.source}: {text}"
+    if inj.location is not None:
+        where = inj.location if isinstance(inj.location, str) else \
+            f"({inj.location[0]:g}, {inj.location[1]:g}) m"
+        text += f" [at {where}]"
+    return text
+
+
+@dataclass
+class DrillDirector:
+    """The drill's SimPy processes: injects, contingency checks, players, console."""
+
+    loaded: LoadedPlan
+    steps: Sequence[PlayerStep] = ()
+    console: DrillConsole | None = None
+    write: Callable[[str], None] = print
+    fired: dict[str, float] = field(default_factory=dict)
+    actions: list[ActionSeen] = field(default_factory=list)
+    ctx: Any = None
+    _fire_events: dict[str, simpy.Event] = field(default_factory=dict)
+    _waiters: list[tuple[After, simpy.Event]] = field(default_factory=list)
+    _n_seen: int = 0
+    _n_shown: int = 0
+
+    # the process the kernel starts
+    def process(self, ctx) -> Generator:
+        """Start one process per inject, per player step, the watcher and the console."""
+        self.ctx = ctx
+        env = ctx.env
+        self._fire_events = {i.id: env.event() for i in self.loaded.plan.msel}
+        for inj in sorted(self.loaded.plan.msel, key=lambda i: i.at_s):
+            env.process(self._inject(inj))
+        for step in self.steps:
+            env.process(self._step(step))
+        if any(s.after is not None and s.after.warning is not None for s in self.steps):
+            env.process(self._watch())
+        if self.console is not None:
+            self.console.execute = self.execute_console
+            self.console.status = self.status
+            self.console.feed = self.feed
+            env.process(self.console.process(env))
+        yield env.timeout(0)
+
+    def warnings_now(self) -> list[WarningSeen]:
+        return [WarningSeen(w.known_at_s, w.warning_id, w.event, tuple(w.sensors))
+                for w in self.ctx.result.warnings]
+
+    def _inject(self, inj: Inject) -> Generator:
+        env = self.ctx.env
+        c = inj.contingency
+        if c is not None:
+            by_s = inj.at_s if c.by_s is None else c.by_s
+            yield env.timeout(by_s - env.now)
+            yield env.timeout(0)  # after every action scheduled for this very moment
+            parent, k, e = self.loaded.expected_by_ref()[c.if_missing]
+            o = judge(parent, k, e, self.fired.get(parent.id), self.warnings_now(),
+                      self.actions, until_s=by_s, plan=self.loaded.plan, fired=self.fired)
+            if o.outcome in ("met", "late"):
+                self.ctx.log(env.now, "contingency_skipped",
+                             f"contingency inject {inj.id} not needed: {c.if_missing} "
+                             f"({e.action} {o.target}) done at T+{o.done_s:g} s", {
+                                 "inject_id": inj.id, "if_missing": c.if_missing})
+                return
+        yield env.timeout(inj.at_s - env.now)
+        self.fire(inj)
+
+    def fire(self, inj: Inject) -> None:
+        """Apply an inject now and archive it."""
+        t = float(self.ctx.env.now)
+        data: dict[str, Any] = {"source": inj.source} if inj.source else {}
+        if inj.location is not None:
+            data["location"] = inj.location if isinstance(inj.location, str) \
+                else list(inj.location)
+        if inj.hazard:
+            data["hazard"] = inj.hazard
+        if inj.kind in FAULT_INJECTS:
+            end = t + inj.duration_s if inj.duration_s else math.inf
+            self.ctx.faults.add(FAULT_INJECTS[inj.kind], list(inj.sensors), t, end, inj.value)
+            data.update(sensors=list(inj.sensors), end_s=None if math.isinf(end) else end,
+                        value=inj.value)
+        if inj.kind == "rain_change":
+            data["scale"] = inj.scale
+        if inj.contingency is not None:
+            data["contingency"] = inj.contingency.if_missing
+        self.ctx.inject(t, inj.id, inj.kind, describe_inject(inj), data)
+        self.fired[inj.id] = t
+        self._fire_events[inj.id].succeed(t)
+
+    def _watch(self) -> Generator:
+        """Poll the run's warning events; wake the players waiting for one."""
+        env = self.ctx.env
+        while env.now <= self.ctx.duration_s:
+            ws = self.ctx.result.warnings
+            for w in ws[self._n_seen:]:
+                seen = WarningSeen(w.known_at_s, w.warning_id, w.event, tuple(w.sensors))
+                for after, ev in list(self._waiters):
+                    if after.warning == w.event and after.warning_id in (None, w.warning_id):
+                        self._waiters.remove((after, ev))
+                        ev.succeed(seen)
+            self._n_seen = len(ws)
+            yield env.timeout(WATCH_S)
+
+    def _step(self, step: PlayerStep) -> Generator:
+        env = self.ctx.env
+        warning_id = None
+        if step.at_s is not None:
+            yield env.timeout(step.at_s - env.now)
+        elif step.after.inject is not None:
+            fired_s = yield self._fire_events[step.after.inject]
+            yield env.timeout(max(fired_s + step.delay_s - env.now, 0.0))
+            inj = next(i for i in self.loaded.plan.msel if i.id == step.after.inject)
+            w = warning_for(inj, fired_s, self.warnings_now(), self.loaded.plan, self.fired)
+            warning_id = w.warning_id if w else None
+        else:
+            ev = env.event()
+            self._waiters.append((step.after, ev))
+            w = yield ev
+            warning_id = w.warning_id
+            yield env.timeout(max(w.known_at_s + step.delay_s - env.now, 0.0))
+        self.execute(step.command(), float(env.now), warning_id, step.note)
+
+    # -- player commands ------------------------------------------------------------------
+    def latest_warning(self) -> str | None:
+        """The latest warning raised and still open (what ``{warning}`` means at a console)."""
+        rows = self.warnings_now()
+        ended = {w.warning_id for w in rows if w.event in CLOSING}
+        open_ = [w for w in rows if w.event == "raised" and w.warning_id not in ended]
+        return open_[-1].warning_id if open_ else None
+
+    def execute(self, cmd: Command, t_s: float, warning_id: str | None = None,
+                note: str = "") -> str:
+        """Run a player command through ``ctx.act``; a line saying what happened."""
+        actor = cmd.actor or "player"
+        target = resolve_target(cmd.target, warning_id or self.latest_warning())
+        if target is None:
+            self.ctx.log(t_s, "action_skipped", f"{actor}: {cmd.action} {cmd.target} skipped: "
+                         "no warning to act on", {"action": cmd.action})
+            return f"[{_clock(t_s)}] ? {cmd.action} {cmd.target}: no warning to act on"
+        out = self.ctx.act(t_s, cmd.action, target, actor=actor, note=note, **cmd.args)
+        self.actions.append(ActionSeen(t_s, cmd.action, target, out.ok, actor))
+        verdict = "ok" if out.ok else "refused"
+        return f"[{_clock(t_s)}] {verdict}: {cmd.action} {target} — {out.detail}"
+
+    def execute_console(self, cmd: Command, t_s: float) -> str:
+        return self.execute(cmd, t_s)
+
+    def status(self, t_s: float) -> str:
+        """The console's ``status``: clock, injects, warnings and work orders."""
+        lines = [f"[{_clock(t_s)}] of {_clock(self.ctx.duration_s)}; injects fired "
+                 f"{len(self.fired)}/{len(self.loaded.plan.msel)}"]
+        last: dict[str, WarningSeen] = {}
+        for w in self.warnings_now():
+            last[w.warning_id] = w
+        for wid, w in last.items():
+            lines.append(f"  {wid}: last event {w.event} at {_clock(w.known_at_s)}")
+        for order in self.ctx.platform.desk.orders.values():
+            up = f", escalated to {order.escalated_to[-1]}" if order.escalated_to else ""
+            lines.append(f"  {order.work_order_id}: {order.state}, lead {order.lead_unit}"
+                         f"{', handler ' + order.handler if order.handler else ''}{up}")
+        return "\n".join(lines)
+
+    def feed(self) -> Iterable[str]:
+        """New lines of the drill's timeline since the last call."""
+        timeline = self.ctx.result.timeline
+        new, self._n_shown = timeline[self._n_shown:], len(timeline)
+        return [f"[{_clock(t)}] {msg}" for t, kind, msg, _ in sorted(new, key=lambda e: e[0])
+                if kind not in ("observation_dropped",)]
+
+
+# --- running -------------------------------------------------------------------------------
+
+@dataclass
+class DrillResult:
+    run_dir: Path
+    archive_path: Path
+    result: Any                      # the kernel's RunResult
+    fired: dict[str, float]
+    aar: dict
+    html_path: Path
+    json_path: Path
+
+
+def make_env(speed: float | None) -> simpy.Environment:
+    """A real-time environment at ×``speed``, or a plain one (as fast as possible)."""
+    if speed is None:
+        return simpy.Environment()
+    return simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+
+
+def run_drill(plan_path: str | Path, out_dir: str | Path, *,
+              players: str | Path | None = None, overwrite: bool = False,
+              speed: float | None = None, real_time: bool = False, paused: bool | None = None,
+              console_input: TextIO | None = None, out: TextIO | None = None,
+              quiet: bool = False) -> DrillResult:
+    """Run a drill plan into ``out_dir`` and write the after-action report.
+
+    With ``players`` the run is scripted (as fast as possible unless ``speed`` /
+    ``real_time`` is given); without, it is live: commands are read from
+    ``console_input`` (default stdin) at the plan's pace (default real time).
+    """
+    from scenarios.kernel import simulate
+    from scenarios.prepare import prepare
+    from viewer.after_action import write_after_action
+
+    out = out or sys.stdout
+
+    def write(line: str) -> None:
+        if not quiet:
+            print(line, file=out, flush=True)
+
+    loaded = load_plan(plan_path)
+    steps = load_players(players, loaded.plan) if players is not None else []
+    run = prepare(loaded.scenario, source=loaded.scenario_source, base_dir=loaded.scenario_dir)
+    check_sensors(loaded, set(run.network.table["sensor_id"].astype(str)))
+    check_places(loaded, set(run.twin.places["id"].astype(str)))
+    pace = 1.0 if real_time else speed
+    console = None
+    if players is None:
+        pace = pace or loaded.plan.pacing.speed or 1.0
+        commands: queue.Queue = queue.Queue()
+        start_reader(console_input or sys.stdin, commands)
+        console = DrillConsole(commands, execute=lambda c, t: "", status=lambda t: "",
+                               poll_s=loaded.plan.pacing.poll_s,
+                               paused=loaded.plan.pacing.paused if paused is None else paused,
+                               write=lambda line: print(line, file=out, flush=True))
+    director = DrillDirector(loaded, steps, console, write)
+    write(f"Drill '{loaded.plan.name}': {len(loaded.plan.msel)} injects, "
+          f"{len(loaded.plan.objectives)} objectives; "
+          f"{'scripted players' if players else 'live console'}; "
+          f"{'unpaced' if pace is None else f'×{pace:g} real time'}")
+    result = simulate(run, Path(out_dir), overwrite=overwrite, env=make_env(pace),
+                      processes=[director.process], snapshot=False)
+    run_dir = Path(out_dir)
+    (run_dir / "drill_plan.json").write_text(
+        json.dumps({"source": loaded.source, "plan": loaded.plan.model_dump(mode="json")},
+                   indent=1, ensure_ascii=False), encoding="utf-8")
+    html_path, json_path, aar = write_after_action(result.archive_path, loaded.plan, run_dir)
+    if not quiet:
+        for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
+            if _kind in ("inject", "action", "action_refused", "warning_raised",
+                         "work_order_escalated", "contingency_skipped", "measurement"):
+                write(f"  {_clock(t_s)}  {message}")
+        print_summary(aar, write)
+        write(f"CAP 1.2: {len(result.cap_files)} messages in {run_dir / 'cap'} "
+              "(status Exercise)")
+        write(f"After-action report: {html_path} (data: {json_path})")
+        write(f"Archive: {result.archive_path}")
+    return DrillResult(run_dir, result.archive_path, result, dict(director.fired), aar,
+                       html_path, json_path)
+
+
+def print_summary(aar: dict, write: Callable[[str], None]) -> None:
+    """Expected actions and objective ratings, as text."""
+    write("\nExpected actions:")
+    width = max((len(o["ref"]) for o in aar["expected"]), default=0)
+    for o in aar["expected"]:
+        delay = "" if o["delay_s"] is None else f", took {o['delay_s']:g} s"
+        what = f"{o['action']} {o['target'] or '(any target)'}"
+        write(f"  {o['ref']:<{width}}  {o['outcome'].upper():<6} {what} "
+              f"(within {o['within_s']:g} s{delay}) [{o['objective']}]")
+    write("Objective ratings:")
+    for r in aar["objectives"]:
+        write(f"  {r['id']}: {r['rating']} — {r['rating_text']} ({r['title']})")
+
+
+def report_from_run_dir(path: str | Path, plan_path: str | Path | None = None):
+    """Rewrite the after-action report of a drill run folder (or of its archive)."""
+    from viewer.after_action import write_after_action
+
+    path = Path(path)
+    run_dir = path.parent if path.suffix == ".sqlite" else path
+    if plan_path is not None:
+        plan = load_plan(plan_path).plan
+    else:
+        saved = run_dir / "drill_plan.json"
+        if not saved.exists():
+            raise InputError(str(run_dir), "no drill_plan.json here; give --plan PLAN.yaml",
+                             field="--plan")
+        plan = parse_plan(json.loads(saved.read_text(encoding="utf-8"))["plan"], str(saved))
+    return write_after_action(run_dir / "archive.sqlite", plan, run_dir)
+
+
+# --- command line --------------------------------------------------------------------------
+
+def cmd_drill_run(args) -> int:
+    if args.speed is not None and not args.speed > 0:
+        raise InputError("drill run", f"--speed must be > 0, got {args.speed:g}",
+                         field="--speed")
+    run_drill(args.plan, args.out or Path("runs") / Path(args.plan).stem, players=args.players,
+              overwrite=args.overwrite, speed=args.speed, real_time=args.real_time,
+              paused=True if args.paused else None, quiet=args.quiet)
+    return 0
+
+
+def cmd_drill_report(args) -> int:
+    html_path, json_path, aar = report_from_run_dir(args.run, args.plan)
+    print_summary(aar, print)
+    print(f"After-action report: {html_path} (data: {json_path})")
+    return 0
+
+
+def add_drill_commands(sub) -> None:
+    """Register ``citytwin drill run|report`` on the top-level subparsers ``sub``."""
+    d = sub.add_parser("drill", help="run an exercise plan (MSEL) with players; after-action "
+                                     "report", description="Drill mode: timed injects, live "
+                                     "or scripted players, scored after-action report.")
+    dsub = d.add_subparsers(dest="drill_command", required=True, metavar="SUBCOMMAND")
+    r = dsub.add_parser("run", help="run a drill plan",
+                        description="Run a drill plan. Without --players the drill is live: "
+                                    "type commands (help lists them) while it runs.")
+    r.add_argument("plan", help="drill plan YAML")
+    r.add_argument("--players", help="scripted player file (YAML list); omit for a live drill")
+    r.add_argument("--out", help="run folder (default runs/<plan name>)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    r.add_argument("--speed", type=float, metavar="N", help="run ×N real time")
+    r.add_argument("--real-time", action="store_true", help="run in real time")
+    r.add_argument("--paused", action="store_true", help="start paused (live drills)")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.set_defaults(func=cmd_drill_run)
+    p = dsub.add_parser("report", help="rewrite the after-action report of a drill run",
+                        description="Score a drill run again and rewrite after_action.html "
+                                    "and aar.json in its folder.")
+    p.add_argument("run", help="drill run folder or its archive.sqlite")
+    p.add_argument("--plan", help="drill plan YAML (default: the run's drill_plan.json)")
+    p.set_defaults(func=cmd_drill_report)
