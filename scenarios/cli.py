@@ -220,8 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     ds.set_defaults(func=cmd_dossier)
 
     from scenarios.drill import add_drill_commands
+    from scenarios.replay import add_replay_commands
 
     add_drill_commands(sub)
+    add_replay_commands(sub)
 
     t = sub.add_parser("twin", help="build or inspect a twin", description="Twin commands.")
     tsub = t.add_subparsers(dest="twin_command", required=True, metavar="SUBCOMMAND")

@@ -54,7 +54,7 @@ class PreparedRun:
     hazard_notes: dict[str, dict]
     network: SensorNetwork
     catalogue: dict[str, SensorType]
-    measurement: MeasurementModel
+    measurement: MeasurementModel | None  #: None in a replay (observations are given)
     rulebook: Rulebook
     rulebook_source: str
     routing: RoutingTable

@@ -1,0 +1,284 @@
+"""Incident replay: exact self-replay, counterfactuals, the source fit, importers, CLI."""
+
+import argparse
+import json
+import math
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from physics.forcing import ReleaseSchedule, WindSeries
+from physics.plume import GaussianPuffPlume
+from scenarios.archive import read_table
+from scenarios.counterfactual import (
+    Counterfactual,
+    fit_gas_source,
+    run_investigation,
+)
+from scenarios.kernel import simulate
+from scenarios.prepare import prepare
+from scenarios.replay import add_replay_commands, prepare_replay, run_replay
+from scenarios.replay_io import export_incident, read_incident
+from scenarios.scenario import Weather, WindPoint, load_scenario
+from twin.errors import InputError
+from twin.synthetic import synthetic_city
+from viewer.investigation_report import investigation_html
+
+from .conftest import short_scenario
+
+REVISED = str(resources.files("scenarios").joinpath("data/rulebook_revised.yaml"))
+SOURCE_XY = (400452.0, 3400202.0)  # valve well GN00008 near P-plaza, tiny city seed 7
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory):
+    """The short demo drill (strong leak at a sensored valve well), 1200 s."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("demo")
+    data = short_scenario(duration_s=1200)
+    data["outputs"]["cap"] = True
+    path = tmp / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run = prepare(load_scenario(path), source=str(path), base_dir=tmp)
+    return simulate(run, tmp / "run").archive_path
+
+
+@pytest.fixture(scope="module")
+def sweep_archive(tmp_path_factory):
+    """A 1 kg/s leak at an *unsensored* valve well; the wind swings the plume over three
+    sensors (so the source can be located), 1200 s."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    nodes = synthetic_city(7, "tiny").networks["gas"].nodes
+    pts = [{"id": i, "xy_m": [g.x, g.y]} for i, g in zip(nodes["id"], nodes.geometry,
+                                                         strict=True) if i != "GN00008"]
+    data = short_scenario(duration_s=1200)
+    data["hazards"][0]["release"] = {"rate_kg_s": 1.0}
+    data["sensors"]["groups"][0]["placement"] = {"points": pts, "height_m": 0.3}
+    data["weather"]["wind"] = [
+        {"t_s": t, "speed_m_s": 1.5, "from_deg": d}
+        for t, d in ((0, 270), (400, 270), (600, 225), (800, 225), (1000, 315), (1200, 315))]
+    path = tmp / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run = prepare(load_scenario(path), source=str(path), base_dir=tmp)
+    return simulate(run, tmp / "run").archive_path
+
+
+# --- replay reproduces the run ----------------------------------------------------------------
+
+def test_replay_of_own_archive_reproduces_warnings_exactly(demo_archive, tmp_path):
+    inc = read_incident(demo_archive)
+    res = run_replay(prepare_replay(inc), tmp_path / "replay")
+    for table in ("warnings", "alarms", "pushes", "work_order_events", "self_checks"):
+        a, b = read_table(demo_archive, table), read_table(res.archive_path, table)
+        assert len(a) > 0 or table != "warnings"
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=table)
+    obs = read_table(res.archive_path, "observations")
+    assert set(obs["source"]) == {"archive"} and len(obs) == len(inc.observations)
+
+
+def test_exported_folder_replays_identically_and_formats_round_trip(demo_archive, tmp_path):
+    frames = {}
+    for fmt in ("csv", "parquet", "jsonl"):
+        folder = export_incident(demo_archive, tmp_path / fmt, fmt)
+        assert {p.name for p in folder.iterdir()} == {
+            f"observations.{fmt}", "sensors.geojson", "warnings.csv", "incident.json"}
+        frames[fmt] = read_incident(folder)
+    base = read_incident(demo_archive)
+    cols = ["sensor_id", "time_s", "received_s", "value", "unit", "quality"]
+    for fmt, inc in frames.items():
+        pd.testing.assert_frame_equal(inc.observations[cols], base.observations[cols],
+                                      check_exact=True, obj=fmt)
+        pd.testing.assert_frame_equal(inc.sensors, base.sensors, check_exact=False, obj=fmt)
+        assert inc.warnings[["warning_id", "event", "known_at_s", "level_name"]].equals(
+            base.warnings[["warning_id", "event", "known_at_s", "level_name"]])
+    res = run_replay(prepare_replay(frames["parquet"]), tmp_path / "replay")
+    pd.testing.assert_frame_equal(read_table(demo_archive, "warnings"),
+                                  read_table(res.archive_path, "warnings"))
+
+
+def test_no_model_replay_uses_buffer_areas(demo_archive, tmp_path):
+    inc = read_incident(demo_archive)
+    res = run_replay(prepare_replay(inc, with_model=False), tmp_path / "r")
+    w = read_table(res.archive_path, "warnings")
+    assert len(w) and set(w["area_source"]) == {"buffer"}
+    assert res.summary["first_warning_s"] == read_table(demo_archive,
+                                                        "warnings")["known_at_s"].min()
+
+
+# --- counterfactuals ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def investigation(sweep_archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("inv")
+    x, y = SOURCE_XY
+    cfs = [Counterfactual("revised", rulebook=REVISED),
+           Counterfactual("remove first", remove=["ch4-wells:GN00009"]),
+           Counterfactual("add near source", add=[(x + 15.0, y)])]
+    return run_investigation(read_incident(sweep_archive), out, counterfactuals=cfs)
+
+
+def test_lowered_thresholds_warn_earlier(investigation):
+    base = investigation.replay.summary["first_warning_s"]
+    revised = investigation.counterfactuals[0].result.summary["first_warning_s"]
+    assert base is not None and revised is not None and revised < base
+    assert revised > 60.0  # not a noise alarm before the release
+
+
+def test_removing_first_alarming_sensor_warns_later_or_never(investigation):
+    assert investigation.replay.summary["first_sensors"] == ["ch4-wells:GN00009"]
+    removed = investigation.counterfactuals[1].result.summary["first_warning_s"]
+    assert removed is None or removed > investigation.replay.summary["first_warning_s"]
+
+
+def test_added_sensor_near_source_warns_earlier_and_is_model_derived(investigation):
+    cf = investigation.counterfactuals[2]
+    assert cf.result.summary["first_warning_s"] < investigation.replay.summary["first_warning_s"]
+    (added,) = cf.added
+    assert added["sensor_id"] == "CF-1" and added["model_derived"]
+    assert added["first_alarm_s"] is not None
+    assert added["first_alarm_s"] < investigation.replay.summary["first_warning_s"]
+    # the fit found the unsensored source well and about its rate
+    fit = investigation.fit
+    assert fit.source_xy_m == SOURCE_XY
+    assert fit.rate_kg_s == pytest.approx(1.0, rel=0.25)
+    html = investigation_html(investigation)
+    assert "CF-1" in html and "model-derived" in html and "<script" not in html
+
+
+def test_fit_recovers_a_known_source_on_a_synthetic_plume():
+    weather = Weather(stability="D", terrain="urban",
+                      wind=[WindPoint(t_s=0, speed_m_s=2.0, from_deg=250),
+                            WindPoint(t_s=600, speed_m_s=2.0, from_deg=300)])
+    truth_xy, rate, start = (1000.0, 2000.0), 0.8, 100.0
+    plume = GaussianPuffPlume(
+        source_xy_m=truth_xy, source_height_m=0.5,
+        release=ReleaseSchedule.constant(start, math.inf, rate),
+        wind=WindSeries(np.array([0.0, 600.0]), np.array([2.0, 2.0]),
+                        np.array([250.0, 300.0])),
+        stability="D", terrain="urban",
+        temperature_k=weather.air_temperature_c + 273.15, pressure_pa=weather.pressure_pa)
+    gx, gy = np.meshgrid(np.arange(900.0, 1301.0, 50.0), np.arange(1850.0, 2151.0, 50.0))
+    sensors = pd.DataFrame({"sensor_id": [f"S{k}" for k in range(gx.size)],
+                            "quantity": "ch4_lel_pct", "x_m": gx.ravel(), "y_m": gy.ravel(),
+                            "z_m": 0.3})
+    rows = []
+    xyz = sensors[["x_m", "y_m", "z_m"]].to_numpy()
+    for t in np.arange(0.0, 1201.0, 10.0):
+        plume.advance_to(t)
+        v = plume.sample("ch4_lel_pct", xyz)
+        rows.append(pd.DataFrame({"sensor_id": sensors["sensor_id"], "time_s": t, "value": v,
+                                  "quality": 0}))
+    obs = pd.concat(rows, ignore_index=True)
+    cx, cy = np.meshgrid(np.arange(950.0, 1101.0, 25.0), np.arange(1925.0, 2076.0, 25.0))
+    cand = np.column_stack([cx.ravel(), cy.ravel()])
+    fit = fit_gas_source(obs, sensors, weather, candidates_xy=cand, alarm_value=5.0,
+                         start_candidates_s=[0.0, 50.0, 100.0, 150.0])
+    assert fit.source_xy_m == truth_xy
+    assert fit.start_s == start
+    assert fit.rate_kg_s == pytest.approx(rate, rel=0.02)
+    assert fit.misfit_rms < 0.01 * fit.observed_rms
+
+
+# --- importer errors ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def csv_folder(demo_archive, tmp_path_factory):
+    return export_incident(demo_archive, tmp_path_factory.mktemp("csv"), "csv")
+
+
+def _set_result(text, value):
+    """Replace the result of the first data row."""
+    lines = text.splitlines()
+    parts = lines[1].split(",")
+    parts[2] = value
+    lines[1] = ",".join(parts)
+    return "\n".join(lines) + "\n"
+
+
+def _break(folder, tmp_path, edit, name="observations.csv"):
+    import shutil
+
+    dst = tmp_path / "broken"
+    shutil.copytree(folder, dst)
+    path = dst / name
+    path.write_text(edit(path.read_text()))
+    return dst
+
+
+@pytest.mark.parametrize(("edit", "field", "words"), [
+    (lambda t: t.replace("ch4-wells:GN00003,", "ch4-wells:NOPE,", 1), "sensor_id",
+     "unknown sensor id"),
+    (lambda t: t.replace("2026-06-01T05:30:00+08:00", "yesterday-ish", 1), "phenomenon_time",
+     "unparseable time"),
+    (lambda t: t.replace("+08:00", "", 1), "phenomenon_time", "UTC offset"),
+    (lambda t: t + t.splitlines()[1] + "\n", "phenomenon_time", "duplicate"),
+    (lambda t: t.replace(",%LEL,", ",ppm,", 1), "unit", "disagrees with the inventory"),
+    (lambda t: _set_result(t, "abc"), "result", "not a number"),
+])
+def test_observation_errors_name_file_field_and_row(csv_folder, tmp_path, edit, field, words):
+    folder = _break(csv_folder, tmp_path, edit)
+    with pytest.raises(InputError) as err:
+        read_incident(folder)
+    msg = str(err.value)
+    assert "observations.csv" in msg and field in msg and words in msg and "row" in msg
+
+
+def test_nan_result_only_allowed_for_lost_readings(csv_folder, tmp_path):
+    with pytest.raises(InputError, match="result.*row 1"):
+        read_incident(_break(csv_folder, tmp_path, lambda t: _set_result(t, "")))
+
+
+def test_missing_crs_empty_file_unsupported_and_corrupt_parquet(csv_folder, tmp_path):
+    folder = _break(csv_folder, tmp_path, lambda t: json.dumps(
+        {k: v for k, v in json.loads(t).items() if k != "crs"}), name="sensors.geojson")
+    with pytest.raises(InputError, match=r"sensors\.geojson: crs: no CRS"):
+        read_incident(folder)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(InputError, match="empty.csv: empty file"):
+        read_incident(empty, inventory=csv_folder / "sensors.geojson", twin_crs="EPSG:32650")
+    odd = tmp_path / "obs.xlsx"
+    odd.write_text("x")
+    with pytest.raises(InputError, match="unsupported format"):
+        read_incident(odd, inventory=csv_folder / "sensors.geojson", twin_crs="EPSG:32650")
+    bad = tmp_path / "obs.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match="obs.parquet: corrupt or not a Parquet file"):
+        read_incident(bad, inventory=csv_folder / "sensors.geojson", twin_crs="EPSG:32650")
+
+
+def test_inventory_is_reprojected_from_wgs84(csv_folder, tmp_path):
+    from pyproj import Transformer
+
+    doc = json.loads((csv_folder / "sensors.geojson").read_text())
+    tr = Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
+    for f in doc["features"]:
+        f["geometry"]["coordinates"] = list(tr.transform(*f["geometry"]["coordinates"]))
+    doc["crs"]["properties"]["name"] = "EPSG:4326"
+    path = tmp_path / "wgs84.geojson"
+    path.write_text(json.dumps(doc))
+    a = read_incident(csv_folder)
+    b = read_incident(csv_folder, inventory=path)
+    np.testing.assert_allclose(b.sensors[["x_m", "y_m"]], a.sensors[["x_m", "y_m"]],
+                               atol=1e-3)
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+def test_cli_export_and_run(demo_archive, tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    add_replay_commands(p.add_subparsers(dest="command"))
+    args = p.parse_args(["replay", "export", str(demo_archive), "--out",
+                         str(tmp_path / "inc"), "--format", "jsonl"])
+    assert args.func(args) == 0
+    args = p.parse_args(["replay", "run", str(tmp_path / "inc"), "--rulebook", REVISED,
+                         "--remove", "ch4-wells:GN00008", "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "Diff against the warnings of the time: {'same': 1}" in out
+    assert (tmp_path / "out" / "investigation.html").is_file()

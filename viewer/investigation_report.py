@@ -1,0 +1,181 @@
+"""The incident investigation report: one self-contained HTML page (inline CSS, no scripts).
+
+Sections: the replay against the warnings of the time (side by side with every
+counterfactual: time to the first warning and to each level), the diff per warning, the
+"what was known when" timeline, the fitted gas source and the model-derived sensors.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from viewer.dossier import page
+from viewer.report import LEVEL_COLOURS, _clock
+
+if TYPE_CHECKING:
+    from scenarios.counterfactual import Investigation
+
+
+def _e(value: Any) -> str:
+    return html.escape("—" if value is None or value == [] else str(value))
+
+
+def _t(t_s: float | None) -> str:
+    return "—" if t_s is None else f"{_clock(t_s)} ({t_s:g} s)"
+
+
+def _delta(d: float | None) -> str:
+    if d is None:
+        return "—"
+    return "0 s" if d == 0 else f"{d:+g} s"
+
+
+def _badge(level: str | None) -> str:
+    if not level:
+        return "—"
+    return (f'<span class="badge" style="background:{LEVEL_COLOURS.get(level, "#9e9e9e")}">'
+            f"{html.escape(level)}</span>")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Cells are HTML already (escape before)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def side_by_side(inv: Investigation) -> str:
+    """Time to first warning and to each level: archived, replay, each counterfactual."""
+    levels = inv.levels
+    rows = []
+    base = inv.replay.summary["first_warning_s"]
+    entries: list[tuple[str, dict, str]] = []
+    if inv.archived_summary:
+        entries.append(("warnings of the time", inv.archived_summary, "archived"))
+    entries.append(("replay", inv.replay.summary, "replay"))
+    entries += [(c.cf.label, c.result.summary, "counterfactual") for c in inv.counterfactuals]
+    for label, s, kind in entries:
+        first = s["first_warning_s"]
+        d = None if first is None or base is None else first - base
+        rows.append([_e(label), _e(kind), _t(first), _delta(d) if kind == "counterfactual"
+                     else "", *(_t(s["level_first_s"].get(n)) for n in levels),
+                     _badge(s["max_level"]), _e(s["warnings"]),
+                     _e(", ".join(s.get("first_sensors", [])))])
+    return _table(["run", "kind", "first warning", "Δ vs replay",
+                   *(f"first {n}" for n in levels), "max level", "warnings",
+                   "first warning's sensors"], rows)
+
+
+def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archived",
+               right: str = "replay") -> str:
+    """One row per matched/missed/extra warning."""
+    if not diff:
+        return "<p>No warnings on either side.</p>"
+    rows = []
+    for d in diff:
+        lv = "; ".join(f"{n} {_delta(v['delta_s'])}" if v["delta_s"] is not None else
+                       f"{n} only {left if v['archived_s'] is not None else right}"
+                       for n, v in d["levels"].items()
+                       if v["archived_s"] is not None or v["replay_s"] is not None)
+        rows.append([f"<b>{_e(d['status'])}</b>", _e(d["hazard"]), _e(d["archived_id"]),
+                     _e(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
+                     _delta(d["delta_raised_s"]), _badge(d["archived_max_level"]),
+                     _badge(d["replay_max_level"]), _e(lv or None),
+                     _e(", ".join(d["sensors"]))])
+    return _table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
+                   f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
+                   "per level (Δ first time)", "sensors"], rows)
+
+
+def timeline_table(inv: Investigation) -> str:
+    """What was known when each warning event was issued."""
+    rows = []
+    anchor = inv.setup.run.scenario.start
+    for k in inv.timeline:
+        alarming = "<br>".join(
+            f"{html.escape(a['sensor_id'])} {html.escape(a['rule_id'])} → "
+            f"{_e(inv.levels[a['level'] - 1] if 0 < a['level'] <= len(inv.levels) else a['level'])}"
+            f" ({a['value']:g})" for a in k["alarming"]) or "—"
+        wall = (anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S")
+        rows.append([_t(k["known_at_s"]), _e(wall), _e(k["warning_id"]), _e(k["event"]),
+                     _badge(k["level_name"]), _e(k["basis"]),
+                     _e(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
+                     _e(", ".join(k["targets"])), _e(f"{k['observations_received']:,}"),
+                     _e(k["sensors_reporting"]), alarming])
+    if not rows:
+        return "<p>The replay issued no warnings.</p>"
+    return _table(["known at", "wall clock", "warning", "event", "level", "basis", "area",
+                   "protected targets", "observations received", "sensors reporting",
+                   "alarming (sensor, rule → level (value))"], rows)
+
+
+def fit_section(inv: Investigation) -> str:
+    """The fitted source and the model-derived sensors."""
+    if inv.fit is None:
+        return f"<p>No source was fitted{': ' + _e(inv.fit_note) if inv.fit_note else ''}.</p>"
+    f = inv.fit
+    out = [
+        f"<p>Gas source fitted by least squares over {f.n_candidates} candidate sources × "
+        f"start times to {f.n_observations:,} methane readings (rate in closed form per "
+        "candidate; readings clipped at the top of the range are censored). Wind and "
+        "stability as archived.</p>",
+        _table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
+               [[_e("best" if i == 0 else i + 1), _e(r["source"]),
+                 _e(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
+                 _e(f"{r['rate_kg_s']:.3g}"), _e(f"{r['misfit_rms']:.2f}")]
+                for i, r in enumerate(f.ranking)]),
+        f'<p class="note">RMS of the readings used: {f.observed_rms:.2f} %LEL.</p>']
+    truth = inv.setup.run.hazard_notes or inv.incident.manifest.get("hazards") or {}
+    for note in truth.values():
+        if note.get("kind") == "gas_plume":
+            out.append(f'<p class="note">Scenario source (for comparison): {_e(note["where"])} '
+                       f"{_e(note['xy_m'])}, {note['rate_kg_s']:.3g} kg/s from "
+                       f"{note['start_s']:g} s.</p>")
+    added = [(c.cf.label, a) for c in inv.counterfactuals for a in c.added]
+    if added:
+        out.append("<h3>Had a sensor been here, when would we have known?</h3>")
+        out.append(_table(
+            ["counterfactual", "sensor", "model-derived", "x, y, z (m)", "first alarm",
+             "rule", "in a warning from"],
+            [[_e(lbl), _e(a["sensor_id"]), _e("yes" if a["model_derived"] else "no"),
+              _e(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
+              _e(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
+    return "".join(out)
+
+
+def investigation_html(inv: Investigation) -> str:
+    """The whole page."""
+    sc = inv.setup.run.scenario
+    facts = [("Incident", inv.incident.source), ("Start", sc.start.isoformat()),
+             ("Observations replayed", f"{inv.replay.n_observations:,}"),
+             ("Rulebook", f"{inv.setup.run.rulebook.name} ({inv.setup.rulebook_label})"),
+             ("Hazard model", "rebuilt from the scenario (model areas and forecasts)"
+              if inv.setup.with_model else "not used (sensor buffer areas only)"),
+             ("Replay archive", str(inv.replay.archive_path))]
+    facts += [("Note", n) for n in inv.setup.notes]
+    body = [f"<h1>Incident investigation — {html.escape(sc.name)}</h1>",
+            _table(["", ""], [[_e(k), _e(v)] for k, v in facts]),
+            "<h2>Time to first warning and to each level</h2>", side_by_side(inv)]
+    if inv.diff is not None:
+        body += ["<h2>Replay against the warnings of the time</h2>",
+                 '<p class="note">Matching: same hazard, overlapping in time, sharing a '
+                 "sensor (or a protected target for model pre-warnings); greedy by most "
+                 "shared, then closest raise time. Δ = replay − archived.</p>",
+                 diff_table(inv.diff, inv.levels)]
+    for c in inv.counterfactuals:
+        body += [f"<h2>Counterfactual: {html.escape(c.cf.label)}</h2>",
+                 diff_table(c.diff, inv.levels, left="replay", right="counterfactual")]
+    body += ["<h2>What was known when (replay)</h2>", timeline_table(inv),
+             "<h2>Fitted hazard model</h2>", fit_section(inv)]
+    return page(f"Investigation — {sc.name}", "\n".join(body))
+
+
+def write_investigation_report(inv: Investigation, path: str | Path) -> Path:
+    """Write the page; returns its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(investigation_html(inv), encoding="utf-8")
+    return path
