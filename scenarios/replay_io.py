@@ -18,7 +18,8 @@ Rows with quality dropped/offline were never received and are skipped. A (sensor
 phenomenon_time) pair may occur once; per sensor, readings must arrive (``result_time``
 order) in increasing phenomenon time.
 
-Sensor inventory: GeoJSON (with a ``crs`` member — coordinates are never assumed WGS84) or
+Sensor inventory: GeoJSON (a ``crs`` member, or RFC 7946 longitude/latitude — projected
+coordinates without a ``crs`` member are refused) or
 GeoPackage; point features with properties ``sensor_id``, ``type_id``, ``quantity``,
 ``unit`` and optionally ``z_m``/``height_m`` (height above ground; or the point's third
 coordinate), ``group_id``, ``interval_s``, ``asset_network``, ``asset_id``. Reprojected to
@@ -373,14 +374,13 @@ def read_inventory(path: str | Path, target_crs: str | CRS) -> pd.DataFrame:
         except json.JSONDecodeError as exc:
             raise InputError(src, f"not valid JSON ({exc.msg})") from None
         crs_member = doc.get("crs") if isinstance(doc, dict) else None
-        if not crs_member:
-            raise InputError(src, "no CRS: add a 'crs' member, e.g. {\"type\": \"name\", "
-                             "\"properties\": {\"name\": \"EPSG:4326\"}} (coordinates are "
-                             "never assumed to be WGS84)", field="crs")
-        try:
-            crs = CRS.from_user_input(crs_member.get("properties", {}).get("name"))
-        except Exception as exc:  # noqa: BLE001 - pyproj raises several types
-            raise InputError(src, f"unknown CRS {crs_member!r}", field="crs") from exc
+        if crs_member:
+            try:
+                crs = CRS.from_user_input(crs_member.get("properties", {}).get("name"))
+            except Exception as exc:  # noqa: BLE001 - pyproj raises several types
+                raise InputError(src, f"unknown CRS {crs_member!r}", field="crs") from exc
+        else:
+            crs = None  # RFC 7946: longitude/latitude on WGS84, if the coordinates are
         feats = doc.get("features") or []
         records, coords = [], []
         for k, f in enumerate(feats):
@@ -392,6 +392,14 @@ def read_inventory(path: str | Path, target_crs: str | CRS) -> pd.DataFrame:
             coords.append(list(geom.get("coordinates") or []) + [math.nan] * 3)
         props = pd.DataFrame(records)
         xyz = np.array([c[:3] for c in coords], dtype=float).reshape(-1, 3)
+        if crs is None:
+            lonlat = (np.abs(xyz[:, 0]) <= 180) & (np.abs(xyz[:, 1]) <= 90)
+            if not lonlat.all():
+                raise InputError(src, "no CRS: the file has no 'crs' member and its "
+                                 "coordinates are not longitude/latitude (RFC 7946); add "
+                                 "e.g. {\"type\": \"name\", \"properties\": {\"name\": "
+                                 "\"EPSG:32650\"}}", field="crs")
+            crs = CRS.from_epsg(4326)
     elif ext == ".gpkg":
         import geopandas as gpd
 

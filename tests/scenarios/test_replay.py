@@ -266,6 +266,12 @@ def test_inventory_is_reprojected_from_wgs84(csv_folder, tmp_path):
     b = read_incident(csv_folder, inventory=path)
     np.testing.assert_allclose(b.sensors[["x_m", "y_m"]], a.sensors[["x_m", "y_m"]],
                                atol=1e-3)
+    # plain RFC 7946 GeoJSON (no crs member) is longitude/latitude on WGS84
+    del doc["crs"]
+    path.write_text(json.dumps(doc))
+    c = read_incident(csv_folder, inventory=path)
+    np.testing.assert_allclose(c.sensors[["x_m", "y_m"]], a.sensors[["x_m", "y_m"]],
+                               atol=1e-3)
 
 
 # --- CLI ------------------------------------------------------------------------------------------
