@@ -498,12 +498,25 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
             move={k: v for cf in cfs for k, v in cf.move.items()}))
     wind = _xy(args.wind, "--wind")[:2] if args.wind else None
     out = Path(args.out) if args.out else Path("runs") / "replay"
+    _fresh_out(out, [args.source, args.inventory, args.warnings, args.twin], args.overwrite)
     inv = run_investigation(inc, out, counterfactuals=cfs, twin_dir=args.twin,
                             with_model=False if args.no_model else None, wind=wind)
     html = write_investigation_report(inv, out / "investigation.html")
     print(inv.text_summary())
     print(f"\nInvestigation report: {html}")
     return 0
+
+
+def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
+    """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
+    and never one holding an input."""
+    from scenarios.kernel import prepare_run_dir
+
+    for given in filter(None, inputs):
+        path = Path(given).resolve()
+        if path == out.resolve() or out.resolve() in path.parents:
+            raise InputError("--out", f"{out} holds the input {given}; choose another folder")
+    prepare_run_dir(out, overwrite)
 
 
 def _twin_crs(twin_dir: str | None) -> str | None:
@@ -524,6 +537,7 @@ def cmd_replay_export(args: argparse.Namespace) -> int:
     """`citytwin replay export`: a run archive as an incident folder."""
     from scenarios.replay_io import export_incident
 
+    _fresh_out(Path(args.out), [args.archive], args.overwrite)
     out = export_incident(args.archive, args.out, args.format)
     files = sorted(p.name for p in out.iterdir())
     print(f"Incident folder {out}: {', '.join(files)}")
@@ -544,7 +558,7 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
                     "(--combined adds one with all of them), reported side by side with the "
                     "replay in OUT/investigation.html.")
     r.add_argument("source", help="archive.sqlite, run folder, incident folder or file")
-    r.add_argument("--inventory", help="sensor inventory (GeoJSON with crs, or GeoPackage)")
+    r.add_argument("--inventory", help="sensor inventory (GeoJSON or GeoPackage)")
     r.add_argument("--warnings", help="warnings issued at the time (CSV/JSONL or archive)")
     r.add_argument("--twin", help="twin folder (external incidents; overrides a run's twin)")
     r.add_argument("--rulebook", help="counterfactual rulebook YAML (or 'default')")
@@ -560,6 +574,7 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--wind", metavar="SPEED,FROM_DEG",
                    help="wind for the source fit when the incident has no weather")
     r.add_argument("--out", help="output folder (default runs/replay)")
+    r.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     r.set_defaults(func=cmd_replay_run)
     e = rsub.add_parser("export", help="write a run archive as an incident folder",
                         description="observations.<format> + sensors.geojson + warnings.csv "
@@ -567,4 +582,5 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("archive", help="archive.sqlite or run folder")
     e.add_argument("--out", required=True, help="incident folder to write")
     e.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     e.set_defaults(func=cmd_replay_export)

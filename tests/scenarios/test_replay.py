@@ -288,3 +288,16 @@ def test_cli_export_and_run(demo_archive, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Diff against the warnings of the time: {'same': 1}" in out
     assert (tmp_path / "out" / "investigation.html").is_file()
+    # outputs are never silently replaced, and never over their own input
+    with pytest.raises(FileExistsError, match="not empty"):
+        args.func(args)
+    args = p.parse_args(["replay", "export", str(demo_archive), "--out",
+                         str(tmp_path / "inc"), "--format", "csv", "--overwrite"])
+    assert args.func(args) == 0
+    assert sorted(f.name for f in (tmp_path / "inc").iterdir()) == [
+        "incident.json", "observations.csv", "sensors.geojson", "warnings.csv"]
+    args = p.parse_args(["replay", "run", str(tmp_path / "inc"), "--out", str(tmp_path),
+                         "--overwrite"])
+    with pytest.raises(InputError, match="holds the input"):
+        args.func(args)
+    assert (tmp_path / "inc" / "incident.json").is_file()
