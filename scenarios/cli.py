@@ -221,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from scenarios.drill import add_drill_commands
     from scenarios.replay import add_replay_commands
+    from scenarios.study import add_study_commands
 
     add_drill_commands(sub)
+    add_study_commands(sub)
     add_replay_commands(sub)
 
     t = sub.add_parser("twin", help="build or inspect a twin", description="Twin commands.")

@@ -325,6 +325,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 
         def take_snapshot(t_s: float) -> None:
             """Each hazard's render quantity now (the render reads it from the npz)."""
+            if not snapshot:
+                return  # nothing will read it (ensembles)
             result.snapshot = {}
             for i, h in enumerate(hazards):
                 q = h.render_quantity or next(iter(h.info))

@@ -1,0 +1,268 @@
+"""Aggregate a study folder: results table, distributions, probabilities, maps, comparisons.
+
+Pure functions over the members' ``metrics.json`` and ``max_<metric>.npy`` files (WNTR-style:
+metrics are computed from tidy results, not inside the simulation):
+
+- ``study_results.csv``: one row per finished member (parameters, then metrics), in plan
+  order, so the same study gives a byte-identical file whatever executor ran it.
+- ``summary.json``: per variant the distributions (median, 5 % and 95 % quantiles) of the
+  times to first detection / warning / each level, P(missed detection) with a Wilson 95 %
+  interval, exposure distributions; comparisons of each variant with the first one
+  (difference in median time to first warning with a seeded bootstrap 95 % interval,
+  difference in P(miss) with Newcombe's hybrid-score interval); a table by sweep point.
+- ``prob_<metric>__<variant>.npy`` / ``.png``: P(max field > threshold) per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scenarios.study import METRICS_FILE, _jsonable, write_json_atomic
+from twin.seeding import rng_for
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k / n`` (NaN, NaN when n = 0)."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int,
+                        z: float = Z95) -> tuple[float, float, float]:
+    """p2 − p1 with Newcombe's (1998, method 10) hybrid Wilson-score 95 % interval."""
+    if n1 <= 0 or n2 <= 0:
+        return math.nan, math.nan, math.nan
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, z)
+    l2, u2 = wilson_interval(k2, n2, z)
+    d = p2 - p1
+    return (d, d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2),
+            d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
+
+
+def distribution(values) -> dict:
+    """Median and 5–95 % quantiles over the finite values; ``never`` counts the NaNs."""
+    v = np.asarray(values, dtype=float)
+    f = v[np.isfinite(v)]
+    if len(f) == 0:
+        return {"n": 0, "never": int(len(v)), "median": None, "p5": None, "p95": None,
+                "mean": None}
+    q5, q50, q95 = np.quantile(f, [0.05, 0.5, 0.95])
+    return {"n": int(len(f)), "never": int(len(v) - len(f)), "median": float(q50),
+            "p5": float(q5), "p95": float(q95), "mean": float(f.mean())}
+
+
+def bootstrap_median_difference(a, b, rng: np.random.Generator,
+                                n_boot: int = 2000) -> tuple[float, float, float]:
+    """median(b) − median(a) over finite values, with a percentile bootstrap 95 % interval
+    (each sample resampled with replacement, independently)."""
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) == 0 or len(b) == 0:
+        return math.nan, math.nan, math.nan
+    est = float(np.median(b) - np.median(a))
+    ia = rng.integers(0, len(a), size=(n_boot, len(a)))
+    ib = rng.integers(0, len(b), size=(n_boot, len(b)))
+    diffs = np.median(b[ib], axis=1) - np.median(a[ia], axis=1)
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return est, float(lo), float(hi)
+
+
+def probability_map(fields: list[np.ndarray], threshold: float) -> np.ndarray:
+    """P(field > threshold) per cell: the fraction of members above it."""
+    if not fields:
+        raise ValueError("no member fields")
+    stack = np.stack([np.asarray(f) for f in fields])
+    return (stack > threshold).mean(axis=0)
+
+
+def read_plan(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / "study.json").read_text(encoding="utf-8"))
+
+
+def collect(out_dir: str | Path) -> tuple[dict, list[dict]]:
+    """The plan and the finished members' records (plan order)."""
+    out_dir = Path(out_dir)
+    plan = read_plan(out_dir)
+    records = []
+    for m in plan["members"]:
+        path = out_dir / "members" / m["member_id"] / METRICS_FILE
+        if not path.exists():
+            continue
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec.get("param_hash") == m["param_hash"]:
+            records.append(rec)
+    return plan, records
+
+
+def results_frame(plan: dict, records: list[dict]) -> pd.DataFrame:
+    """One row per member: id, variant, grid index, sample, seed, parameters, metrics."""
+    params = list(plan["study"]["variations"])
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {"member_id": r["member_id"], "variant": r["variant"],
+                               "grid_index": r["grid_index"], "sample": r["sample"],
+                               "scenario_seed": r["scenario_seed"]}
+        for p in params:
+            v = r["params"].get(p)
+            row[p] = v if isinstance(v, int | float | str | bool) or v is None else \
+                json.dumps(v, separators=(",", ":"))
+        for k, v in r["metrics"].items():
+            row[k] = ";".join(v) if isinstance(v, list) else (math.nan if v is None else v)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _summarise(df: pd.DataFrame, levels: list[str], labels: list[str]) -> dict:
+    reached = df["hazard_reached"].astype(bool)
+    missed = df["missed_detection"].astype(bool)
+    k, n = int(missed.sum()), int(reached.sum())
+    lo, hi = wilson_interval(k, n)
+    out = {"members": int(len(df)),
+           "time_to_first_detection_s": distribution(df["time_to_first_detection_s"]),
+           "time_to_first_warning_s": distribution(df["time_to_first_warning_s"])}
+    for lv in levels:
+        out[f"time_to_{lv}_s"] = distribution(df[f"time_to_{lv}_s"])
+    kr = int(reached.sum())
+    out["hazard_reached"] = {"k": kr, "n": int(len(df)), "p": kr / len(df) if len(df) else None}
+    out["missed_detection"] = {"k": k, "n": n, "p": k / n if n else None, "ci95": [lo, hi]}
+    out["max_level"] = {lv: int((df["max_level"] == lv).sum()) for lv in ["none", *levels]}
+    out["warnings"] = distribution(df["warnings"])
+    out["work_order_escalations"] = distribution(df["work_order_escalations"])
+    exposure = {}
+    for lab in labels:
+        any_prot = int((df[f"{lab}_protected"] > 0).sum())
+        plo, phi = wilson_interval(any_prot, len(df))
+        exposure[lab] = {
+            "area_m2": distribution(df[f"{lab}_area_m2"]),
+            "buildings": distribution(df[f"{lab}_buildings"]),
+            "people": distribution(df[f"{lab}_people"]),
+            "protected": distribution(df[f"{lab}_protected"]),
+            "p_any_protected": {"k": any_prot, "n": int(len(df)),
+                                "p": any_prot / len(df) if len(df) else None,
+                                "ci95": [plo, phi]}}
+    out["exposure"] = exposure
+    return out
+
+
+def aggregate(out_dir: str | Path, twin=None) -> dict:
+    """Write ``study_results.csv``, ``summary.json`` and the probability maps; return the
+    summary. ``twin`` (for map extents and outlines) is loaded from the plan if not given."""
+    out_dir = Path(out_dir)
+    plan, records = collect(out_dir)
+    study = plan["study"]
+    df = results_frame(plan, records)
+    df.to_csv(out_dir / "study_results.csv", index=False)
+    labels = [m.get("name") or f"{m['quantity']}_gt_{m['threshold']:g}"
+              for m in study["metrics"]]
+    levels = [c.removeprefix("time_to_").removesuffix("_s") for c in df.columns
+              if c.startswith("time_to_") and c not in (
+                  "time_to_first_detection_s", "time_to_first_warning_s")]
+    summary: dict[str, Any] = {
+        "study": study["name"], "members_planned": len(plan["members"]),
+        "members_finished": len(records),
+        "missing": [m["member_id"] for m in plan["members"]
+                    if m["member_id"] not in set(df.get("member_id", []))],
+        "levels": levels, "metrics": labels, "variants": {}, "comparisons": [],
+        "maps": [], "by_sweep": []}
+    if not len(df):
+        write_json_atomic(out_dir / "summary.json", summary)
+        return _jsonable(summary)
+    variants = [v for v in plan["variants"] if v in set(df["variant"])]
+    for v in variants:
+        summary["variants"][v] = _summarise(df[df["variant"] == v], levels, labels)
+    ref = variants[0]
+    for v in variants[1:]:
+        a, b = df[df["variant"] == ref], df[df["variant"] == v]
+        est, lo, hi = bootstrap_median_difference(
+            a["time_to_first_warning_s"], b["time_to_first_warning_s"],
+            rng_for(study["seed"], "study-bootstrap", ref, v), study["bootstrap"])
+        ma, mb = summary["variants"][ref]["missed_detection"], \
+            summary["variants"][v]["missed_detection"]
+        d, dlo, dhi = newcombe_difference(ma["k"], ma["n"], mb["k"], mb["n"])
+        summary["comparisons"].append({
+            "variant": v, "reference": ref,
+            "median_time_to_first_warning_diff_s": {"estimate": est, "ci95": [lo, hi],
+                                                    "method": "percentile bootstrap, "
+                                                              f"{study['bootstrap']} draws"},
+            "p_miss_diff": {"estimate": d, "ci95": [dlo, dhi],
+                            "method": "Newcombe hybrid Wilson score"}})
+    sweeps = [p for p, v in study["variations"].items() if v.get("sweep") is not None]
+    if sweeps:
+        for (v, g), part in df.groupby(["variant", "grid_index"], sort=False):
+            miss, n = int(part["missed_detection"].sum()), int(part["hazard_reached"].sum())
+            lo, hi = wilson_interval(miss, n)
+            summary["by_sweep"].append({
+                "variant": v, "grid_index": int(g),
+                **{p: part[p].iloc[0] for p in sweeps}, "members": int(len(part)),
+                "time_to_first_warning_s": distribution(part["time_to_first_warning_s"]),
+                "missed_detection": {"k": miss, "n": n, "p": miss / n if n else None,
+                                     "ci95": [lo, hi]}})
+    summary["maps"] = write_maps(out_dir, plan, df, labels, variants, twin)
+    summary = _jsonable(summary)
+    write_json_atomic(out_dir / "summary.json", summary)
+    return summary
+
+
+def write_maps(out_dir: Path, plan: dict, df: pd.DataFrame, labels: list[str],
+               variants: list[str], twin=None) -> list[dict]:
+    """P(max field > threshold) per cell for each metric and variant (.npy and .png)."""
+    from scenarios.study_metrics import grid_for
+
+    if twin is None:
+        twin = plan_twin(plan)
+    maps = []
+    for metric, lab in zip(plan["study"]["metrics"], labels, strict=True):
+        grid = grid_for(metric, twin)
+        for v in variants:
+            ids = df.loc[df["variant"] == v, "member_id"]
+            fields = [np.load(out_dir / "members" / i / f"max_{lab}.npy") for i in ids]
+            prob = probability_map(fields, metric["threshold"])
+            stem = f"prob_{lab}__{v}"
+            np.save(out_dir / f"{stem}.npy", prob)
+            map_png(prob, grid, twin, out_dir / f"{stem}.png",
+                    f"P({metric['quantity']} > {metric['threshold']:g}) — {v}, "
+                    f"{len(fields)} members")
+            maps.append({"metric": lab, "variant": v, "npy": f"{stem}.npy",
+                         "png": f"{stem}.png", "members": len(fields),
+                         "max_p": float(prob.max()),
+                         "area_p_ge_0_5_m2": float((prob >= 0.5).sum() * grid.cell_m ** 2),
+                         "area_p_gt_0_m2": float((prob > 0).sum() * grid.cell_m ** 2)})
+    return maps
+
+
+def plan_twin(plan: dict):
+    """The base scenario's twin (the synthetic city is rebuilt in milliseconds)."""
+    from scenarios.prepare import load_scenario_twin
+    from scenarios.scenario import parse_scenario
+
+    sc = parse_scenario(plan["member_scenario"], plan["base_source"])
+    return load_scenario_twin(sc, Path(plan["base_dir"]), plan["base_source"])
+
+
+def map_png(prob: np.ndarray, grid, twin, path: Path, title: str) -> Path:
+    """A probability map over the buildings (PNG)."""
+    from viewer.study_report import probability_figure
+
+    fig = probability_figure(prob, grid, twin, title)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -1,0 +1,211 @@
+"""Per-member measurements of a study: the field recorder and the member metrics.
+
+The recorder is a SimPy process (``simulate(..., processes=...)``) that samples the true
+hazard on each metric's grid every ``interval_s`` and keeps the running maximum per cell.
+Metrics are pure functions of the run result and those maxima; definitions are in
+``member_metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from scenarios.flood_impact import footprints_of
+from twin.errors import InputError
+
+
+@dataclass(frozen=True)
+class StudyGrid:
+    """Cell centres of a metric's grid: ``xs_m`` west→east, ``ys_m`` north→south."""
+
+    xs_m: np.ndarray
+    ys_m: np.ndarray
+    cell_m: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.ys_m), len(self.xs_m)
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(left, right, bottom, top) in metres, for ``imshow``."""
+        h = self.cell_m / 2
+        return (float(self.xs_m[0] - h), float(self.xs_m[-1] + h),
+                float(self.ys_m[-1] - h), float(self.ys_m[0] + h))
+
+    def xyz(self, height_m: float) -> np.ndarray:
+        xx, yy = np.meshgrid(self.xs_m, self.ys_m)
+        return np.column_stack([xx.ravel(), yy.ravel(), np.full(xx.size, float(height_m))])
+
+
+def make_grid(bounds_m: tuple[float, float, float, float], cell_m: float) -> StudyGrid:
+    """Cells of ``cell_m`` covering ``bounds_m`` (xmin, ymin, xmax, ymax) from its corner."""
+    xmin, ymin, xmax, ymax = map(float, bounds_m)
+    nx = max(1, math.ceil((xmax - xmin) / cell_m - 1e-9))
+    ny = max(1, math.ceil((ymax - ymin) / cell_m - 1e-9))
+    xs = xmin + cell_m * (np.arange(nx) + 0.5)
+    ys = ymax - cell_m * (np.arange(ny) + 0.5)
+    return StudyGrid(xs, ys, float(cell_m))
+
+
+def grid_for(metric: dict, twin) -> StudyGrid:
+    bounds = metric.get("bounds_m") or twin.terrain.bounds
+    return make_grid(tuple(bounds), metric["cell_m"])
+
+
+#: Per worker process: (twin name, grid key) → exposure index. The synthetic city is
+#: deterministic, so members on the same twin and grid share one index.
+_EXPOSURE_CACHE: dict[tuple, ExposureIndex] = {}
+
+
+@dataclass(frozen=True)
+class ExposureIndex:
+    """Which grid cells each building and place footprint meets."""
+
+    building_cell: np.ndarray     # (pairs,) building row
+    building_cells: np.ndarray    # (pairs,) flat cell index
+    occupants: np.ndarray         # per building
+    place_cell: np.ndarray
+    place_cells: np.ndarray
+    place_ids: np.ndarray         # per place
+    protected: np.ndarray         # per place, bool
+
+
+def exposure_index(twin, grid: StudyGrid) -> ExposureIndex:
+    """Cells met by each building footprint and each place (a point inside a building
+    stands for the building; a plaza is its polygon). Cached per process."""
+    key = (twin.name, twin.terrain.bounds, len(twin.buildings), len(twin.places),
+           grid.cell_m, float(grid.xs_m[0]), float(grid.ys_m[0]), grid.shape)
+    if key in _EXPOSURE_CACHE:
+        return _EXPOSURE_CACHE[key]
+    h = grid.cell_m / 2
+    xx, yy = np.meshgrid(grid.xs_m, grid.ys_m)
+    boxes = shapely.box(xx.ravel() - h, yy.ravel() - h, xx.ravel() + h, yy.ravel() + h)
+    tree = shapely.STRtree(boxes)
+    b = twin.buildings
+    bi, bc = (tree.query(b.geometry.to_numpy(), predicate="intersects") if len(b)
+              else (np.zeros(0, int), np.zeros(0, int)))
+    p = twin.places
+    if len(p):
+        pi, pc = tree.query(footprints_of(p.geometry.to_numpy(), twin), predicate="intersects")
+        ids = p["id"].astype(str).to_numpy()
+        prot = (p["protected"].fillna(False).astype(bool).to_numpy() if "protected" in p
+                else np.zeros(len(p), bool))
+    else:
+        pi = pc = np.zeros(0, int)
+        ids, prot = np.zeros(0, str), np.zeros(0, bool)
+    occ = (b["occupants"].fillna(0).astype(int).to_numpy() if "occupants" in b
+           else np.zeros(len(b), int))
+    idx = ExposureIndex(bi, bc, occ, pi, pc, ids, prot)
+    _EXPOSURE_CACHE[key] = idx
+    return idx
+
+
+class FieldRecorder:
+    """SimPy processes keeping the running max of each metric's quantity per grid cell."""
+
+    def __init__(self, run, metrics: list[dict], source: str) -> None:
+        self.metrics = metrics
+        produced = {q for h in run.hazards for q in h.info}
+        for k, m in enumerate(metrics):
+            if m["quantity"] not in produced:
+                raise InputError(source, f"no hazard of the scenario produces "
+                                 f"{m['quantity']!r} (they produce {sorted(produced)})",
+                                 field=f"metrics.{k}.quantity")
+        self.grids = [grid_for(m, run.twin) for m in metrics]
+        self._max = [np.zeros(g.shape[0] * g.shape[1]) for g in self.grids]
+        self.samples = [0] * len(metrics)
+
+    def processes(self) -> list:
+        """One SimPy process per distinct (quantity, height, grid, interval): metrics that
+        differ only in threshold share their samples."""
+        keys: dict[tuple, list[int]] = {}
+        for k, (m, g) in enumerate(zip(self.metrics, self.grids, strict=True)):
+            key = (m["quantity"], m["height_m"], m["interval_s"], g.cell_m, g.shape,
+                   float(g.xs_m[0]), float(g.ys_m[0]))
+            keys.setdefault(key, []).append(k)
+        return [self._process(ks) for ks in keys.values()]
+
+    def _process(self, ks: list[int]):
+        m, grid = self.metrics[ks[0]], self.grids[ks[0]]
+        xyz = grid.xyz(m["height_m"])
+
+        def record(ctx):
+            env = ctx.env
+            while env.now <= ctx.duration_s:
+                value = ctx.sample(m["quantity"], xyz, t_s=float(env.now))
+                for k in ks:
+                    np.maximum(self._max[k], value, out=self._max[k])
+                    self.samples[k] += 1
+                yield env.timeout(m["interval_s"])
+
+        return record
+
+    def maxima(self) -> dict[str, np.ndarray]:
+        return {m["label"]: v.reshape(g.shape)
+                for m, g, v in zip(self.metrics, self.grids, self._max, strict=True)}
+
+
+def exposure(max_field: np.ndarray, threshold: float, index: ExposureIndex) -> dict:
+    """Buildings, occupants and places whose footprint meets a cell above ``threshold``."""
+    above = np.asarray(max_field).ravel() > threshold
+    buildings = np.unique(index.building_cell[above[index.building_cells]])
+    places = np.unique(index.place_cell[above[index.place_cells]])
+    protected = sorted(str(i) for i in index.place_ids[places[index.protected[places]]])
+    return {"cells": int(above.sum()), "buildings": int(len(buildings)),
+            "people": int(index.occupants[buildings].sum()),
+            "protected": len(protected), "protected_ids": protected}
+
+
+def member_metrics(run, result, recorder: FieldRecorder) -> dict:
+    """The member's metrics (times in s from the earliest hazard start; NaN if never):
+
+    - ``time_to_first_detection_s``: first alarm of any sensor (owner level).
+    - ``time_to_first_warning_s``: first warning raised (sensor-based or model pre-warning).
+    - ``time_to_<level>_s``: first warning event at that level or above.
+    - ``max_level`` / ``max_level_index``: highest warning level (``none`` / 0).
+    - ``warnings``: distinct warnings; ``warning_escalations``: warning level raises;
+      ``work_order_escalations``: work orders escalated by the overdue rules.
+    - per metric ``<label>_reached``: the max field exceeded the threshold in some cell;
+      ``<label>_area_m2``, ``_buildings``, ``_people`` (occupants), ``_protected`` (count)
+      and ``_protected_ids``: what the cells above the threshold meet.
+    - ``hazard_reached`` (= first metric's ``_reached``) and ``missed_detection``: the
+      hazard reached the first metric's threshold somewhere but no warning was raised
+      during the run.
+    """
+    rb = run.rulebook
+    t0 = min((h.start_s for h in run.scenario.hazards), default=0.0)
+    ws = [w for w in result.warnings if w.event not in ("cleared", "cancelled")]
+    raised = [w.known_at_s for w in result.warnings if w.event == "raised"]
+    detections = [t for t, kind, _, _ in result.timeline if kind == "first_detection"]
+    out: dict = {
+        "time_to_first_detection_s": min(detections) - t0 if detections else math.nan,
+        "time_to_first_warning_s": min(raised) - t0 if raised else math.nan,
+    }
+    for k, name in enumerate(rb.levels, start=1):
+        ts = [w.known_at_s for w in ws if w.level >= k]
+        out[f"time_to_{name}_s"] = min(ts) - t0 if ts else math.nan
+    best = max((w.level for w in ws), default=0)
+    out["max_level"] = rb.level_name(best)
+    out["max_level_index"] = int(best)
+    out["warnings"] = len({w.warning_id for w in result.warnings})
+    out["warning_escalations"] = sum(w.event == "escalated" for w in result.warnings)
+    out["work_order_escalations"] = int(result.n_escalations)
+    maxima = recorder.maxima()
+    for m, grid in zip(recorder.metrics, recorder.grids, strict=True):
+        e = exposure(maxima[m["label"]], m["threshold"], exposure_index(run.twin, grid))
+        lab = m["label"]
+        out[f"{lab}_reached"] = e["cells"] > 0
+        out[f"{lab}_area_m2"] = e["cells"] * grid.cell_m ** 2
+        out[f"{lab}_buildings"] = e["buildings"]
+        out[f"{lab}_people"] = e["people"]
+        out[f"{lab}_protected"] = e["protected"]
+        out[f"{lab}_protected_ids"] = e["protected_ids"]
+    first = recorder.metrics[0]["label"]
+    out["hazard_reached"] = out[f"{first}_reached"]
+    out["missed_detection"] = bool(out["hazard_reached"] and not raised)
+    return out

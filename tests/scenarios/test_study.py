@@ -1,0 +1,356 @@
+"""What-if studies: sampling, parameter paths, executors, resumption, statistics, maps."""
+
+import argparse
+import json
+import math
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+import yaml
+
+from scenarios.study import (
+    add_study_commands,
+    apply_path,
+    load_study,
+    plan_members,
+    run_study,
+)
+from scenarios.study_aggregate import (
+    bootstrap_median_difference,
+    distribution,
+    newcombe_difference,
+    probability_map,
+    wilson_interval,
+)
+from scenarios.study_exec import SerialExecutor, local_executor
+from scenarios.study_metrics import ExposureIndex, exposure, make_grid
+from twin.errors import InputError
+from twin.seeding import rng_for
+
+from .conftest import DEMO
+
+
+def study_data(**changes) -> dict:
+    """The demo leak on the tiny city for 20 minutes: 2 variants × 2 samples = 4 members."""
+    data = {
+        "name": "tiny-study",
+        "base": str(DEMO),
+        "seed": 5,
+        "samples": 2,
+        "overrides": {"duration_s": 1200, "hazards.0.start_s": 60,
+                      "twin": {"synthetic": {"seed": 7, "size": "tiny"}}},
+        "variations": {
+            "weather.wind.*.from_deg": {"offset_uniform": [-90, 90], "decimals": 1},
+            "weather.stability": {"choice": ["D", "E", "F"], "weights": [1, 2, 1]},
+            "hazards.0.release.hole_diameter_mm": {"uniform": [40, 100], "decimals": 1},
+        },
+        "variants": {
+            "A": {},
+            "B": {"rulebook.rules.ch4_confined_space.thresholds.blue": 5,
+                  "rulebook.rules.ch4_confined_space.thresholds.yellow": 15},
+        },
+        "metrics": [{"name": "lel10", "quantity": "ch4_lel_pct", "threshold": 10,
+                     "height_m": 1.5, "cell_m": 10, "interval_s": 60}],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def write_study(tmp_path):
+    def write(data: dict, name: str = "study.yaml"):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+# ------------------------------------------------------------------ sampling and paths
+
+def test_sampling_is_deterministic_and_keyed_by_parameter(write_study):
+    a = plan_members(load_study(write_study(study_data())))
+    b = plan_members(load_study(write_study(study_data(), "again.yaml")))
+    assert [m.member_id for m in a] == [m.member_id for m in b]
+    assert [m.params for m in a] == [m.params for m in b]
+    assert len(a) == 4 and len({m.member_id for m in a}) == 4
+    # Variants are paired: same draws and the same scenario seed per sample.
+    by = {(m.variant, m.sample): m for m in a}
+    for s in range(2):
+        assert by["A", s].params == by["B", s].params
+        assert by["A", s].scenario_seed == by["B", s].scenario_seed
+    assert by["A", 0].scenario_seed != by["A", 1].scenario_seed
+    # Adding a variation does not change the draws of the others (keyed by path).
+    more = study_data()
+    more["variations"]["sensors.groups.0.interval_s"] = {"choice": [10, 20]}
+    c = plan_members(load_study(write_study(more, "more.yaml")))
+    for m, n in zip(a, c, strict=True):
+        assert {k: n.params[k] for k in m.params} == m.params
+    # Another seed gives other draws.
+    d = plan_members(load_study(write_study(study_data(seed=6), "seed6.yaml")))
+    assert [m.params for m in d] != [m.params for m in a]
+
+
+def test_offset_rotates_every_wind_point_and_wraps(write_study):
+    members = plan_members(load_study(write_study(study_data())))
+    base = yaml.safe_load(DEMO.read_text())
+    for m in members:
+        off = m.params["weather.wind.*.from_deg"]
+        for w0, w in zip(base["weather"]["wind"], m.scenario["weather"]["wind"], strict=True):
+            assert w["from_deg"] == pytest.approx(round((w0["from_deg"] + off) % 360, 1))
+        assert m.scenario["hazards"][0]["release"]["hole_diameter_mm"] == \
+            m.params["hazards.0.release.hole_diameter_mm"]
+        assert m.scenario["seed"] == m.scenario_seed
+        assert m.scenario["outputs"]["observations"] == "none"
+    b = next(m for m in members if m.variant == "B")
+    rules = {r["id"]: r for r in b.rulebook["rules"]}
+    assert rules["ch4_confined_space"]["thresholds"]["yellow"] == 15
+
+
+def test_sweeps_form_a_grid_crossed_with_the_samples(write_study):
+    data = study_data(variants={})
+    data["variations"]["sensors.groups.0.interval_s"] = {"sweep": [10, 30, 60]}
+    members = plan_members(load_study(write_study(data)))
+    assert len(members) == 3 * 2
+    assert sorted({m.params["sensors.groups.0.interval_s"] for m in members}) == [10, 30, 60]
+    assert {m.variant for m in members} == {"base"}
+    # The random draws of a sample are shared by every sweep point.
+    draws = {(m.sample, m.params["weather.stability"]) for m in members}
+    assert len(draws) == 2
+
+
+def test_apply_path_by_index_star_and_id():
+    root = {"rules": [{"id": "a", "t": {"x": 1}}, {"id": "b", "t": {"x": 2}}],
+            "w": [{"v": 1}, {"v": 2}]}
+    assert apply_path(root, ["rules", "b", "t", "x"], lambda _: 9) == 1
+    assert apply_path(root, ["w", "*", "v"], lambda old: old + 10) == 2
+    assert apply_path(root, ["rules", "0", "t", "x"], lambda _: 7) == 1
+    assert root == {"rules": [{"id": "a", "t": {"x": 7}}, {"id": "b", "t": {"x": 9}}],
+                    "w": [{"v": 11}, {"v": 12}]}
+
+
+@pytest.mark.parametrize("path,field,fragment", [
+    ("weather.windd.0.from_deg", "variations.weather.windd.0.from_deg", "no field 'windd'"),
+    ("hazards.3.release.hole_diameter_mm", "variations.hazards.3.release.hole_diameter_mm",
+     "index 3 out of range"),
+    ("rulebook.rules.no_such_rule.thresholds.yellow",
+     "variations.rulebook.rules.no_such_rule.thresholds.yellow", "no item with id"),
+    ("weather.stabilty", "variations.weather.stabilty", "unknown field"),
+])
+def test_unknown_parameter_path_names_the_study_file_and_field(write_study, path, field,
+                                                                fragment):
+    data = study_data()
+    data["variations"][path] = {"choice": ["D"]}
+    study_file = write_study(data)
+    with pytest.raises(InputError) as err:
+        members = plan_members(load_study(study_file))
+        from scenarios.study import validate_members
+
+        validate_members(load_study(study_file), members)
+    assert err.value.source == str(study_file)
+    assert err.value.field == field
+    assert fragment in str(err.value)
+
+
+def test_a_bad_value_among_choices_or_at_a_range_end_fails_before_any_run(write_study,
+                                                                          tmp_path):
+    data = study_data()
+    data["variations"]["weather.stability"] = {"choice": ["D", "X"]}
+    with pytest.raises(InputError) as err:
+        run_study(load_study(write_study(data)), tmp_path / "out", SerialExecutor())
+    assert err.value.field == "variations.weather.stability"
+    data = study_data()
+    data["variations"]["weather.wind.*.speed_m_s"] = {"uniform": [1, 80]}  # schema: ≤ 60
+    with pytest.raises(InputError) as err:
+        run_study(load_study(write_study(data, "speed.yaml")), tmp_path / "out",
+                  SerialExecutor())
+    assert err.value.field == "variations.weather.wind.*.speed_m_s"
+    assert "less than or equal to 60" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_study_fields_are_input_errors(write_study, tmp_path):
+    with pytest.raises(InputError) as err:
+        load_study(write_study(study_data(samplez=3)))
+    assert err.value.field == "samplez"
+    data = study_data()
+    data["variations"]["weather.stability"] = {"choice": ["D"], "uniform": [0, 1]}
+    with pytest.raises(InputError) as err:
+        load_study(write_study(data, "two.yaml"))
+    assert err.value.field == "variations.weather.stability"
+    data = study_data()
+    data["metrics"][0]["quantity"] = "depth_m"
+    with pytest.raises(InputError) as err:
+        run_study(load_study(write_study(data, "q.yaml")), tmp_path / "out", SerialExecutor())
+    assert err.value.field == "metrics.0.quantity"
+    assert not (tmp_path / "out").exists()  # rejected before anything is written
+
+
+# ------------------------------------------------------------------ statistics
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(0, 10)
+    assert (lo, hi) == (0.0, pytest.approx(0.27754, abs=1e-5))
+    lo, hi = wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.23659, abs=1e-5), pytest.approx(0.76341, abs=1e-5))
+    lo, hi = wilson_interval(10, 10)
+    assert (lo, hi) == (pytest.approx(0.72246, abs=1e-5), 1.0)
+    lo, hi = wilson_interval(81, 263)  # Newcombe (1998) example: 0.2553–0.3662
+    assert (lo, hi) == (pytest.approx(0.2553, abs=1e-4), pytest.approx(0.3662, abs=1e-4))
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_newcombe_difference_known_values():
+    # Newcombe (1998) Table II, example (a): 56/70 vs 48/80 → difference 0.2 in
+    # [0.0524, 0.3339] (method 10); here p2 − p1 with (k1, n1) = (48, 80).
+    d, lo, hi = newcombe_difference(48, 80, 56, 70)
+    assert d == pytest.approx(0.2)
+    assert (lo, hi) == (pytest.approx(0.0524, abs=1e-4), pytest.approx(0.3339, abs=1e-4))
+
+
+def test_bootstrap_is_seeded_and_distribution_ignores_nan():
+    a = np.array([100.0, 120, 130, 150, np.nan])
+    b = np.array([60.0, 80, 90, 95, 110])
+    one = bootstrap_median_difference(a, b, rng_for(1, "b"), 500)
+    two = bootstrap_median_difference(a, b, rng_for(1, "b"), 500)
+    assert one == two
+    assert one[0] == pytest.approx(90 - 125)
+    assert one[1] <= one[0] <= one[2]
+    d = distribution([1.0, 2.0, 3.0, np.nan])
+    assert d["n"] == 3 and d["never"] == 1 and d["median"] == 2.0
+
+
+def test_probability_map_of_a_known_case():
+    fields = [np.array([[0.0, 30.0], [26.0, 10.0]]), np.array([[0.0, 24.0], [40.0, 25.0]]),
+              np.array([[50.0, 26.0], [30.0, 0.0]]), np.array([[0.0, 0.0], [99.0, 0.0]])]
+    p = probability_map(fields, 25.0)
+    np.testing.assert_array_equal(p, [[0.25, 0.5], [1.0, 0.0]])  # 25 is not > 25
+
+
+def test_exposure_counts_buildings_people_and_protected_places():
+    grid = make_grid((0, 0, 30, 10), 10)  # three cells west → east
+    index = ExposureIndex(building_cell=np.array([0, 0, 1]),
+                          building_cells=np.array([0, 1, 2]),
+                          occupants=np.array([10, 7]),
+                          place_cell=np.array([0, 1]), place_cells=np.array([2, 0]),
+                          place_ids=np.array(["P-school", "P-shop"]),
+                          protected=np.array([True, False]))
+    assert grid.shape == (1, 3)
+    e = exposure(np.array([[0.0, 30.0, 0.0]]), 25.0, index)
+    assert e == {"cells": 1, "buildings": 1, "people": 10, "protected": 0,
+                 "protected_ids": []}
+    e = exposure(np.array([[0.0, 0.0, 30.0]]), 25.0, index)
+    assert e["buildings"] == 1 and e["people"] == 7 and e["protected_ids"] == ["P-school"]
+
+
+# ------------------------------------------------------------------ runs and executors
+
+def read_results(out):
+    return (out / "study_results.csv").read_bytes()
+
+
+def metrics_files(out):
+    return {p.parent.name: p.read_bytes() for p in sorted(out.glob("members/*/metrics.json"))}
+
+
+def test_serial_process_pool_and_dask_give_identical_results(write_study, tmp_path):
+    from distributed import Client, LocalCluster
+
+    study = load_study(write_study(study_data()))
+    serial = run_study(study, tmp_path / "serial", SerialExecutor(), report=False)
+    assert len(serial.computed) == 4
+    summary = serial.summary
+    assert summary["members_finished"] == 4 and set(summary["variants"]) == {"A", "B"}
+    assert summary["variants"]["A"]["time_to_first_warning_s"]["n"] >= 1, \
+        "the leak must be warned of for this test to mean anything"
+    pool = local_executor(2)
+    try:
+        run_study(study, tmp_path / "pool", pool, 2, report=False)
+    finally:
+        pool.shutdown()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        run_study(study, tmp_path / "dask", client.get_executor(), 2, report=False)
+    for other in ("pool", "dask"):
+        assert read_results(tmp_path / other) == read_results(tmp_path / "serial")
+        assert metrics_files(tmp_path / other) == metrics_files(tmp_path / "serial")
+        for m in serial.members:
+            np.testing.assert_array_equal(
+                np.load(tmp_path / other / "members" / m.member_id / "max_lel10.npy"),
+                np.load(tmp_path / "serial" / "members" / m.member_id / "max_lel10.npy"))
+    prob = np.load(tmp_path / "serial" / "prob_lel10__A.npy")
+    assert prob.max() > 0 and set(np.unique(prob)) <= {0.0, 0.5, 1.0}
+
+
+class InterruptAfter(SerialExecutor):
+    """Runs ``k`` members, then behaves like Ctrl-C."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self.k == 0:
+            raise KeyboardInterrupt
+        self.k -= 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_interrupted_study_resumes_without_recomputing_finished_members(write_study,
+                                                                        tmp_path):
+    study = load_study(write_study(study_data()))
+    whole = run_study(study, tmp_path / "whole", SerialExecutor(), report=False)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, InterruptAfter(2), report=False)
+    done = sorted(out.glob("members/*/metrics.json"))
+    assert len(done) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    # A member killed mid-run leaves a folder without metrics.json: it is redone.
+    victim = next(m for m in whole.members
+                  if not (out / "members" / m.member_id / "metrics.json").exists())
+    partial = out / "members" / victim.member_id
+    (partial / "run").mkdir(parents=True)
+    (partial / "run" / "archive.sqlite").write_bytes(b"half")
+    again = run_study(study, out, SerialExecutor())
+    assert sorted(again.reused) == sorted(p.parent.name for p in done)
+    assert len(again.computed) == 2 and victim.member_id in again.computed
+    assert {p: p.stat().st_mtime_ns for p in done} == stamps  # not recomputed
+    assert read_results(out) == read_results(tmp_path / "whole")
+    assert metrics_files(out) == metrics_files(tmp_path / "whole")
+    assert (out / "study_report.html").read_text().count("data:image/png;base64,") >= 3
+    # A third run computes nothing.
+    third = run_study(study, out, SerialExecutor(), report=False)
+    assert third.computed == [] and len(third.reused) == 4
+
+
+def test_changed_parameters_are_recomputed(write_study, tmp_path):
+    data = study_data(samples=1, variants={})
+    out = tmp_path / "out"
+    first = run_study(load_study(write_study(data)), out, SerialExecutor(), report=False)
+    [m] = first.members
+    # Same member id (same variation draws) but another base: the parameter hash differs.
+    data["overrides"]["sensors.groups.0.interval_s"] = 20
+    second = run_study(load_study(write_study(data, "changed.yaml")), out, SerialExecutor(),
+                       report=False)
+    assert second.members[0].member_id == m.member_id
+    assert second.computed == [m.member_id]
+    record = json.loads((out / "members" / m.member_id / "metrics.json").read_text())
+    assert record["param_hash"] == second.members[0].param_hash
+
+
+def test_cli_study_run_and_report(write_study, tmp_path, capsys):
+    path = write_study(study_data(samples=1))
+    p = argparse.ArgumentParser()
+    add_study_commands(p.add_subparsers(dest="command"))
+    out = tmp_path / "cli"
+    args = p.parse_args(["study", "run", str(path), "--out", str(out), "--workers", "1",
+                         "--quiet"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "2 member(s) run, 0 reused" in text and "time to first warning" in text
+    args = p.parse_args(["study", "report", str(out)])
+    assert args.func(args) == 0
+    assert (out / "study_report.html").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["comparisons"][0]["variant"] == "B"
