@@ -64,15 +64,28 @@ def briggs_sigmas(
     Formulas exactly as in the PHYSICS.md table (Griffiths 1994). Negative distances are
     rejected; x = 0 gives 0.
     """
-    check_stability(stability)
-    check_terrain(terrain)
     x = np.asarray(distance_m, dtype=np.float64)
     if np.any(x < 0.0):
         raise ValueError("distance_m must be >= 0")
-    (ay, by, cy), (az, bz, cz) = _BRIGGS[terrain][stability]
-    sigma_y = ay * x * (1.0 + by * x) ** cy
-    sigma_z = az * x * (1.0 + bz * x) ** cz
-    return sigma_y, sigma_z
+    return briggs_sigmas_from(x, briggs_coefficients(stability, terrain))
+
+
+BriggsCoefficients = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def briggs_coefficients(stability: str, terrain: str) -> BriggsCoefficients:
+    """The Briggs (a, b, c) pairs for σy and σz of a stability class and terrain."""
+    check_stability(stability)
+    check_terrain(terrain)
+    return _BRIGGS[terrain][stability]
+
+
+def briggs_sigmas_from(x: np.ndarray, coefficients: BriggsCoefficients
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """σ = a·x·(1 + b·x)^c for travel distances ``x`` ≥ 0 (unchecked: the engines' inner
+    loop, with coefficients checked once by ``briggs_coefficients``)."""
+    (ay, by, cy), (az, bz, cz) = coefficients
+    return ay * x * (1.0 + by * x) ** cy, az * x * (1.0 + bz * x) ** cz
 
 
 Insolation = Literal["strong", "moderate", "slight", "overcast"]

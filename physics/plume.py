@@ -55,7 +55,12 @@ from physics.base import (
     as_points,
     register_engine,
 )
-from physics.dispersion import briggs_sigmas, check_stability, check_terrain
+from physics.dispersion import (
+    briggs_coefficients,
+    briggs_sigmas_from,
+    check_stability,
+    check_terrain,
+)
 from physics.forcing import ReleaseSchedule, WindSeries
 from physics.gas import (
     CH4_LEL_VOL_FRAC,
@@ -223,6 +228,7 @@ class GaussianPuffPlume(HazardEngine):
         self.wind = wind
         self.stability = check_stability(stability)
         self.terrain = check_terrain(terrain)
+        self._briggs = briggs_coefficients(self.stability, self.terrain)
         self.puff_interval_s = float(puff_interval_s)
         self.initial_sigma_m = float(initial_sigma_m)
         self.calm_wind_m_s = float(calm_wind_m_s)
@@ -269,13 +275,13 @@ class GaussianPuffPlume(HazardEngine):
             grow2 = max(self.wind.speed_at(t_half), self.calm_wind_m_s) * age
             sx, sy = self.source_xy_m
             s0sq = self.initial_sigma_m**2
-            x = np.append(x, sx + u2 * age)
-            y = np.append(y, sy + v2 * age)
-            travel = np.append(travel, grow2)
-            mass = np.append(mass, m_new)
-            var0h = np.append(var0h, s0sq)
-            var0z = np.append(var0z, s0sq)
-            born = np.append(born, t_birth)
+            # the new puff appended to every column at once (one allocation, not seven)
+            n = len(x)
+            cols = np.empty((7, n + 1))
+            for row, old in enumerate((x, y, travel, mass, var0h, var0z, born)):
+                cols[row, :n] = old
+            cols[:, n] = (sx + u2 * age, sy + v2 * age, grow2, m_new, s0sq, s0sq, t_birth)
+            x, y, travel, mass, var0h, var0z, born = cols
 
         stepped = _Puffs(x, y, travel, mass, var0h, var0z, born)
         sigma_h, sigma_z = self._sigmas(stepped)
@@ -289,7 +295,7 @@ class GaussianPuffPlume(HazardEngine):
 
     def _sigmas(self, puffs: _Puffs) -> tuple[np.ndarray, np.ndarray]:
         """σh, σz (m): σ² offsets (σ0² unless merged) plus Briggs at the travel distance."""
-        sy, sz = briggs_sigmas(puffs.travel_m, self.stability, self.terrain)
+        sy, sz = briggs_sigmas_from(puffs.travel_m, self._briggs)
         return np.sqrt(puffs.var0h_m2 + sy * sy), np.sqrt(puffs.var0z_m2 + sz * sz)
 
     def _merge(self, puffs: _Puffs, t_s: float) -> _Puffs:
@@ -362,7 +368,7 @@ class GaussianPuffPlume(HazardEngine):
         s = wa * puffs.travel_m[a] + wb * puffs.travel_m[b]
         sigma_h2 = wa * sh[a] ** 2 + wb * sh[b] ** 2 + 0.5 * wa * wb * d[a] ** 2
         sigma_z2 = wa * sz[a] ** 2 + wb * sz[b] ** 2
-        by, bz = briggs_sigmas(s, self.stability, self.terrain)
+        by, bz = briggs_sigmas_from(s, self._briggs)
         travel[a] = s
         mass[a] = m
         var0h[a] = sigma_h2 - by * by

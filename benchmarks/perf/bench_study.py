@@ -40,8 +40,8 @@ BUCKETS = [
 ]
 
 
-def throughput(samples: int, workers: int) -> tuple[int, float]:
-    study = load_study(STUDY, samples=samples)
+def throughput(study_path: Path, samples: int, workers: int) -> tuple[int, float]:
+    study = load_study(study_path, samples=samples)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         pool = local_executor(workers)
@@ -53,9 +53,9 @@ def throughput(samples: int, workers: int) -> tuple[int, float]:
     return len(out.computed), wall
 
 
-def profile(n: int) -> tuple[float, list[tuple[str, float]]]:
+def profile(study_path: Path, n: int) -> tuple[float, list[tuple[str, float]]]:
     """Seconds per member and the split by component over ``n`` members (after a warm-up)."""
-    members = plan_members(load_study(STUDY, samples=max(n, 2)))
+    members = plan_members(load_study(study_path, samples=max(n, 2)))
     with tempfile.TemporaryDirectory() as tmp:
         run_member(members[-1], tmp)  # warm-up: imports, numba cache, exposure index
         prof = cProfile.Profile()
@@ -82,14 +82,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="members per variant")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--profile", type=int, default=4, help="members to profile (0: skip)")
+    ap.add_argument("--study", type=Path, default=STUDY,
+                    help="study file (default: the worked example; "
+                         "benchmarks/perf/study_demo_scenario.yaml is the demo scenario as is)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {platform.processor() or ''}, Python "
-          f"{platform.python_version()}; {STUDY.name}")
-    n, wall = throughput(args.samples, args.workers)
+          f"{platform.python_version()}; {args.study.name}")
+    n, wall = throughput(args.study, args.samples, args.workers)
     print(f"study throughput: {n} members in {wall:.1f} s on {args.workers} process(es) = "
           f"{n / wall * 60:.1f} members/min")
     if args.profile:
-        per, rows = profile(args.profile)
+        per, rows = profile(args.study, args.profile)
         print(f"one member in one process: {per:.2f} s (profiled; profiling adds ~10 %)")
         for label, t in rows:
             print(f"  {label:48s} {t:6.2f} s  {100 * t / per:5.1f} %")
