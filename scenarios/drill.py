@@ -42,7 +42,6 @@ from scenarios.drill_plan import (
     LoadedPlan,
     check_places,
     check_sensors,
-    input_error_from,
     load_plan,
     parse_plan,
 )
@@ -55,6 +54,7 @@ from scenarios.drill_score import (
     warning_for,
 )
 from twin.errors import InputError
+from twin.yamlfile import input_error_from
 
 #: How often (s of drill time) the director looks for new warnings to trigger players.
 WATCH_S = 1.0

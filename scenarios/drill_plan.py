@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scenarios.drill_console import PLAYER_ACTIONS, CommandError, make_command
 from scenarios.scenario import Scenario, parse_scenario
 from twin.errors import InputError
-from twin.yamlfile import read_yaml_mapping
+from twin.yamlfile import input_error_from, read_yaml_mapping
 
 HAZARD_INJECTS = ("hazard_start", "hazard_stop", "rain_change")
 #: Sensor-fault inject kind → ``ScriptedFaults`` kind.
@@ -152,18 +152,6 @@ class LoadedPlan:
 
     def expected_by_ref(self) -> dict[str, tuple[Inject, int, Expected]]:
         return {expected_ref(i, k, e): (i, k, e) for i, k, e in self.plan.expected_items()}
-
-
-def input_error_from(source: str, exc: ValidationError) -> InputError:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling)"
-    more = len(exc.errors()) - 1
-    if more:
-        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return InputError(source, msg, field=field or None)
 
 
 def parse_plan(data: object, source: str = "<drill plan>") -> DrillPlan:

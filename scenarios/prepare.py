@@ -256,11 +256,9 @@ def inventory_frame(network: SensorNetwork) -> pd.DataFrame:
     return network.table.copy()
 
 
-def prepare(scenario: Scenario, *, source: str = "<scenario>",
-            base_dir: Path | None = None) -> PreparedRun:
-    """Build and check everything for a run; raise InputError before anything is written."""
-    base_dir = base_dir or Path.cwd()
-    twin = load_scenario_twin(scenario, base_dir, source)
+def build_hazards(scenario: Scenario, twin: CityTwin,
+                  source: str) -> tuple[list[HazardEngine], dict[str, dict]]:
+    """Fresh hazard engines for the scenario's hazards (in order) and a note on each."""
     hazards: list[HazardEngine] = []
     notes: dict[str, dict] = {}
     for k, h in enumerate(scenario.hazards):
@@ -275,6 +273,15 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
             engine, note = build_dam_break(h, k, scenario, twin, source)
         hazards.append(engine)
         notes[h.id] = note
+    return hazards, notes
+
+
+def prepare(scenario: Scenario, *, source: str = "<scenario>",
+            base_dir: Path | None = None) -> PreparedRun:
+    """Build and check everything for a run; raise InputError before anything is written."""
+    base_dir = base_dir or Path.cwd()
+    twin = load_scenario_twin(scenario, base_dir, source)
+    hazards, notes = build_hazards(scenario, twin, source)
     catalogue_path = scenario.sensors.catalogue
     if catalogue_path is not None and not Path(catalogue_path).is_absolute():
         catalogue_path = str(base_dir / catalogue_path)

@@ -34,13 +34,7 @@ from alerting.platform import OperationsPolicy, load_operations
 from alerting.routing import RoutingTable, load_routing
 from alerting.rulebook import Rulebook, load_rulebook
 from scenarios.archive import read_table
-from scenarios.prepare import (
-    PreparedRun,
-    build_dam_break,
-    build_gas_plume,
-    build_urban_flood,
-    load_scenario_twin,
-)
+from scenarios.prepare import PreparedRun, build_hazards, load_scenario_twin
 from scenarios.replay_io import Incident, normalise_warnings, read_incident
 from scenarios.scenario import (
     Outputs,
@@ -189,21 +183,6 @@ def incident_scenario(inc: Incident, twin_dir: str | None, *, wind: tuple[float,
                                             placement=Placement())
                                 for g, r in groups.iterrows()]),
         outputs=Outputs(report=False, render=False, dossiers=False))
-
-
-def build_hazards(sc: Scenario, twin: CityTwin, source: str) -> tuple[list, dict]:
-    """The scenario's hazard engines (as ``prepare`` builds them)."""
-    hazards, notes = [], {}
-    for k, h in enumerate(sc.hazards):
-        if h.kind == "gas_plume":
-            engine, note = build_gas_plume(h, k, sc, twin, source)
-        elif h.kind == "urban_flood":
-            engine, note = build_urban_flood(h, k, twin, source)
-        else:
-            engine, note = build_dam_break(h, k, sc, twin, source)
-        hazards.append(engine)
-        notes[h.id] = note
-    return hazards, notes
 
 
 def prepare_replay(inc: Incident, *, twin_dir: str | None = None,

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from twin.errors import InputError
-from twin.yamlfile import read_yaml_mapping
+from twin.yamlfile import input_error_from, read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -337,15 +337,7 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"] if p not in HAZARD_KINDS)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise InputError(source, msg, field=field or None) from exc
+        raise input_error_from(source, exc, drop=HAZARD_KINDS) from exc
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from twin.errors import InputError
 from twin.seeding import rng_for, stable_key
-from twin.yamlfile import read_yaml_mapping
+from twin.yamlfile import input_error_from, read_yaml_mapping
 
 #: Bump when member outputs change meaning: cached members with another version rerun.
 MEMBER_FORMAT = 1
@@ -285,12 +285,7 @@ def parse_study(data: dict, source: str, base_dir: Path) -> Study:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        fld = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        raise InputError(source, msg, field=fld or None) from exc
+        raise input_error_from(source, exc) from exc
     if isinstance(spec.base, str):
         base_path = Path(spec.base)
         if not base_path.is_absolute():

@@ -46,6 +46,21 @@ def load_yaml_model(source: str | Path, model: type[BaseModel], what: str, *,
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise InputError(path_text, err["msg"], field=field) from exc
+        raise input_error_from(path_text, exc) from exc
+
+
+def input_error_from(source: str, exc: ValidationError,
+                     drop: tuple[str, ...] = ()) -> InputError:
+    """The first pydantic error as an InputError naming ``source`` and the field path (tags
+    in ``drop`` — e.g. discriminated-union kinds — and validator names left out of the path),
+    with a count of further problems."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]
+                     if str(p) not in drop and not str(p).startswith("function-"))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling)"
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return InputError(source, msg, field=field or None)

@@ -15,9 +15,7 @@ half done. An objective with no applicable expected action is not rated (N/A). T
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from scenarios.drill_score import (  # noqa: E402
     score,
 )
 from viewer.dossier import page  # noqa: E402
+from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
 
 RATING_RULE = ("P: all expected actions met on time; S: all done, some late; M: at least one "
                "missed but at least half done (on time or late); U: fewer than half done; "
@@ -46,8 +45,6 @@ RATING_RULE = ("P: all expected actions met on time; S: all done, some late; M: 
 RATING_COLOURS = {"P": "#66bb6a", "S": "#d4e157", "M": "#ffa726", "U": "#ef5350",
                   "N/A": "#bdbdbd"}
 OUTCOME_COLOURS = {"met": "#2e7d32", "late": "#ef6c00", "missed": "#c62828", "n/a": "#9e9e9e"}
-LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1e88e5", "yellow": "#fdd835",
-                 "orange": "#fb8c00", "red": "#e53935"}
 #: Recommended corrective action by expected action.
 CORRECTIVE = {
     "acknowledge": "Review duty-officer alerting so that new warnings are seen and "
@@ -246,10 +243,7 @@ def timeline_plot(data: dict[str, Any]) -> str:
     ax.set_xlim(0, end_s / 60)
     ax.set_xlabel("drill time (min)")
     ax.grid(axis="x", alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return _png(fig)
 
 
 def after_action_html(data: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -15,15 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1e88e5", "yellow": "#fdd835",
-                 "orange": "#fb8c00", "red": "#e53935"}
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
 
 
 def _table(df: pd.DataFrame) -> str:
