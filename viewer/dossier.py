@@ -81,6 +81,7 @@ img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 .badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.3em; color: #000;
          font-weight: bold; }
 .note { color: #555; font-size: 0.9em; }
+figure { display: inline-block; margin: 0.5em; max-width: 48%; }
 @media (max-width: 600px) { body { padding: 0.4em; } table { font-size: 0.78em; } }
 """
 

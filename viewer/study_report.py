@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from viewer.dossier import page  # noqa: E402
 from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
 
 
@@ -214,18 +215,7 @@ def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) 
         plots += f"<img alt='missed' src='{miss_plot(summary)}'>"
         for lab in summary["metrics"]:
             plots += f"<img alt='exposure' src='{exposure_plot(df, variants, lab)}'>"
-    doc = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>citytwin study report: {html.escape(study['name'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-img {{ max-width: 100%; border: 1px solid #ddd; }}
-figure {{ display: inline-block; margin: 0.5em; max-width: 48%; }}
-</style></head><body>
-<h1>What-if study: {html.escape(study['name'])}</h1>
+    body = f"""<h1>What-if study: {html.escape(study['name'])}</h1>
 <p>{html.escape(study.get('description', ''))}</p>
 <h2>Study</h2><table>{facts_html}</table>
 <h3>Variations</h3>{_table(var_rows) if len(var_rows) else '<p>None.</p>'}
@@ -243,9 +233,8 @@ threshold.</p>{maps_html}
 <h2>Exposure</h2>{_table(pd.DataFrame(exposure_rows)) if exposure_rows else ''}
 {'<h2>By sweep point</h2>' + _table(sweep_rows) if len(sweep_rows) else ''}
 <h2>Files</h2><p>study_results.csv (one row per member), summary.json, prob_*.npy,
-members/&lt;id&gt;/ (archive, max fields, metrics.json).</p>
-</body></html>
-"""
+members/&lt;id&gt;/ (archive, max fields, metrics.json).</p>"""
+    doc = page(f"citytwin study report: {study['name']}", body)
     out_path = Path(out_path) if out_path else out_dir / "study_report.html"
     out_path.write_text(doc, encoding="utf-8")
     return out_path
