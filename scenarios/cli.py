@@ -15,8 +15,9 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _clock(t_s: float) -> str:
-    t = int(round(t_s))
-    return f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+    from scenarios.scenario import clock_text
+
+    return clock_text(t_s, prefix="")
 
 
 def print_timeline(result, scenario, out=sys.stdout) -> None:

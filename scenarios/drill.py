@@ -28,6 +28,7 @@ import simpy.rt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alerting.platform import CLOSING
 from scenarios.drill_console import (
     Command,
     CommandError,
@@ -46,13 +47,13 @@ from scenarios.drill_plan import (
     parse_plan,
 )
 from scenarios.drill_score import (
-    CLOSING,
     ActionSeen,
     WarningSeen,
     judge,
     resolve_target,
     warning_for,
 )
+from scenarios.scenario import clock_text
 from twin.errors import InputError
 from twin.yamlfile import input_error_from
 
@@ -145,11 +146,6 @@ def load_players(path: str | Path, plan: DrillPlan) -> list[PlayerStep]:
 
 # --- the director --------------------------------------------------------------------------
 
-def _clock(t_s: float) -> str:
-    t = int(round(t_s))
-    return f"T+{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
-
-
 def describe_inject(inj: Inject) -> str:
     """The inject's message as players see it (its own ``message`` when given)."""
     if inj.message:
@@ -183,7 +179,6 @@ class DrillDirector:
     console: DrillConsole | None = None
     write: Callable[[str], None] = print
     fired: dict[str, float] = field(default_factory=dict)
-    actions: list[ActionSeen] = field(default_factory=list)
     ctx: Any = None
     _fire_events: dict[str, simpy.Event] = field(default_factory=dict)
     _waiters: list[tuple[After, simpy.Event]] = field(default_factory=list)
@@ -209,6 +204,11 @@ class DrillDirector:
             env.process(self.console.process(env))
         yield env.timeout(0)
 
+    def actions_now(self) -> list[ActionSeen]:
+        """Every command so far (players and the scenario's own ``actions``), as archived:
+        contingencies are judged on what the after-action report will read."""
+        return [ActionSeen(*a) for a in self.ctx.actions_taken]
+
     def warnings_now(self) -> list[WarningSeen]:
         return [WarningSeen(w.known_at_s, w.warning_id, w.event, tuple(w.sensors))
                 for w in self.ctx.result.warnings]
@@ -222,7 +222,8 @@ class DrillDirector:
             yield env.timeout(0)  # after every action scheduled for this very moment
             parent, k, e = self.loaded.expected_by_ref()[c.if_missing]
             o = judge(parent, k, e, self.fired.get(parent.id), self.warnings_now(),
-                      self.actions, until_s=by_s, plan=self.loaded.plan, fired=self.fired)
+                      self.actions_now(), until_s=by_s, plan=self.loaded.plan,
+                      fired=self.fired)
             if o.outcome in ("met", "late"):
                 self.ctx.log(env.now, "contingency_skipped",
                              f"contingency inject {inj.id} not needed: {c.if_missing} "
@@ -278,6 +279,12 @@ class DrillDirector:
             yield env.timeout(max(fired_s + step.delay_s - env.now, 0.0))
             inj = next(i for i in self.loaded.plan.msel if i.id == step.after.inject)
             w = warning_for(inj, fired_s, self.warnings_now(), self.loaded.plan, self.fired)
+            if w is None and "{" in step.target:
+                # the inject's warning has not been raised: never act on another one
+                self.ctx.log(float(env.now), "action_skipped",
+                             f"{step.action} {step.target} skipped: inject {inj.id} has "
+                             "raised no warning yet", {"inject_id": inj.id})
+                return
             warning_id = w.warning_id if w else None
         else:
             ev = env.event()
@@ -303,24 +310,23 @@ class DrillDirector:
         if target is None:
             self.ctx.log(t_s, "action_skipped", f"{actor}: {cmd.action} {cmd.target} skipped: "
                          "no warning to act on", {"action": cmd.action})
-            return f"[{_clock(t_s)}] ? {cmd.action} {cmd.target}: no warning to act on"
+            return f"[{clock_text(t_s)}] ? {cmd.action} {cmd.target}: no warning to act on"
         out = self.ctx.act(t_s, cmd.action, target, actor=actor, note=note, **cmd.args)
-        self.actions.append(ActionSeen(t_s, cmd.action, target, out.ok, actor))
         verdict = "ok" if out.ok else "refused"
-        return f"[{_clock(t_s)}] {verdict}: {cmd.action} {target} — {out.detail}"
+        return f"[{clock_text(t_s)}] {verdict}: {cmd.action} {target} — {out.detail}"
 
     def execute_console(self, cmd: Command, t_s: float) -> str:
         return self.execute(cmd, t_s)
 
     def status(self, t_s: float) -> str:
         """The console's ``status``: clock, injects, warnings and work orders."""
-        lines = [f"[{_clock(t_s)}] of {_clock(self.ctx.duration_s)}; injects fired "
+        lines = [f"[{clock_text(t_s)}] of {clock_text(self.ctx.duration_s)}; injects fired "
                  f"{len(self.fired)}/{len(self.loaded.plan.msel)}"]
         last: dict[str, WarningSeen] = {}
         for w in self.warnings_now():
             last[w.warning_id] = w
         for wid, w in last.items():
-            lines.append(f"  {wid}: last event {w.event} at {_clock(w.known_at_s)}")
+            lines.append(f"  {wid}: last event {w.event} at {clock_text(w.known_at_s)}")
         for order in self.ctx.platform.desk.orders.values():
             up = f", escalated to {order.escalated_to[-1]}" if order.escalated_to else ""
             lines.append(f"  {order.work_order_id}: {order.state}, lead {order.lead_unit}"
@@ -331,7 +337,7 @@ class DrillDirector:
         """New lines of the drill's timeline since the last call."""
         timeline = self.ctx.result.timeline
         new, self._n_shown = timeline[self._n_shown:], len(timeline)
-        return [f"[{_clock(t)}] {msg}" for t, kind, msg, _ in sorted(new, key=lambda e: e[0])
+        return [f"[{clock_text(t)}] {msg}" for t, kind, msg, _ in sorted(new, key=lambda e: e[0])
                 if kind not in ("observation_dropped",)]
 
 
@@ -407,7 +413,7 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
         for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
             if _kind in ("inject", "action", "action_refused", "warning_raised",
                          "work_order_escalated", "contingency_skipped", "measurement"):
-                write(f"  {_clock(t_s)}  {message}")
+                write(f"  {clock_text(t_s)}  {message}")
         print_summary(aar, write)
         write(f"CAP 1.2: {len(result.cap_files)} messages in {run_dir / 'cap'} "
               "(status Exercise)")

@@ -29,9 +29,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from alerting.platform import CLOSING
 from scenarios.drill_plan import DrillPlan, Expected, Inject, expected_ref
 
-CLOSING = ("cleared", "cancelled")
 RATINGS = {"P": "Performed without challenges", "S": "Performed with some challenges",
            "M": "Performed with major challenges", "U": "Unable to be performed",
            "N/A": "Not rated (no expected action applied)"}

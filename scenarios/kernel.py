@@ -120,6 +120,9 @@ class RunContext:
     _archive: Archive
     _record: Callable
     _impact: ImpactIndex | None = None
+    #: every command so far, from players and the scenario's ``actions``:
+    #: (time s, action, target, done, actor)
+    actions_taken: list[tuple[float, str, str, bool, str]] = field(default_factory=list)
 
     def inject(self, t_s: float, inject_id: str, kind: str, message: str,
                data: dict | None = None) -> None:
@@ -137,20 +140,30 @@ class RunContext:
                  {"parent": parent, "child": child, "rule": rule})
 
     def sample(self, quantity: str, xyz_m: np.ndarray, t_s: float | None = None) -> np.ndarray:
-        """True hazard value of ``quantity`` at points (n × 3, m), summed over the hazards."""
+        """True hazard value of ``quantity`` at points (n × 3, m), summed over the hazards.
+
+        With ``t_s`` the hazards are first advanced to the last physics step at or before it
+        (the ``physics_step_s`` grid the physics clock runs on), never to ``t_s`` itself: an
+        adaptive-step engine (the flood) cuts its step at every time it is advanced to, so
+        sampling at other times would change the run."""
         xyz_m = np.atleast_2d(np.asarray(xyz_m, dtype=float))
         value = np.zeros(len(xyz_m))
+        if t_s is not None:
+            step = self.run.scenario.physics_step_s
+            t_s = math.floor(float(t_s) / step + 1e-9) * step
         for h in self.hazards:
             if quantity in h.info:
-                if t_s is not None:
-                    h.advance_to(float(t_s))
+                if t_s is not None and t_s > h.t_s:
+                    h.advance_to(t_s)
                 value += h.sample(quantity, xyz_m)
         return value
 
     def act(self, t_s: float, action: str, target: str, actor: str = "player",
-            note: str = "", **args) -> ActionOutcome:
+            note: str = "", *, ref: str = "", **args) -> ActionOutcome:
         """A player command through the platform (see ``scenarios.scenario.ACTION_NAMES``),
-        archived in ``actions`` whether done or refused; never raises for a refused one."""
+        archived in ``actions`` whether done or refused; never raises for a refused one.
+        ``ref`` names where the command came from (e.g. ``actions.2`` of the scenario) in
+        the timeline line."""
         try:
             if action == "evacuate":
                 out, outcome = PlatformOutput(), self._evacuate(target)
@@ -168,7 +181,9 @@ class RunContext:
         self._archive.write_record("actions", float(t_s), actor, action, target,
                                    {**args, **({"note": note} if note else {})},
                                    "done" if outcome.ok else "refused", outcome.detail)
-        line = (f"{actor}: {action} {target}" + (f" ({note})" if note else "")
+        self.actions_taken.append((float(t_s), action, target, outcome.ok, actor))
+        line = ((f"{ref}: " if ref else "") + f"{actor}: {action} {target}"
+                + (f" ({note})" if note else "")
                 + ("" if outcome.ok else f" — refused: {outcome.detail}"))
         self._record(float(t_s), out, [(float(t_s), "action" if outcome.ok else
                                         "action_refused", line,
@@ -470,12 +485,14 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 
         def scripted_actions():
             """Player/script actions from the scenario, at their times (through ``act``)."""
-            for act in sorted(sc.actions, key=lambda a: a.at_s):  # stable: file order ties
+            # stable sort: actions at the same time keep their file order
+            for k, act in sorted(enumerate(sc.actions), key=lambda e: e[1].at_s):
                 if act.at_s > duration:
                     break
                 yield env.timeout(act.at_s - env.now)
                 args = {"handler": act.handler} if act.handler else {}
-                ctx.act(act.at_s, act.action, act.target, act.actor, act.note, **args)
+                ctx.act(act.at_s, act.action, act.target, act.actor, act.note,
+                        ref=f"actions.{k}", **args)
 
         def progress_clock():
             while env.now < duration:

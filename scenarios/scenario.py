@@ -330,6 +330,14 @@ class Scenario(_Strict):
         return start
 
 
+def clock_text(t_s: float | None, prefix: str = "T+") -> str:
+    """Seconds from scenario start as ``T+HH:MM:SS`` (rounded to the second; "—" for None)."""
+    if t_s is None:
+        return "—"
+    t = int(round(t_s))
+    return f"{prefix}{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
 def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     """Validate a scenario mapping; raise InputError naming ``source`` and the field path."""
     if not isinstance(data, dict):

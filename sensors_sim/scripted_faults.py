@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from sensors_sim.measurement import QUALITY_OFFLINE, QUALITY_STUCK
+from sensors_sim.measurement import QUALITY_OFFLINE, QUALITY_OK, QUALITY_STUCK
 
 FAULT_KINDS = ("offline", "stuck", "false_alarm")
 FaultKind = Literal["offline", "stuck", "false_alarm"]
@@ -80,8 +80,9 @@ class ScriptedFaults:
                 value[rows] = frozen[keep]
                 valid[rows] = True
                 quality[rows] = QUALITY_STUCK
-            else:
+            else:  # a good-looking reading, whatever the sensor really did this tick
                 value[hit] = f.value
                 valid[hit] = True
+                quality[hit] = QUALITY_OK
         ok = valid & np.isfinite(value)
         self._last[indices[ok]] = value[ok]

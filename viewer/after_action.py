@@ -35,6 +35,7 @@ from scenarios.drill_score import (  # noqa: E402
     ratings,
     score,
 )
+from scenarios.scenario import clock_text  # noqa: E402
 from viewer.dossier import page  # noqa: E402
 from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
 
@@ -69,11 +70,6 @@ DEFAULT_CORRECTIVE = ("Review the work-order handling steps (on-site handling, f
 TARGET_DATE = "to be set (e.g. within 90 days of the drill)"
 
 
-def _clock(t_s: float | None) -> str:
-    if t_s is None:
-        return "—"
-    t = int(round(t_s))
-    return f"T+{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 
 def _json_list(text: Any) -> list:
@@ -117,8 +113,8 @@ def after_action_data(archive_path: str | Path, plan: DrillPlan) -> dict[str, An
             continue
         ref = "the warning" if o.after == "warning" else f"inject {o.inject_id}"
         issue = (f"{o.action} {o.target} expected within {o.within_s:g} s of {ref} "
-                 f"(due {_clock(o.due_s)}): ")
-        issue += (f"done {_clock(o.done_s)}, {o.late_by_s:g} s late" if o.outcome == "late"
+                 f"(due {clock_text(o.due_s)}): ")
+        issue += (f"done {clock_text(o.done_s)}, {o.late_by_s:g} s late" if o.outcome == "late"
                   else "not done")
         improvement.append({
             "objective": o.objective, "objective_title": titles[o.objective],
@@ -276,9 +272,9 @@ def after_action_html(data: dict[str, Any]) -> str:
         ["ref", "objective", "expected", "reference", "target", "done", "delay", "outcome",
          "note"],
         [[_esc(o["ref"]), _esc(o["objective"]), _esc(f"{o['action']} {o['target']}".strip()),
-          _esc(f"{_clock(o['reference_s'])} ({o['after']})"),
-          _esc(f"{o['within_s']:g} s → {_clock(o['due_s'])}"),
-          _esc(_clock(o["done_s"]) + (f" by {o['actor']}" if o["actor"] else "")),
+          _esc(f"{clock_text(o['reference_s'])} ({o['after']})"),
+          _esc(f"{o['within_s']:g} s → {clock_text(o['due_s'])}"),
+          _esc(clock_text(o["done_s"]) + (f" by {o['actor']}" if o["actor"] else "")),
           _esc("—" if o["delay_s"] is None else f"{o['delay_s']:g} s"
                + (f" ({o['late_by_s']:g} s late)" if o["late_by_s"] else "")),
           _badge(o["outcome"], OUTCOME_COLOURS[o["outcome"]]), _esc(o["note"] or "")]
@@ -286,15 +282,15 @@ def after_action_html(data: dict[str, Any]) -> str:
     parts.append("<h2>Timeline</h2>")
     parts.append(f'<img alt="drill timeline" src="{timeline_plot(data)}">')
     parts.append(_table(["time", "lane", "what", "detail"],
-                        [[_esc(_clock(r["time_s"])), _esc(r["lane"]), _esc(r["what"]),
+                        [[_esc(clock_text(r["time_s"])), _esc(r["lane"]), _esc(r["what"]),
                           _esc(r["detail"])] for r in data["timeline"]]))
     parts.append("<h2>Injects (MSEL)</h2>")
     parts.append(_table(["id", "kind", "planned", "fired", "message"],
                         [[_esc(i["id"]), _esc(i["kind"] + (f" (if {i['contingency']} missing)"
                                                            if i["contingency"] else "")),
-                          _esc(_clock(i["planned_s"])),
+                          _esc(clock_text(i["planned_s"])),
                           _esc("did not fire" if i["fired_s"] is None
-                               else _clock(i["fired_s"])), _esc(i["message"])]
+                               else clock_text(i["fired_s"])), _esc(i["message"])]
                          for i in data["injects"]]))
     parts.append("<h2>Improvement plan</h2>")
     if data["improvement_plan"]:

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
 from scenarios.archive import read_manifest, read_table  # noqa: E402
+from scenarios.scenario import clock_text  # noqa: E402
 from twin.model import CityTwin  # noqa: E402
 
 LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1e88e5", "yellow": "#fdd835",
@@ -30,9 +31,7 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _clock(t_s: float) -> str:
-    t = int(round(t_s))
-    return f"T+{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+_clock = clock_text  # (the reports' name for it)
 
 
 def _table(df: pd.DataFrame) -> str:

@@ -94,10 +94,39 @@ def test_injects_fire_at_their_exact_drill_times(tmp_path):
     assert kinds["fault"] == "sensor_offline" and kinds["call"] == "hotline_call"
 
 
-def test_real_time_pacing_keeps_the_inject_order_and_times(tmp_path):
+def test_real_time_pacing_keeps_the_inject_order_and_times(tmp_path, monkeypatch):
+    import scenarios.drill as drill_module
+
+    made = []
+    real_make_env = drill_module.make_env
+    monkeypatch.setattr(drill_module, "make_env",
+                        lambda *a, **k: made.append(real_make_env(*a, **k)) or made[-1])
     unpaced = drill(tmp_path, base_plan(), [], name="fast")
     paced = drill(tmp_path, base_plan(), [], name="paced", speed=1000.0)  # ×1000: 0.6 s
     assert injects_of(paced) == injects_of(unpaced)
+    # the paced drill ran on SimPy's real-time clock at 1/1000 s of wall time per second
+    rt = [e for e in made if isinstance(e, simpy.rt.RealtimeEnvironment)]
+    assert len(rt) == 1 and rt[0].factor == pytest.approx(1e-3) and not rt[0].strict
+
+
+def test_a_contingency_counts_the_scenarios_own_actions(tmp_path):
+    plan = base_plan()
+    plan["scenario"]["actions"] = [{"at_s": 200, "action": "publish", "target": "W-0001",
+                                    "actor": "press office"}]
+    r = drill(tmp_path, plan, [])
+    assert "media" not in dict(injects_of(r))        # published before 280 s: not needed
+    assert {o["ref"]: o["outcome"] for o in r.aar["expected"]}["pub"] == "met"
+
+
+def test_a_step_waiting_for_an_injects_warning_never_acts_on_another(tmp_path):
+    players = [{"after": {"inject": "fault"}, "delay_s": 10, "action": "acknowledge",
+                "target": "{warning}", "actor": "duty"}]     # an offline sensor warns of nothing
+    r = drill(tmp_path, base_plan(), players)
+    acts = read_table(r.archive_path, "actions")
+    assert "acknowledge" not in set(acts["action"])          # not W-0001, the leak's warning
+    timeline = read_table(r.archive_path, "timeline")
+    skipped = timeline[timeline["kind"] == "action_skipped"]
+    assert list(skipped["time_s"]) == [210.0]
 
 
 # --- contingencies and scoring -------------------------------------------------------------

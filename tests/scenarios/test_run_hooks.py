@@ -102,6 +102,30 @@ def test_scripted_faults_override_the_measurements(write_scenario, tmp_path):
     assert ((alarms["sensor_id"] == c) & (alarms["time_s"].between(200, 260))).any()
 
 
+def test_a_false_alarm_is_received_even_when_the_sensor_dropped_that_reading():
+    from sensors_sim.measurement import QUALITY_CLIPPED, QUALITY_DROPPED, QUALITY_OFFLINE
+    from sensors_sim.scripted_faults import ScriptedFaults
+
+    f = ScriptedFaults(["s0", "s1", "s2"])
+    f.add("false_alarm", ["s0", "s1"], 10, 20, value=50.0)
+    value = np.array([np.nan, 100.0, 3.0])
+    valid = np.array([False, True, True])
+    quality = np.array([QUALITY_DROPPED, QUALITY_CLIPPED, 0], dtype=np.int8)
+    f.apply(np.array([0, 1, 2]), 10.0, value, valid, quality)
+    assert value.tolist() == [50.0, 50.0, 3.0] and valid.all()
+    assert quality.tolist() == [0, 0, 0]          # a plausible reading: evaluated as usual
+    # offline wins over the measurement's own state, and stuck holds the last reading
+    f.add("offline", ["s2"], 10, 20)
+    f.add("stuck", ["s1"], 30, 40)
+    value, valid = np.array([1.0, 7.0, 3.0]), np.ones(3, dtype=bool)
+    quality = np.zeros(3, dtype=np.int8)
+    f.apply(np.array([0, 1, 2]), 15.0, value, valid, quality)
+    assert not valid[2] and quality[2] == QUALITY_OFFLINE
+    value, valid = np.array([1.0, 9.0, 3.0]), np.ones(3, dtype=bool)
+    f.apply(np.array([0, 1, 2]), 30.0, value, valid, np.zeros(3, dtype=np.int8))
+    assert value[1] == 50.0   # frozen at the last value received (the false alarm's)
+
+
 def test_fault_errors_name_the_problem(write_scenario):
     from sensors_sim.scripted_faults import ScriptedFaults
 

@@ -49,8 +49,8 @@ def test_a_player_assigning_in_time_prevents_the_escalation(write_scenario, tmp_
     assert list(events["event"]) == ["created", "assigned", "started"]
     assert list(events["actor"]) == ["platform", "gas_company", "crew-3"]
     refused = [m for _, k, m, _ in result.timeline if k == "action_refused"]
-    assert refused == ["crew-3: close WO-W-0001 — refused: WO-W-0001: cannot close in state "
-                       "'in_progress' (allowed in ['reviewed'])"]
+    assert refused == ["actions.2: crew-3: close WO-W-0001 — refused: WO-W-0001: cannot close "
+                       "in state 'in_progress' (allowed in ['reviewed'])"]
     # every command is archived with its outcome
     acts = read_table(result.archive_path, "actions")
     assert list(zip(acts["time_s"], acts["action"], acts["outcome"], strict=True)) == [
