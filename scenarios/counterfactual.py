@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ from alerting.observation import QUALITY_CLIPPED, QUALITY_OK
 from physics.forcing import ReleaseSchedule, WindSeries
 from physics.plume import GaussianPuffPlume
 from scenarios.archive import read_table
+from scenarios.cascade import GAS_QUANTITY
 from scenarios.replay import (
     COUNTERFACTUAL_STREAM,
     ReplayResult,
     ReplaySetup,
-    cadence_ticks,
     diff_warnings,
     known_when,
     prepare_replay,
@@ -45,14 +46,13 @@ from scenarios.replay import (
     warning_summary,
     with_network,
 )
-from scenarios.replay_io import Incident
+from scenarios.replay_io import Incident, cadence_ticks
 from scenarios.scenario import Weather
 from sensors_sim.catalogue import load_catalogue
 from sensors_sim.network import SensorNetwork
 from twin.errors import InputError
 from twin.model import CityTwin
 
-GAS_QUANTITY = "ch4_lel_pct"
 #: Start-time candidates: this far before the first exceedance (s).
 START_OFFSETS_S = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 
@@ -309,11 +309,8 @@ def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
 
     table = setup.run.network.table
     obs, streams = setup.obs, list(setup.streams)
+    check_counterfactuals(setup, [cf])
     drop = list(cf.remove) + list(cf.move)
-    unknown = sorted(set(drop) - set(table["sensor_id"]))
-    if unknown:
-        raise InputError("--remove/--move", f"unknown sensor id(s) {unknown}",
-                         field="sensor_id")
     table = table[~table["sensor_id"].isin(drop)]
     obs = obs[~obs["sensor_id"].isin(drop)]
     left = set(table["group_id"])
@@ -336,6 +333,36 @@ def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
     if cf.rulebook:
         changes = {"rulebook": load_rulebook(cf.rulebook), "rulebook_source": cf.rulebook}
     return with_network(setup, network, obs.reset_index(drop=True), streams, **changes)
+
+
+def check_counterfactuals(setup: ReplaySetup, cfs: Sequence[Counterfactual]) -> None:
+    """Refuse a bad counterfactual before anything runs (InputError naming the option):
+    a sensor id to remove or move that is not in the inventory, a rulebook that does not
+    load, a position to add or move to outside the twin's terrain."""
+    from alerting.rulebook import load_rulebook
+
+    ids = set(setup.run.network.table["sensor_id"])
+    xmin, ymin, xmax, ymax = (float(v) for v in setup.run.twin.terrain.bounds)
+    loaded: set[str] = set()
+    for cf in cfs:
+        for option, given in (("--remove", list(cf.remove)), ("--move", list(cf.move))):
+            unknown = [s for s in given if s not in ids]
+            if unknown:
+                raise InputError(option, f"unknown sensor id(s) {unknown} (not in the sensor "
+                                 f"inventory of {setup.run.source})", field="sensor_id")
+        if cf.rulebook and cf.rulebook not in loaded:
+            load_rulebook(cf.rulebook)  # InputError naming the file and the field
+            loaded.add(cf.rulebook)
+        points = [("--add", xyz) for xyz in cf.add]
+        points += [("--move", xyz) for xyz in cf.move.values()]
+        for option, xyz in points:
+            x, y = float(xyz[0]), float(xyz[1])
+            if not (all(math.isfinite(float(v)) for v in xyz)
+                    and xmin <= x <= xmax and ymin <= y <= ymax):
+                where = ",".join(f"{float(v):.10g}" for v in xyz)
+                raise InputError(option, f"{where} lies outside the twin's terrain (x "
+                                 f"{xmin:.0f}…{xmax:.0f}, y {ymin:.0f}…{ymax:.0f} m in "
+                                 f"{setup.run.twin.crs.to_string()})")
 
 
 def run_counterfactual(setup: ReplaySetup, cf: Counterfactual, fit: PlumeFit | None,
@@ -390,6 +417,9 @@ class Investigation:
                  f"observations, rulebook {self.setup.rulebook_label}, hazard model "
                  f"{'rebuilt' if self.setup.with_model else 'not used'} "
                  f"({self.replay.wall_s:.1f} s)"]
+        if self.setup.anchor is None:
+            lines.append("Wall clock unknown (numeric times, no anchor): times are T+ from the "
+                         "incident's t = 0")
         rows = [("archived", self.archived_summary)] if self.archived_summary else []
         rows += [("replay", self.replay.summary)]
         rows += [(c.cf.label, c.result.summary) for c in self.counterfactuals]
@@ -420,23 +450,47 @@ def _t(v: float | None) -> str:
     return "—" if v is None else f"T+{v:g} s"
 
 
-def run_investigation(inc: Incident, out_dir: Path, *,
-                      counterfactuals: list[Counterfactual] = (),
-                      twin_dir: str | None = None, with_model: bool | None = None,
-                      wind: tuple[float, float] | None = None,
-                      rulebook: str | None = None, fit: bool | None = None) -> Investigation:
-    """Replay ``inc`` into ``out_dir/replay``, diff, fit and run each counterfactual into
-    ``out_dir/cf-<n>``. ``fit`` None: fit when a counterfactual needs it or the incident
-    has methane readings."""
-    out_dir = Path(out_dir)
+@dataclass
+class InvestigationPlan:
+    """A checked investigation, nothing written yet: the prepared replay, the
+    counterfactuals (checked by ``check_counterfactuals``) and the source fit."""
+
+    incident: Incident
+    setup: ReplaySetup
+    counterfactuals: list[Counterfactual]
+    fit: PlumeFit | None
+    fit_note: str
+
+    def run(self, out_dir: Path) -> Investigation:
+        """Replay into ``out_dir/replay``, diff, and run each counterfactual into
+        ``out_dir/cf-<n>``."""
+        out_dir = Path(out_dir)
+        inc, setup = self.incident, self.setup
+        replay = run_replay(setup, out_dir / "replay", "replay")
+        levels = setup.run.rulebook.levels
+        diff = archived = None
+        if inc.warnings is not None:
+            diff = diff_warnings(inc.warnings, replay.warnings, levels)
+            archived = warning_summary(inc.warnings, levels)
+        cfs = [run_counterfactual(setup, cf, self.fit, out_dir / f"cf-{k}", replay)
+               for k, cf in enumerate(self.counterfactuals, start=1)]
+        return Investigation(inc, setup, replay, known_when(replay.archive_path), diff,
+                             archived, self.fit, self.fit_note, cfs)
+
+
+def plan_investigation(inc: Incident, *, counterfactuals: Sequence[Counterfactual] = (),
+                       twin_dir: str | None = None, with_model: bool | None = None,
+                       wind: tuple[float, float] | None = None, rulebook: str | None = None,
+                       fit: bool | None = None, synthetic: tuple[int, str] | None = None,
+                       twin: CityTwin | None = None) -> InvestigationPlan:
+    """Prepare the replay, check every counterfactual and fit the gas source — everything
+    that can refuse the inputs, before anything is written. ``fit`` None: fit when a
+    counterfactual needs it or the incident has methane readings. Adding or moving a sensor
+    without a fitted source is an InputError here."""
     setup = prepare_replay(inc, twin_dir=twin_dir, rulebook=rulebook, with_model=with_model,
-                           wind=wind)
-    replay = run_replay(setup, out_dir / "replay", "replay")
-    levels = setup.run.rulebook.levels
-    diff = archived = None
-    if inc.warnings is not None:
-        diff = diff_warnings(inc.warnings, replay.warnings, levels)
-        archived = warning_summary(inc.warnings, levels)
+                           wind=wind, synthetic=synthetic, twin=twin)
+    counterfactuals = list(counterfactuals)
+    check_counterfactuals(setup, counterfactuals)
     plume_fit, note = None, ""
     want_fit = fit if fit is not None else (
         any(c.needs_fit for c in counterfactuals)
@@ -450,7 +504,22 @@ def run_investigation(inc: Incident, out_dir: Path, *,
                                            setup.run.scenario.weather, twin=setup.run.twin)
             except ValueError as exc:
                 note = str(exc)
-    cfs = [run_counterfactual(setup, cf, plume_fit, out_dir / f"cf-{k}", replay)
-           for k, cf in enumerate(counterfactuals, start=1)]
-    return Investigation(inc, setup, replay, known_when(replay.archive_path), diff, archived,
-                         plume_fit, note, cfs)
+    needing = [c for c in counterfactuals if c.needs_fit]
+    if needing and plume_fit is None:
+        option = "--add" if needing[0].add else "--move"
+        raise InputError(option, f"counterfactual {needing[0].label!r} needs a fitted gas "
+                         f"source, and none could be fitted: {note or 'fit not requested'}")
+    return InvestigationPlan(inc, setup, counterfactuals, plume_fit, note)
+
+
+def run_investigation(inc: Incident, out_dir: Path, *,
+                      counterfactuals: Sequence[Counterfactual] = (),
+                      twin_dir: str | None = None, with_model: bool | None = None,
+                      wind: tuple[float, float] | None = None,
+                      rulebook: str | None = None, fit: bool | None = None,
+                      synthetic: tuple[int, str] | None = None) -> Investigation:
+    """``plan_investigation`` then ``InvestigationPlan.run`` into ``out_dir``: the replay in
+    ``out_dir/replay``, each counterfactual in ``out_dir/cf-<n>``."""
+    return plan_investigation(inc, counterfactuals=counterfactuals, twin_dir=twin_dir,
+                              with_model=with_model, wind=wind, rulebook=rulebook, fit=fit,
+                              synthetic=synthetic).run(out_dir)

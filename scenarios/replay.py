@@ -11,7 +11,9 @@ from an incident (``scenarios.replay_io``) instead of the measurement model:
   exactly. ``with_model=False`` uses buffer areas only, like a real incident.
 - an **external incident**: a twin folder (or synthetic spec) and the inventory; one stream
   per ``group_id``, ticking at the distinct received times of its readings; the current
-  (default) rulebook unless one is given; no hazard model.
+  (default) rulebook unless one is given; no hazard model. With numeric times and no anchor
+  the wall clock is unknown (``ReplaySetup.anchor`` None): the kernel runs from a
+  placeholder start (``PLACEHOLDER_START``, the Unix epoch) and reports show T+ times only.
 
 Outputs: the replay archive, a "what was known when" timeline (``known_when``) and a diff
 against the warnings of the time (``diff_warnings``; matching rule in its docstring).
@@ -23,6 +25,7 @@ import argparse
 import json
 import math
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from alerting.routing import RoutingTable, load_routing
 from alerting.rulebook import Rulebook, load_rulebook
 from scenarios.archive import read_table
 from scenarios.prepare import PreparedRun, build_hazards, load_scenario_twin
-from scenarios.replay_io import Incident, normalise_warnings, read_incident
+from scenarios.replay_io import Incident, cadence_ticks, normalise_warnings, read_incident
 from scenarios.scenario import (
     Outputs,
     Placement,
@@ -49,13 +52,14 @@ from scenarios.scenario import (
     parse_scenario,
 )
 from sensors_sim.catalogue import load_catalogue
-from sensors_sim.measurement import MeasurementModel  # noqa: F401 - PreparedRun field type
 from sensors_sim.network import SensorNetwork
 from twin.errors import InputError
 from twin.model import CityTwin
 
 #: Stream name of counterfactual (model-derived) sensors.
 COUNTERFACTUAL_STREAM = "counterfactual"
+#: The kernel's start for an incident with no wall-clock anchor (never shown as a time).
+PLACEHOLDER_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- the feed ------------------------------------------------------------------------------
@@ -64,7 +68,9 @@ class IncidentFeed:
     """An ``ObservationFeed`` over a frame of observations with ``stream`` and ``tick_s``.
 
     ``streams`` gives each stream's ingestion times; every row's ``tick_s`` must be one of its
-    stream's times. Rows keep their frame order within a tick (the original batch order).
+    stream's times (the importers snap citytwin readings onto their cadence and name the
+    file and row of one that is off it; this is the safety net for frames built by hand).
+    Rows keep their frame order within a tick (the original batch order).
     """
 
     def __init__(self, obs: pd.DataFrame, streams: list[tuple[str, np.ndarray]],
@@ -107,22 +113,13 @@ class IncidentFeed:
         return ObservationBatch(sid[a:b], t[a:b], v[a:b], u, rx[a:b], q[a:b], self.source)
 
 
-def cadence_ticks(interval_s: float, duration_s: float) -> np.ndarray:
-    """The times a group clock ticks at: 0, Δ, 2Δ, … ≤ duration (summed like SimPy does)."""
-    out, t = [], 0.0
-    while t <= duration_s:
-        out.append(t)
-        t = t + interval_s
-    return np.array(out)
-
-
 def assign_streams(inc: Incident, sensors: pd.DataFrame,
                    duration_s: float) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray]]]:
     """Observations with ``stream``/``tick_s`` columns, and the streams in start order.
 
     citytwin runs: one stream per cadence group on its clock ticks (a reading is delivered
-    at its phenomenon time = the tick). External incidents: one stream per group at the
-    distinct received times of its readings.
+    at its phenomenon time = the tick; the importers snapped it there). External incidents:
+    one stream per group at the distinct received times of its readings.
     """
     gid = sensors.set_index("sensor_id")["group_id"]
     obs = inc.observations.copy()
@@ -153,6 +150,8 @@ class ReplaySetup:
     rulebook_label: str
     with_model: bool
     notes: list[str] = field(default_factory=list)
+    #: wall clock of t = 0, None when unknown (numeric times, no anchor): show T+ times only
+    anchor: datetime | None = None
 
 
 def incident_scenario(inc: Incident, twin_dir: str | None, *, wind: tuple[float, float] | None,
@@ -175,7 +174,7 @@ def incident_scenario(inc: Incident, twin_dir: str | None, *, wind: tuple[float,
         type_id=("type_id", "first"), interval_s=("interval_s", "first"))
     return Scenario(
         name=f"replay-{Path(inc.source).stem}", mode="replay", twin=twin,
-        start=inc.anchor or pd.Timestamp("2026-01-01T00:00:00+00:00").to_pydatetime(),
+        start=inc.anchor or PLACEHOLDER_START,
         duration_s=math.floor(last) + 1.0, seed=0,
         weather=Weather(wind=[WindPoint(t_s=0, speed_m_s=speed, from_deg=from_deg)]),
         sensors=Sensors(groups=[SensorGroup(id=str(g), type=str(r.type_id),
@@ -204,6 +203,10 @@ def prepare_replay(inc: Incident, *, twin_dir: str | None = None,
         raise InputError(inc.source, f"the inventory was read for {inc.crs} but the twin is in "
                          f"{twin.crs.to_string()}", field="crs")
     notes = []
+    if inc.anchor is None:
+        notes.append("no wall-clock anchor (the observation times are seconds): times are "
+                     "T+ from the incident's t = 0; the replay archive's start "
+                     f"({PLACEHOLDER_START.isoformat()}) is a placeholder")
     if with_model:
         hazards, hazard_notes = build_hazards(sc, twin, inc.source)
     else:
@@ -222,22 +225,17 @@ def prepare_replay(inc: Incident, *, twin_dir: str | None = None,
                   else load_operations("default"))
     network = SensorNetwork(inc.sensors, source=f"{inc.source}: sensors")
     obs, streams = assign_streams(inc, network.table, sc.duration_s)
+    # no measurement model: a run with a feed never samples (the feed brings the readings)
     run = PreparedRun(sc, inc.source, twin, hazards, hazard_notes, network,
-                      load_catalogue(), _measurement(network, sc), rb,
-                      str(rulebook or "archived"), routing, operations)
-    return ReplaySetup(run, obs, streams, label, with_model, notes)
-
-
-def _measurement(network: SensorNetwork, sc: Scenario) -> MeasurementModel | None:
-    """None: a run with a feed never samples or measures (the feed brings the readings)."""
-    return None
+                      load_catalogue(), None, rb, str(rulebook or "archived"), routing,
+                      operations)
+    return ReplaySetup(run, obs, streams, label, with_model, notes, inc.anchor)
 
 
 def with_network(setup: ReplaySetup, network: SensorNetwork, obs: pd.DataFrame,
                  streams: list[tuple[str, np.ndarray]], **changes: Any) -> ReplaySetup:
     """A copy of ``setup`` with another sensor network and observations."""
-    run = replace(setup.run, network=network,
-                  measurement=_measurement(network, setup.run.scenario), **changes)
+    run = replace(setup.run, network=network, measurement=None, **changes)
     return replace(setup, run=run, obs=obs, streams=streams, notes=list(setup.notes))
 
 
@@ -438,16 +436,25 @@ def _xy(text: str, what: str) -> tuple[float, ...]:
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise InputError(what, f"{text!r} is not x,y[,z] in metres") from None
-    if len(vals) not in (2, 3):
+    if len(vals) not in (2, 3) or not all(math.isfinite(v) for v in vals):
         raise InputError(what, f"{text!r} is not x,y[,z] in metres")
     return vals
 
 
 def cmd_replay_run(args: argparse.Namespace) -> int:
-    """`citytwin replay run`: replay, diff, counterfactuals, report."""
-    from scenarios.counterfactual import Counterfactual, run_investigation
+    """`citytwin replay run`: replay, diff, counterfactuals, report.
+
+    Every input is checked before the output folder is touched: the incident is read, the
+    counterfactuals parsed and checked against the inventory, the rulebooks and the twin's
+    terrain, the source fitted when a counterfactual needs it — only then is ``--out``
+    cleared (``--overwrite``) and written.
+    """
+    from scenarios.counterfactual import Counterfactual, plan_investigation
     from viewer.investigation_report import write_investigation_report
 
+    out = Path(args.out) if args.out else Path("runs") / "replay"
+    inputs = [args.source, args.inventory, args.warnings, args.twin, args.rulebook]
+    _check_out(out, inputs, args.overwrite)
     inc = read_incident(args.source, inventory=args.inventory, warnings=args.warnings,
                         twin_crs=_twin_crs(args.twin))
     cfs: list[Counterfactual] = []
@@ -476,25 +483,36 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
             add=[p for cf in cfs for p in cf.add],
             move={k: v for cf in cfs for k, v in cf.move.items()}))
     wind = _xy(args.wind, "--wind")[:2] if args.wind else None
-    out = Path(args.out) if args.out else Path("runs") / "replay"
-    _fresh_out(out, [args.source, args.inventory, args.warnings, args.twin], args.overwrite)
-    inv = run_investigation(inc, out, counterfactuals=cfs, twin_dir=args.twin,
-                            with_model=False if args.no_model else None, wind=wind)
+    plan = plan_investigation(inc, counterfactuals=cfs, twin_dir=args.twin,
+                              with_model=False if args.no_model else None, wind=wind)
+    _fresh_out(out, inputs, args.overwrite)
+    inv = plan.run(out)
     html = write_investigation_report(inv, out / "investigation.html")
     print(inv.text_summary())
     print(f"\nInvestigation report: {html}")
     return 0
 
 
-def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
-    """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
-    and never one holding an input."""
-    from scenarios.kernel import prepare_run_dir
-
+def _check_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
+    """Refuse (touching nothing) an output folder holding an input, or a non-empty one
+    without ``overwrite``."""
     for given in filter(None, inputs):
+        if given == "default":
+            continue
         path = Path(given).resolve()
         if path == out.resolve() or out.resolve() in path.parents:
             raise InputError("--out", f"{out} holds the input {given}; choose another folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out}: run folder is not empty; choose another --out or pass "
+                              "--overwrite")
+
+
+def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
+    """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
+    and never one holding an input. Call it once every input has been checked."""
+    from scenarios.kernel import prepare_run_dir
+
+    _check_out(out, inputs, overwrite)
     prepare_run_dir(out, overwrite)
 
 
@@ -514,10 +532,12 @@ def _twin_crs(twin_dir: str | None) -> str | None:
 
 def cmd_replay_export(args: argparse.Namespace) -> int:
     """`citytwin replay export`: a run archive as an incident folder."""
-    from scenarios.replay_io import export_incident
+    from scenarios.replay_io import export_incident, read_archive_incident
 
+    _check_out(Path(args.out), [args.archive], args.overwrite)
+    inc = read_archive_incident(args.archive)  # a bad archive leaves --out untouched
     _fresh_out(Path(args.out), [args.archive], args.overwrite)
-    out = export_incident(args.archive, args.out, args.format)
+    out = export_incident(args.archive, args.out, args.format, incident=inc)
     files = sorted(p.name for p in out.iterdir())
     print(f"Incident folder {out}: {', '.join(files)}")
     return 0

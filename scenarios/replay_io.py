@@ -16,7 +16,16 @@ column              required  meaning
 
 Rows with quality dropped/offline were never received and are skipped. A (sensor,
 phenomenon_time) pair may occur once; per sensor, readings must arrive (``result_time``
-order) in increasing phenomenon time.
+order) in increasing phenomenon time. For a citytwin run (an archive, or an incident folder
+whose ``incident.json`` holds the scenario) each phenomenon time is snapped to the nearest
+tick of its sensor group's cadence (``snap_to_cadence``: within ``cadence_tolerance``, 1 ms,
+so ns/µs rounding of ISO strings and clock jitter are absorbed); a reading further off is
+refused with file, field and row.
+
+Times are seconds from the incident's *anchor* (its wall clock of t = 0): the run's start,
+``incident.json``'s ``anchor``, or the earliest ISO 8601 time read. Numeric times with no
+anchor leave ``Incident.anchor`` None — the wall clock is unknown, and reports show T+
+times only; warnings with ISO times are then refused (they cannot be placed on t).
 
 Sensor inventory: GeoJSON (a ``crs`` member, or RFC 7946 longitude/latitude — projected
 coordinates without a ``crs`` member are refused) or
@@ -76,7 +85,7 @@ class Incident:
     observations: pd.DataFrame  #: sensor_id, time_s, received_s, value, unit, quality
     sensors: pd.DataFrame  #: sensors_sim.network.COLUMNS, in the twin's CRS
     warnings: pd.DataFrame | None  #: WARNING_FRAME columns, or None when not given
-    anchor: datetime | None  #: wall clock of t = 0
+    anchor: datetime | None  #: wall clock of t = 0; None: unknown (numeric times, no anchor)
     crs: str  #: CRS of the sensor coordinates (the twin's)
     source: str  #: file or folder read
     manifest: dict[str, Any] = field(default_factory=dict)  #: citytwin run manifest, if any
@@ -98,14 +107,11 @@ def read_archive_incident(path: str | Path) -> Incident:
         raise InputError(str(path), "no such archive")
     try:
         manifest = read_manifest(path)
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            sensors = pd.read_sql_query("SELECT * FROM sensors ORDER BY sensor_key", db)
-            # rowid order = the order the platform ingested them (kernel batch order)
-            obs = pd.read_sql_query(
-                "SELECT s.sensor_id, o.time_s, o.received_s, o.value, o.quality, s.unit "
-                "FROM observation_rows AS o JOIN sensors AS s USING (sensor_key) "
-                "ORDER BY o.rowid", db)
-            warnings = pd.read_sql_query("SELECT * FROM warnings ORDER BY seq", db)
+        sensors = read_table(path, "sensors").sort_values("sensor_key", kind="stable")
+        # the view is a full scan of observation_rows: rowid order = the order the platform
+        # ingested them (kernel batch order), which the replay keeps within each tick
+        obs = read_table(path, "observations")
+        warnings = read_table(path, "warnings").sort_values("seq", kind="stable")
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
         raise InputError(str(path), f"not a readable citytwin archive ({exc})") from exc
     if "scenario" not in manifest:
@@ -113,18 +119,94 @@ def read_archive_incident(path: str | Path) -> Incident:
     if obs.empty:
         raise InputError(str(path), "the archive holds no observations (was the run made "
                          "with outputs.observations: none?)", field="observations")
-    groups = {g["id"]: g.get("interval_s") for g in manifest["scenario"]["sensors"]["groups"]}
-    sensors["interval_s"] = [_group_interval(groups, g, obs, sensors, str(path))
+    sensors = sensors.reset_index(drop=True)
+    unit = sensors.set_index("sensor_id")["unit"]
+    obs = pd.DataFrame({
+        "sensor_id": obs["sensor_id"], "time_s": obs["time_s"].astype(float),
+        "received_s": obs["received_s"].astype(float), "value": obs["value"].astype(float),
+        "quality": obs["quality"].astype(np.int8),
+        "unit": unit.reindex(obs["sensor_id"]).to_numpy(dtype=object)})
+    scenario = manifest["scenario"]
+    groups = {g["id"]: g.get("interval_s") for g in scenario["sensors"]["groups"]}
+    sensors["interval_s"] = [_group_interval(groups, g, sensors, str(path))
                              for g in sensors["group_id"]]
-    obs["quality"] = obs["quality"].astype(np.int8)
-    obs["value"] = obs["value"].astype(float)
+    obs["time_s"], obs["received_s"] = snap_to_cadence(
+        obs["time_s"].to_numpy(), obs["received_s"].to_numpy(),
+        _intervals_of(obs["sensor_id"], sensors), float(scenario["duration_s"]), str(path),
+        "observations.time_s")
     anchor = datetime.fromisoformat(str(manifest["start"]))
     return Incident(obs, sensors[list(SENSOR_TABLE_COLUMNS)], normalise_warnings(
-        warnings, str(path)), anchor, str(manifest["twin"]["crs"]), str(path), manifest)
+        warnings.reset_index(drop=True), str(path)), anchor, str(manifest["twin"]["crs"]),
+        str(path), manifest)
 
 
-def _group_interval(groups: dict, gid: str, obs: pd.DataFrame, sensors: pd.DataFrame,
-                    source: str) -> float:
+def _intervals_of(sensor_ids: pd.Series | np.ndarray, sensors: pd.DataFrame) -> np.ndarray:
+    """Each reading's group interval (s)."""
+    return (sensors.set_index("sensor_id")["interval_s"].reindex(sensor_ids)
+            .to_numpy(dtype=float))
+
+
+# --- cadence ---------------------------------------------------------------------------------
+
+def cadence_ticks(interval_s: float, duration_s: float) -> np.ndarray:
+    """The times a group clock ticks at: 0, Δ, 2Δ, … ≤ duration (summed like SimPy does)."""
+    out, t = [], 0.0
+    while t <= duration_s:
+        out.append(t)
+        t = t + interval_s
+    return np.array(out)
+
+
+def cadence_tolerance(interval_s: float) -> float:
+    """How far a reading may lie from its cadence tick and still be snapped onto it (s):
+    1 ms, or 1 % of the interval for cadences faster than 0.1 s."""
+    return min(1e-3, 0.01 * float(interval_s))
+
+
+def snap_to_cadence(time_s: np.ndarray, received_s: np.ndarray, interval_s: np.ndarray,
+                    duration_s: float, source: str, field: str,
+                    rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Phenomenon times of a citytwin run moved onto the nearest tick of their group's
+    cadence (``cadence_ticks``), when within ``cadence_tolerance``; received times are kept
+    (raised to the snapped time if it moved past them).
+
+    A reading further off its cadence, or after the run's end, is an InputError naming
+    ``source``, ``field`` and the row (``rows``: 1-based row numbers; default position + 1).
+    """
+    time_s = np.asarray(time_s, dtype=float)
+    snapped = time_s.copy()
+    off = np.zeros(len(time_s), dtype=bool)
+    nearest = np.zeros(len(time_s))
+    for dt in np.unique(interval_s):
+        sel = np.flatnonzero(interval_s == dt)
+        if not (np.isfinite(dt) and dt > 0):
+            raise InputError(source, f"sensor group interval {dt!r} is not a positive number",
+                             field="interval_s")
+        ticks = cadence_ticks(float(dt), duration_s)
+        t = time_s[sel]
+        if len(ticks) > 1:
+            k = np.clip(np.searchsorted(ticks, t), 1, len(ticks) - 1)
+            k = np.where(t - ticks[k - 1] <= ticks[k] - t, k - 1, k)
+        else:
+            k = np.zeros(len(t), dtype=int)
+        near = ticks[k]
+        nearest[sel] = near
+        off[sel] = np.abs(near - t) > cadence_tolerance(float(dt))
+        snapped[sel] = near
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        row = int(rows[i]) if rows is not None else i + 1
+        dt = float(interval_s[i])
+        why = (f"after the end of the run ({duration_s:g} s)" if time_s[i] > duration_s
+               else f"not on its sensor group's {dt:g} s cadence (nearest tick "
+                    f"{nearest[i]:.10g} s, off by {abs(time_s[i] - nearest[i]):.3g} s; "
+                    f"tolerance {cadence_tolerance(dt):g} s)")
+        raise InputError(source, f"reading at {time_s[i]:.10g} s is {why}", field=field,
+                         feature_id=f"row {row}")
+    return snapped, np.maximum(np.asarray(received_s, dtype=float), snapped)
+
+
+def _group_interval(groups: dict, gid: str, sensors: pd.DataFrame, source: str) -> float:
     """A group's interval: the scenario's, else the catalogue default, else the data's."""
     given = groups.get(gid)
     if given is not None:
@@ -246,10 +328,13 @@ def parse_times(values: pd.Series, source: str, column: str,
 
 
 def read_observations(path: str | Path, sensors: pd.DataFrame, *,
-                      anchor: datetime | None = None) -> tuple[pd.DataFrame, datetime | None]:
+                      anchor: datetime | None = None,
+                      duration_s: float | None = None) -> tuple[pd.DataFrame, datetime | None]:
     """Validate an observation file against the inventory; rows in file order.
 
     Returns (frame with sensor_id, time_s, received_s, value, unit, quality; the anchor).
+    ``duration_s`` given (a citytwin run of that duration): phenomenon times are snapped to
+    their group's cadence (``snap_to_cadence``; ``sensors.interval_s`` must be known).
     Errors name the file, the column and the row.
     """
     src = str(path)
@@ -287,6 +372,14 @@ def read_observations(path: str | Path, sensors: pd.DataFrame, *,
     else:
         received_s = time_s.copy()
     quality = _quality(raw, src)
+    if duration_s is not None:
+        # lost rows were never received: they are skipped, not checked
+        kept = np.flatnonzero((quality != QUALITY_DROPPED) & (quality != QUALITY_OFFLINE))
+        interval = sensors["interval_s"].to_numpy(dtype=float)[pos]
+        time_s, received_s = np.array(time_s, dtype=float), np.array(received_s, dtype=float)
+        time_s[kept], received_s[kept] = snap_to_cadence(
+            time_s[kept], received_s[kept], interval[kept], duration_s, src,
+            "phenomenon_time", rows=kept + 1)
     value = pd.to_numeric(raw["result"], errors="coerce").to_numpy(dtype=float)
     text_bad = raw["result"].notna().to_numpy() & np.isnan(value)
     if text_bad.any():
@@ -495,10 +588,10 @@ def normalise_warnings(df: pd.DataFrame, source: str,
     tcol = "time_s" if "time_s" in df.columns else "time" if "time" in df.columns else None
     if tcol is None:
         raise InputError(source, "missing column 'time' (or 'time_s')", field="time")
-    out["time_s"], _ = parse_times(df[tcol], source, tcol, anchor)
+    out["time_s"] = _warning_times(df[tcol], source, tcol, anchor)
     kcol = "known_at_s" if "known_at_s" in df.columns else (
         "known_at" if "known_at" in df.columns else None)
-    out["known_at_s"] = (parse_times(df[kcol], source, kcol, anchor)[0] if kcol
+    out["known_at_s"] = (_warning_times(df[kcol], source, kcol, anchor) if kcol
                          else out["time_s"])
     out["hazard"] = df["hazard"].astype(str) if "hazard" in df else ""
     out["level_name"] = df["level_name"].astype(str)
@@ -517,6 +610,17 @@ def normalise_warnings(df: pd.DataFrame, source: str,
     return out[list(WARNING_FRAME)].reset_index(drop=True)
 
 
+def _warning_times(values: pd.Series, source: str, column: str,
+                   anchor: datetime | None) -> np.ndarray:
+    """Seconds from the incident's anchor; wall-clock times need one."""
+    secs, used = parse_times(values, source, column, anchor)
+    if anchor is None and used is not None:
+        raise InputError(source, "ISO 8601 times, but the incident has no wall-clock anchor "
+                         "(its observation times are seconds): give the warnings in seconds "
+                         "too, or the anchor ('anchor' in incident.json)", field=column)
+    return secs
+
+
 def _as_list(value: object) -> list[str]:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
@@ -533,8 +637,13 @@ def read_warnings_file(path: str | Path, *, levels: list[str] | None = None,
     """Warnings of the time from CSV/JSON Lines, or a citytwin archive's table."""
     path = Path(path)
     if path.suffix == ".sqlite":
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            df = pd.read_sql_query("SELECT * FROM warnings ORDER BY seq", db)
+        if not path.is_file():
+            raise InputError(str(path), "no such archive")
+        try:
+            df = read_table(path, "warnings").sort_values("seq", kind="stable")
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise InputError(str(path), f"not a readable citytwin archive ({exc})") from exc
+        df = df.reset_index(drop=True)
     else:
         df = read_raw_table(path)
     return normalise_warnings(df, str(path), levels, anchor)
@@ -579,7 +688,16 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
     if anchor is None and meta.get("anchor"):
         anchor = datetime.fromisoformat(meta["anchor"])
     sensors = read_inventory(inventory, crs)
-    obs, anchor = read_observations(obs_path, sensors, anchor=anchor)
+    duration_s = None
+    if "scenario" in meta:  # a citytwin run: readings on its groups' cadences
+        scenario = meta["scenario"]
+        duration_s = float(scenario["duration_s"])
+        groups = {g["id"]: g.get("interval_s") for g in scenario["sensors"]["groups"]}
+        missing = sensors["interval_s"].isna()
+        sensors.loc[missing, "interval_s"] = [
+            _group_interval(groups, g, sensors, str(inventory))
+            for g in sensors.loc[missing, "group_id"]]
+    obs, anchor = read_observations(obs_path, sensors, anchor=anchor, duration_s=duration_s)
     sensors = fill_intervals(sensors, obs)
     levels = (meta.get("rulebook") or {}).get("levels")
     warn = (read_warnings_file(warnings, levels=levels, anchor=anchor)
@@ -590,14 +708,16 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
     return Incident(obs, sensors, warn, anchor, str(crs), str(source), manifest)
 
 
-def export_incident(archive: str | Path, out_dir: str | Path, fmt: str = "parquet") -> Path:
+def export_incident(archive: str | Path, out_dir: str | Path, fmt: str = "parquet", *,
+                    incident: Incident | None = None) -> Path:
     """Write a citytwin run archive as an incident folder: observations.<fmt>,
     sensors.geojson, warnings.csv and incident.json. Times are ISO 8601 with the run's
-    offset. Returns the folder."""
+    offset. ``incident``: the archive already read (``read_archive_incident``). Returns the
+    folder."""
     if fmt not in OBSERVATION_FORMATS:
         raise InputError("--format", f"unsupported format {fmt!r} (use one of "
                          f"{OBSERVATION_FORMATS})")
-    inc = read_archive_incident(archive)
+    inc = incident if incident is not None else read_archive_incident(archive)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     anchor = pd.Timestamp(inc.anchor)

@@ -3,6 +3,10 @@
 Sections: the replay against the warnings of the time (side by side with every
 counterfactual: time to the first warning and to each level), the diff per warning, the
 "what was known when" timeline, the fitted gas source and the model-derived sensors.
+
+Times are T+ from the incident's t = 0; wall-clock times (the start, the timeline's wall
+clock) are shown only when the incident has an anchor (``ReplaySetup.anchor``): an external
+incident with numeric times and no anchor has none, and the page says so.
 """
 
 from __future__ import annotations
@@ -93,21 +97,23 @@ def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archi
 def timeline_table(inv: Investigation) -> str:
     """What was known when each warning event was issued."""
     rows = []
-    anchor = inv.setup.run.scenario.start
+    anchor = inv.setup.anchor  # None: the wall clock is unknown, T+ times only
     for k in inv.timeline:
         alarming = "<br>".join(
             f"{html.escape(a['sensor_id'])} {html.escape(a['rule_id'])} → "
             f"{_e(inv.levels[a['level'] - 1] if 0 < a['level'] <= len(inv.levels) else a['level'])}"
             f" ({a['value']:g})" for a in k["alarming"]) or "—"
-        wall = (anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S")
-        rows.append([_t(k["known_at_s"]), _e(wall), _e(k["warning_id"]), _e(k["event"]),
+        wall = ([_e((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
+                if anchor is not None else [])
+        rows.append([_t(k["known_at_s"]), *wall, _e(k["warning_id"]), _e(k["event"]),
                      _badge(k["level_name"]), _e(k["basis"]),
                      _e(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
                      _e(", ".join(k["targets"])), _e(f"{k['observations_received']:,}"),
                      _e(k["sensors_reporting"]), alarming])
     if not rows:
         return "<p>The replay issued no warnings.</p>"
-    return _table(["known at", "wall clock", "warning", "event", "level", "basis", "area",
+    return _table(["known at", *(["wall clock"] if anchor is not None else []), "warning",
+                   "event", "level", "basis", "area",
                    "protected targets", "observations received", "sensors reporting",
                    "alarming (sensor, rule → level (value))"], rows)
 
@@ -149,7 +155,11 @@ def fit_section(inv: Investigation) -> str:
 def investigation_html(inv: Investigation) -> str:
     """The whole page."""
     sc = inv.setup.run.scenario
-    facts = [("Incident", inv.incident.source), ("Start", sc.start.isoformat()),
+    anchor = inv.setup.anchor
+    start = (anchor.isoformat() if anchor is not None else
+             "unknown — the observation times are seconds with no anchor; times below are "
+             "T+ from the incident's t = 0")
+    facts = [("Incident", inv.incident.source), ("Start", start),
              ("Observations replayed", f"{inv.replay.n_observations:,}"),
              ("Rulebook", f"{inv.setup.run.rulebook.name} ({inv.setup.rulebook_label})"),
              ("Hazard model", "rebuilt from the scenario (model areas and forecasts)"

@@ -301,3 +301,146 @@ def test_cli_export_and_run(demo_archive, tmp_path, capsys):
     with pytest.raises(InputError, match="holds the input"):
         args.func(args)
     assert (tmp_path / "inc" / "incident.json").is_file()
+
+
+def test_cli_bad_input_leaves_out_untouched(demo_archive, tmp_path):
+    """Every input is checked before --out is cleared: the old output survives a refusal."""
+    p = argparse.ArgumentParser()
+    add_replay_commands(p.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous investigation")
+    cases = [
+        (["--remove", "ch4-wells:GN00008,ch4-wells:NOPE"], ["--remove", "ch4-wells:NOPE"]),
+        (["--move", "ch4-wells:GONE=400452,3400202"], ["--move", "ch4-wells:GONE"]),
+        (["--rulebook", str(tmp_path / "missing.yaml")], ["missing.yaml"]),
+        (["--add", "0,0"], ["--add", "outside the twin's terrain"]),
+        (["--add", "nan,3400202"], ["--add", "not x,y[,z]"]),
+    ]
+    for extra, words in cases:
+        args = p.parse_args(["replay", "run", str(demo_archive), "--out", str(out),
+                             "--overwrite", *extra])
+        with pytest.raises(InputError) as err:
+            args.func(args)
+        assert all(w in str(err.value) for w in words), (extra, str(err.value))
+        assert sorted(f.name for f in out.iterdir()) == ["keep.txt"], extra
+        assert (out / "keep.txt").read_text() == "previous investigation"
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not a database")
+    args = p.parse_args(["replay", "export", str(bad), "--out", str(out), "--overwrite"])
+    with pytest.raises(InputError, match="bad.sqlite"):
+        args.func(args)
+    assert sorted(f.name for f in out.iterdir()) == ["keep.txt"]
+
+
+# --- cadence, anchors -----------------------------------------------------------------------
+
+def test_iso_rounded_times_snap_onto_a_fast_cadence():
+    from scenarios.replay_io import cadence_ticks, parse_times, snap_to_cadence
+
+    ticks = cadence_ticks(0.1, 60.0)  # summed like SimPy: 0.30000000000000004, …
+    anchor = pd.Timestamp("2026-06-01T05:30:00+08:00")
+    iso = pd.Series([(anchor + pd.Timedelta(seconds=t)).isoformat() for t in ticks])
+    secs, _ = parse_times(iso, "f.csv", "phenomenon_time", anchor.to_pydatetime())
+    assert (secs != ticks).any()  # ns rounding through ISO strings
+    snapped, rx = snap_to_cadence(secs, secs + 0.5, np.full(len(secs), 0.1), 60.0, "f.csv",
+                                  "phenomenon_time")
+    assert np.array_equal(snapped, ticks) and np.array_equal(rx, secs + 0.5)
+    with pytest.raises(InputError,
+                       match=r"f\.csv: phenomenon_time \(feature row 3\): .*cadence"):
+        snap_to_cadence(secs + np.where(np.arange(len(secs)) == 2, 0.04, 0.0), secs,
+                        np.full(len(secs), 0.1), 60.0, "f.csv", "phenomenon_time")
+
+
+def _rewrite_times(folder, tmp_path, shift):
+    """A copy of an incident folder with ``shift(row index, Timestamp series)`` added to the
+    phenomenon/result times (a Timedelta series each)."""
+    import shutil
+
+    dst = tmp_path / "shifted"
+    shutil.copytree(folder, dst)
+    obs = pd.read_csv(dst / "observations.csv", dtype=str, keep_default_na=False)
+    for col in ("phenomenon_time", "result_time"):
+        stamps = pd.to_datetime(obs[col], format="ISO8601")
+        obs[col] = [ts.isoformat() for ts in stamps + shift(col, len(obs))]
+    obs.to_csv(dst / "observations.csv", index=False)
+    return dst
+
+
+def test_jittered_times_replay_identically(csv_folder, demo_archive, tmp_path):
+    def jitter(col, n):
+        return pd.to_timedelta(np.where(np.arange(n) % 2, 100, -100), unit="ns")  # ±1e-7 s
+
+    folder = _rewrite_times(csv_folder, tmp_path, jitter)
+    assert "00.0000001" in (folder / "observations.csv").read_text()
+    inc = read_incident(folder)
+    base = read_incident(demo_archive)
+    np.testing.assert_array_equal(inc.observations["time_s"], base.observations["time_s"])
+    res = run_replay(prepare_replay(inc), tmp_path / "replay")
+    pd.testing.assert_frame_equal(read_table(demo_archive, "warnings"),
+                                  read_table(res.archive_path, "warnings"))
+
+
+def test_off_cadence_reading_is_refused_at_import(csv_folder, tmp_path):
+    def one_row(col, n):
+        d = np.zeros(n, dtype="int64")
+        if col == "phenomenon_time":
+            d[41] = -2_500_000_000  # 2.5 s early on a 10 s cadence
+        return pd.to_timedelta(d, unit="ns")
+
+    folder = _rewrite_times(csv_folder, tmp_path, one_row)
+    with pytest.raises(InputError) as err:
+        read_incident(folder)
+    msg = str(err.value)
+    assert "observations.csv" in msg and "phenomenon_time" in msg and "row 42" in msg
+    assert "cadence" in msg
+
+
+def test_numeric_times_without_anchor_show_t_plus_only(csv_folder, tmp_path):
+    from scenarios.replay import PLACEHOLDER_START
+
+    anchor = pd.Timestamp(json.loads((csv_folder / "incident.json").read_text())["anchor"])
+    obs = pd.read_csv(csv_folder / "observations.csv", dtype=str, keep_default_na=False)
+    for col in ("phenomenon_time", "result_time"):
+        obs[col] = (pd.to_datetime(obs[col], format="ISO8601") - anchor).dt.total_seconds()
+    path = tmp_path / "external.csv"
+    obs.to_csv(path, index=False)
+    inventory = csv_folder / "sensors.geojson"
+    # warnings with wall-clock times only cannot be placed on an unanchored incident
+    warnings = pd.read_csv(csv_folder / "warnings.csv").drop(columns=["time_s", "known_at_s"])
+    warnings.to_csv(tmp_path / "warnings.csv", index=False)
+    with pytest.raises(InputError, match=r"warnings\.csv: time: .*no wall-clock anchor"):
+        read_incident(path, inventory=inventory, twin_crs="EPSG:32650",
+                      warnings=tmp_path / "warnings.csv")
+    inc = read_incident(path, inventory=inventory, twin_crs="EPSG:32650")
+    assert inc.anchor is None
+    inv = run_investigation(inc, tmp_path / "inv", synthetic=(7, "tiny"), fit=False)
+    assert inv.setup.anchor is None and inv.setup.run.scenario.start == PLACEHOLDER_START
+    assert inv.timeline  # the leak is detected: the timeline has rows
+    html = investigation_html(inv)
+    assert "wall clock" not in html and "2026-" not in html and "T+00:" in html
+    assert "Start</td><td>unknown" in html
+    text = inv.text_summary()
+    assert "Wall clock unknown" in text and "2026-" not in text
+    # with an anchor, the same replay shows wall-clock times
+    inv.setup.anchor = anchor.to_pydatetime()
+    html = investigation_html(inv)
+    assert "wall clock" in html and anchor.isoformat() in html
+
+
+def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive, tmp_path):
+    import inspect
+
+    from scenarios import cascade, counterfactual, replay, replay_io
+
+    assert "read_sql" not in inspect.getsource(replay_io)
+    assert "GAS_QUANTITY = " not in inspect.getsource(counterfactual)
+    assert counterfactual.GAS_QUANTITY is cascade.GAS_QUANTITY
+    assert not hasattr(replay, "_measurement") and "MeasurementModel" not in inspect.getsource(
+        replay)
+    # warnings of the time from a file that is no archive: an InputError naming it
+    bad = tmp_path / "other.sqlite"
+    bad.write_text("not a database")
+    with pytest.raises(InputError, match="other.sqlite: not a readable citytwin archive"):
+        read_incident(demo_archive, warnings=bad)
+    assert prepare_replay(read_incident(demo_archive)).run.measurement is None
