@@ -16,10 +16,13 @@ sample index, so variants and sweep points are paired on sensor noise too.
 Layout of a study folder::
 
     study.json                 the resolved plan (members, parameters, hashes)
-    members/<id>/run/          the member's archive (observations not stored)
+    members/<id>/run/          the member's archive (observations not stored), when the
+                               worker sees the study folder (a remote worker drops it)
     members/<id>/rulebook.yaml the member's rulebook when a variation changes it
     members/<id>/max_<metric>.npy  running maximum of the metric's quantity per grid cell
     members/<id>/metrics.json  written last and atomically: a member with it is finished
+    (the client writes max_*.npy, rulebook.yaml and metrics.json from what ``run_member``
+    returns, so members run on remote Dask workers land here too)
     study_results.csv, summary.json, prob_<metric>__<variant>.npy/.png, study_report.html
 """
 
@@ -27,11 +30,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
+import io
 import itertools
 import json
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -41,14 +47,22 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from twin.errors import InputError
 from twin.seeding import rng_for, stable_key
 from twin.yamlfile import input_error_from, read_yaml_mapping
 
 #: Bump when member outputs change meaning: cached members with another version rerun.
-MEMBER_FORMAT = 1
+#: 2: detection metrics count only warnings of the scenario's hazard after its start.
+MEMBER_FORMAT = 2
 #: What a member run writes/keeps: no observations, report, render, CAP or dossiers.
 MEMBER_OUTPUTS = {"observations": "none", "report": False, "render": False, "cap": False,
                   "dossiers": False}
@@ -103,9 +117,27 @@ class Variation(_Strict):
                 raise ValueError("weights must be ≥ 0 with a positive sum")
         return self
 
+    @field_validator("sweep")
+    @classmethod
+    def _distinct(cls, values: list[Any] | None) -> list[Any] | None:
+        """Two equal sweep values would be one member twice (same id, same folder)."""
+        keys = [_value_key(v) for v in values or []]
+        for v, k in zip(values or [], keys, strict=True):
+            if keys.count(k) > 1:
+                raise ValueError(f"sweep values must differ: {v!r} is given twice (two "
+                                 "equal points would be one member run twice)")
+        return values
+
     @property
     def kind(self) -> str:
         return next(k for k in KINDS if getattr(self, k) is not None)
+
+
+def _value_key(v: Any) -> str:
+    """Equality key of a sweep value (10 and 10.0 are one value; True is not 1)."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return f"number:{float(v)!r}"
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
 
 
 KINDS = ("sweep", "uniform", "normal", "choice", "offset_uniform")
@@ -345,6 +377,54 @@ def base_rulebook(scenario: dict, base_dir: Path, source: str) -> dict:
     return read_yaml_mapping(path, "rulebook")
 
 
+#: Settings files a scenario names ("default" or a path): field → packaged default.
+SETTINGS_FILES = {"rulebook": ("alerting", "data/default_rulebook.yaml"),
+                  "routing": ("alerting", "data/default_routing.yaml"),
+                  "operations": ("alerting", "data/default_operations.yaml")}
+
+
+def settings_mappings(scenario: dict, base_dir: Path, *, rulebook: bool = True) -> dict:
+    """The contents of the settings files a member scenario names — rulebook (unless the
+    member carries its own edited copy), routing table, operations policy and sensor
+    catalogue — as mappings, resolved as ``prepare`` resolves them (``default`` = the
+    packaged file; a relative path against ``base_dir``). They go into the member's hash,
+    so a member reruns when one of those files changes. A file that cannot be read stands
+    as its error (the run reports it properly)."""
+    out: dict[str, Any] = {}
+    for key, (package, resource) in SETTINGS_FILES.items():
+        if key == "rulebook" and not rulebook:
+            continue
+        name = str(scenario.get(key, "default"))
+        out[key] = _settings_file(name, base_dir, (package, resource))
+    sensors = scenario.get("sensors")
+    name = sensors.get("catalogue") if isinstance(sensors, dict) else None
+    out["catalogue"] = _settings_file("default" if name is None else str(name), base_dir,
+                                      ("sensors_sim", "data/catalogue.yaml"))
+    return out
+
+
+def _settings_file(name: str, base_dir: Path, default: tuple[str, str]) -> Any:
+    try:
+        if name == "default":
+            text = resources.files(default[0]).joinpath(default[1]).read_text(
+                encoding="utf-8")
+            return yaml.safe_load(text)
+        path = Path(name)
+        if not path.is_absolute():
+            path = base_dir / path
+        return {"path": str(path), "content": read_yaml_mapping(path, "settings file")}
+    except (InputError, OSError, yaml.YAMLError) as exc:
+        return {"path": name, "unreadable": str(exc)}
+
+
+def code_version() -> str:
+    """The installed citytwin version (part of every member's hash)."""
+    try:
+        return importlib.metadata.version("citytwin")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover (not installed)
+        return "unknown"
+
+
 # ---------------------------------------------------------------------------- sampling
 
 def draw(var: Variation, rng: np.random.Generator) -> Any:
@@ -410,6 +490,8 @@ def plan_members(study: Study) -> list[MemberSpec]:
     variants = spec.variants or {"base": {}}
     uses_rulebook = any(split_path(p)[0] == "rulebook" for _, p in _study_paths(spec))
     rulebook_cache: dict[str, dict] = {}
+    settings_cache: dict[str, dict] = {}
+    version = code_version()
     members = []
     draws = [{p: draw(v, rng_for(spec.seed, "study-sample", s, p)) for p, v in randoms}
              for s in range(spec.samples)]
@@ -424,7 +506,15 @@ def plan_members(study: Study) -> list[MemberSpec]:
                                                  uses_rulebook, rulebook_cache)
                 metrics = [m.model_dump(mode="json") | {"label": m.label} for m in spec.metrics]
                 ident = {"variant": vname, "sets": sets, "params": params, "seed": seed}
-                full = {"format": MEMBER_FORMAT, "scenario": scenario, "rulebook": rulebook,
+                sensors = scenario.get("sensors")
+                names = _canonical([*(scenario.get(k) for k in SETTINGS_FILES),
+                                    sensors.get("catalogue") if isinstance(sensors, dict)
+                                    else None, rulebook is None])
+                if names not in settings_cache:
+                    settings_cache[names] = settings_mappings(
+                        scenario, study.base_dir, rulebook=rulebook is None)
+                full = {"format": MEMBER_FORMAT, "code": version, "scenario": scenario,
+                        "rulebook": rulebook, "settings": settings_cache[names],
                         "metrics": metrics, "base_dir": str(study.base_dir)}
                 members.append(MemberSpec(
                     member_id=f"{vname}-{_digest(ident, 12)}", index=len(members),
@@ -562,12 +652,8 @@ def finished_metrics(folder: Path, param_hash: str) -> dict | None:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON via a temporary file and ``os.replace``: readers see all or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(_jsonable(data), indent=1, sort_keys=False, allow_nan=False))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(_jsonable(data), indent=1, sort_keys=False, allow_nan=False)
+    _write_atomic(Path(path), text.encode("utf-8"))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -586,36 +672,71 @@ def _jsonable(obj: Any) -> Any:
 
 
 def run_member(member: MemberSpec, members_dir: str, numba_threads: int | None = None) -> dict:
-    """Run one member into ``members_dir/<id>`` (cleared first); return its metrics record.
+    """Run one member on a worker; return ``{"record": metrics record, "arrays": {label:
+    float32 max field}}``: everything the client needs to write the member's files
+    (``write_member``) — a remote worker's disk is not the client's.
 
-    Runs in a worker process: imports are local, the twin and grids are cached per process.
+    The member's archive goes to ``members_dir/<id>/run`` (cleared first) when the worker
+    sees the study's ``members`` folder — local processes, a local Dask cluster, or a cluster
+    sharing the file system; a worker that does not (another machine) runs the member in a
+    temporary folder and drops its archive. Imports are local; the twin and grids are cached
+    per worker process.
     """
-    from scenarios.study_metrics import FieldRecorder, member_metrics
-
     if numba_threads is not None:
         _limit_numba_threads(numba_threads)
-    folder = member_dir(Path(members_dir), member)
-    done = finished_metrics(folder, member.param_hash)
-    if done is not None:
-        return done
-    if folder.exists():
-        shutil.rmtree(folder)  # a partial member from an interrupted study
-    folder.mkdir(parents=True)
+    root = Path(members_dir)
+    if root.is_dir():
+        folder = member_dir(root, member)
+        if folder.exists():
+            shutil.rmtree(folder)  # a partial member from an interrupted study
+        folder.mkdir(parents=True)
+        return _run_member_in(member, folder)
+    with tempfile.TemporaryDirectory(prefix="citytwin-member-") as tmp:
+        return _run_member_in(member, Path(tmp))
+
+
+def _run_member_in(member: MemberSpec, folder: Path) -> dict:
+    from scenarios.kernel import simulate
+    from scenarios.study_metrics import FieldRecorder, member_metrics
+
     run = prepare_member(member, folder)
     recorder = FieldRecorder(run, member.metrics, member.source)
-    from scenarios.kernel import simulate
-
     result = simulate(run, folder / "run", overwrite=True, snapshot=False,
                       processes=recorder.processes())
-    for label, values in recorder.maxima().items():
-        np.save(folder / f"max_{label}.npy", values.astype(np.float32))
     record = {"member_id": member.member_id, "param_hash": member.param_hash,
               "variant": member.variant, "grid_index": member.grid_index,
               "sample": member.sample, "scenario_seed": member.scenario_seed,
               "params": member.params,
               "metrics": member_metrics(run, result, recorder)}
+    return {"record": json.loads(json.dumps(_jsonable(record))),
+            "arrays": {label: values.astype(np.float32)
+                       for label, values in recorder.maxima().items()}}
+
+
+def write_member(folder: Path, member: MemberSpec, result: dict) -> None:
+    """The client side of a member: its rulebook (if edited), ``max_<metric>.npy`` and, last,
+    ``metrics.json`` — each written atomically, so a member with ``metrics.json`` is whole."""
+    record = result["record"]
+    if record.get("param_hash") != member.param_hash:
+        raise RuntimeError(f"member {member.member_id}: the worker ran other parameters")
+    folder.mkdir(parents=True, exist_ok=True)
+    if member.rulebook is not None:
+        _write_atomic(folder / "rulebook.yaml",
+                      yaml.safe_dump(member.rulebook, sort_keys=False).encode("utf-8"))
+    for label, values in result["arrays"].items():
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(values, dtype=np.float32))
+        _write_atomic(folder / f"max_{label}.npy", buf.getvalue())
     write_json_atomic(folder / METRICS_FILE, record)
-    return json.loads(json.dumps(_jsonable(record)))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def prepare_member(member: MemberSpec, folder: Path):
@@ -695,9 +816,12 @@ def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,
     outcome = StudyRun(out_dir, members)
     todo = []
     for m in members:
-        if finished_metrics(member_dir(members_dir, m), m.param_hash) is not None:
+        folder = member_dir(members_dir, m)
+        if finished_metrics(folder, m.param_hash) is not None:
             outcome.reused.append(m.member_id)
         else:
+            if folder.exists():
+                shutil.rmtree(folder)  # half-written or stale: redone from scratch
             todo.append(m)
     if todo:
         own = executor is None
@@ -708,18 +832,27 @@ def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,
         threads = 1 if (workers or 1) > 1 and not isinstance(executor, SerialExecutor) \
             else None
         try:
-            futures = {executor.submit(run_member, m, str(members_dir), threads): m
-                       for m in todo}
-            errors = []
-            for k, fut in enumerate(as_completed(futures), start=1):
-                m = futures[fut]
+            errors: list[tuple[MemberSpec, BaseException]] = []
+
+            def finish(fut, m: MemberSpec) -> None:
+                """The client writes the member's files (the worker may be remote)."""
                 try:
-                    fut.result()
+                    write_member(member_dir(members_dir, m), m, fut.result())
                     outcome.computed.append(m.member_id)
                 except Exception as exc:  # noqa: BLE001 — reported below, others go on
                     errors.append((m, exc))
                 if progress is not None:
-                    progress(k, len(todo), m)
+                    progress(len(outcome.computed) + len(errors), len(todo), m)
+
+            pending = {}
+            for m in todo:
+                fut = executor.submit(run_member, m, str(members_dir), threads)
+                if fut.done():  # a serial executor: written at once, so Ctrl-C keeps it
+                    finish(fut, m)
+                else:
+                    pending[fut] = m
+            for fut in as_completed(pending):
+                finish(fut, pending[fut])
             if errors:
                 m, exc = errors[0]
                 raise RuntimeError(f"{len(errors)} member(s) failed; first {m.member_id}: "
@@ -859,9 +992,11 @@ def _print_summary(summary: dict) -> None:
               f"(5–95 %: {_fmt(t['p5'])}–{_fmt(t['p95'])}); P(missed detection) {ci or '—'}")
     for c in summary.get("comparisons", []):
         d = c["median_time_to_first_warning_diff_s"]
+        pm = c["p_miss_diff"]
         print(f"  {c['variant']} − {c['reference']}: Δ median time to first warning "
               f"{_fmt(d['estimate'])} s [{_fmt(d['ci95'][0])}, {_fmt(d['ci95'][1])}]; "
-              f"Δ P(miss) {_fmt(c['p_miss_diff']['estimate'], '.2f')}")
+              f"Δ P(miss) {_fmt(pm['estimate'], '.2f')} [{_fmt(pm['ci95'][0], '.2f')}, "
+              f"{_fmt(pm['ci95'][1], '.2f')}] (paired)")
 
 
 def _fmt(v: Any, spec: str = ".0f") -> str:

@@ -7,9 +7,11 @@ metrics are computed from tidy results, not inside the simulation):
   order, so the same study gives a byte-identical file whatever executor ran it.
 - ``summary.json``: per variant the distributions (median, 5 % and 95 % quantiles) of the
   times to first detection / warning / each level, P(missed detection) with a Wilson 95 %
-  interval, exposure distributions; comparisons of each variant with the first one
-  (difference in median time to first warning with a seeded bootstrap 95 % interval,
-  difference in P(miss) with Newcombe's hybrid-score interval); a table by sweep point.
+  interval, exposure distributions; comparisons of each variant with the first one, paired
+  on the members that share a sample index and sweep point (same draws, same scenario
+  seed): difference in median time to first warning with a seeded paired bootstrap 95 %
+  interval (sample indices resampled jointly), difference in P(miss) with Newcombe's
+  paired square-and-add interval; a table by sweep point.
 - ``prob_<metric>__<variant>.npy`` / ``.png``: P(max field > threshold) per cell.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,40 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int,
             d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2))
 
 
+def newcombe_paired_difference(both: int, only_1: int, only_2: int, neither: int,
+                               z: float = Z95) -> tuple[float, float, float]:
+    """p1 − p2 of two paired proportions with Newcombe's (1998, method 10) square-and-add
+    Wilson-score 95 % interval.
+
+    The 2 × 2 table of the N pairs: ``both`` (event in 1 and in 2), ``only_1``, ``only_2``,
+    ``neither``; p1 = (both + only_1) / N, p2 = (both + only_2) / N. The correlation φ of
+    the pair is corrected towards 0 (Newcombe: ``ad − bc`` reduced by N/2 when above it,
+    0 in between) and taken as 0 when a margin is empty. Check value (Fagerland, Lydersen &
+    Laake 2017, ch. 8, Cavo et al. 2012): (59, 6, 16, 80) → −0.0621 [−0.1186, −0.0046].
+    """
+    n = both + only_1 + only_2 + neither
+    if n <= 0:
+        return math.nan, math.nan, math.nan
+    k1, k2 = both + only_1, both + only_2
+    p1, p2 = k1 / n, k2 / n
+    l1, u1 = wilson_interval(k1, n, z)
+    l2, u2 = wilson_interval(k2, n, z)
+    margins = k1 * (n - k1) * k2 * (n - k2)
+    phi = 0.0
+    if margins > 0:
+        cross = both * neither - only_1 * only_2
+        if cross > n / 2:
+            phi = (cross - n / 2) / math.sqrt(margins)
+        elif cross < 0:
+            phi = cross / math.sqrt(margins)
+    d = p1 - p2
+    lo = d - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2
+                           - 2 * phi * (p1 - l1) * (u2 - p2)))
+    hi = d + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2
+                           - 2 * phi * (p2 - l2) * (u1 - p1)))
+    return d, lo, hi
+
+
 def distribution(values) -> dict:
     """Median and 5–95 % quantiles over the finite values; ``never`` counts the NaNs."""
     v = np.asarray(values, dtype=float)
@@ -82,6 +119,77 @@ def bootstrap_median_difference(a, b, rng: np.random.Generator,
     diffs = np.median(b[ib], axis=1) - np.median(a[ia], axis=1)
     lo, hi = np.quantile(diffs, [0.025, 0.975])
     return est, float(lo), float(hi)
+
+
+def paired_bootstrap_median_difference(a, b, groups, rng: np.random.Generator,
+                                       n_boot: int = 2000) -> tuple[float, float, float]:
+    """median(b) − median(a) over the finite values of paired members, with a percentile
+    bootstrap 95 % interval that resamples the pairs jointly.
+
+    ``a[i]`` and ``b[i]`` are the two members of pair ``i`` (NaN: never happened);
+    ``groups[i]`` is the resampling unit of the pair (the sample index: every sweep point of
+    a sample shares its draws, so a drawn sample brings all its pairs). Replicates where a
+    side has no finite value are left out of the quantiles.
+    """
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    groups = np.asarray(groups)
+    if len(a) != len(b) or len(a) != len(groups):
+        raise ValueError("a, b and groups must have one entry per pair")
+    fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(fa) == 0 or len(fb) == 0:
+        return math.nan, math.nan, math.nan
+    est = float(np.median(fb) - np.median(fa))
+    units = np.unique(groups)
+    rows = [np.flatnonzero(groups == u) for u in units]
+    width = max(len(r) for r in rows)
+    pad = len(a)  # padding points at an appended NaN
+    table = np.full((len(units), width), pad)
+    for k, r in enumerate(rows):
+        table[k, :len(r)] = r
+    a_ext, b_ext = np.append(a, np.nan), np.append(b, np.nan)
+    draws = rng.integers(0, len(units), size=(n_boot, len(units)))
+    idx = table[draws].reshape(n_boot, -1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates → NaN
+        diffs = np.nanmedian(b_ext[idx], axis=1) - np.nanmedian(a_ext[idx], axis=1)
+    diffs = diffs[np.isfinite(diffs)]
+    if len(diffs) == 0:
+        return est, math.nan, math.nan
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return est, float(lo), float(hi)
+
+
+def paired_frame(df: pd.DataFrame, ref: str, variant: str) -> pd.DataFrame:
+    """The members of ``ref`` and ``variant`` that share a sweep point and a sample index
+    (same draws, same scenario seed), one row per pair; columns suffixed ``_ref``/``_var``."""
+    keys = ["grid_index", "sample"]
+    return df[df["variant"] == ref].merge(df[df["variant"] == variant], on=keys,
+                                          how="inner", suffixes=("_ref", "_var"),
+                                          validate="one_to_one")
+
+
+def compare(df: pd.DataFrame, ref: str, variant: str, seed: int, n_boot: int) -> dict:
+    """``variant`` − ``ref`` on their paired members (see the module docstring)."""
+    pairs = paired_frame(df, ref, variant)
+    est, lo, hi = paired_bootstrap_median_difference(
+        pairs["time_to_first_warning_s_ref"], pairs["time_to_first_warning_s_var"],
+        pairs["sample"], rng_for(seed, "study-bootstrap", ref, variant), n_boot)
+    both = pairs[pairs["hazard_reached_ref"].astype(bool)
+                 & pairs["hazard_reached_var"].astype(bool)]
+    mv = both["missed_detection_var"].astype(bool)
+    mr = both["missed_detection_ref"].astype(bool)
+    d, dlo, dhi = newcombe_paired_difference(int((mv & mr).sum()), int((mv & ~mr).sum()),
+                                             int((~mv & mr).sum()), int((~mv & ~mr).sum()))
+    return {
+        "variant": variant, "reference": ref, "pairs": int(len(pairs)),
+        "median_time_to_first_warning_diff_s": {
+            "estimate": est, "ci95": [lo, hi],
+            "method": f"paired percentile bootstrap over sample indices, {n_boot} draws"},
+        "p_miss_diff": {
+            "estimate": d, "ci95": [dlo, dhi], "pairs": int(len(both)),
+            "method": "Newcombe paired square-and-add (Wilson score), over the pairs where "
+                      "both members reached the threshold"}}
 
 
 def probability_map(fields: list[np.ndarray], threshold: float) -> np.ndarray:
@@ -144,6 +252,11 @@ def _summarise(df: pd.DataFrame, levels: list[str], labels: list[str]) -> dict:
     out["missed_detection"] = {"k": k, "n": n, "p": k / n if n else None, "ci95": [lo, hi]}
     out["max_level"] = {lv: int((df["max_level"] == lv).sum()) for lv in ["none", *levels]}
     out["warnings"] = distribution(df["warnings"])
+    false = df["false_warnings"] if "false_warnings" in df else pd.Series(np.nan, df.index)
+    out["false_warnings"] = distribution(false)
+    kf = int((false > 0).sum())
+    out["members_with_false_warnings"] = {"k": kf, "n": int(len(df)),
+                                          "p": kf / len(df) if len(df) else None}
     out["work_order_escalations"] = distribution(df["work_order_escalations"])
     exposure = {}
     for lab in labels:
@@ -189,20 +302,7 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
         summary["variants"][v] = _summarise(df[df["variant"] == v], levels, labels)
     ref = variants[0]
     for v in variants[1:]:
-        a, b = df[df["variant"] == ref], df[df["variant"] == v]
-        est, lo, hi = bootstrap_median_difference(
-            a["time_to_first_warning_s"], b["time_to_first_warning_s"],
-            rng_for(study["seed"], "study-bootstrap", ref, v), study["bootstrap"])
-        ma, mb = summary["variants"][ref]["missed_detection"], \
-            summary["variants"][v]["missed_detection"]
-        d, dlo, dhi = newcombe_difference(ma["k"], ma["n"], mb["k"], mb["n"])
-        summary["comparisons"].append({
-            "variant": v, "reference": ref,
-            "median_time_to_first_warning_diff_s": {"estimate": est, "ci95": [lo, hi],
-                                                    "method": "percentile bootstrap, "
-                                                              f"{study['bootstrap']} draws"},
-            "p_miss_diff": {"estimate": d, "ci95": [dlo, dhi],
-                            "method": "Newcombe hybrid Wilson score"}})
+        summary["comparisons"].append(compare(df, ref, v, study["seed"], study["bootstrap"]))
     sweeps = [p for p, v in study["variations"].items() if v.get("sweep") is not None]
     if sweeps:
         for (v, g), part in df.groupby(["variant", "grid_index"], sort=False):

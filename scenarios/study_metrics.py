@@ -161,38 +161,82 @@ def exposure(max_field: np.ndarray, threshold: float, index: ExposureIndex) -> d
             "protected": len(protected), "protected_ids": protected}
 
 
+#: Scenario hazard kind → the hazard name its rules and forecasts use in the rulebooks.
+HAZARD_OF_KIND = {"gas_plume": "gas_leak", "urban_flood": "urban_flood",
+                  "dam_break": "dam_break"}
+#: Warning events by which a warning reaches a level.
+REACHING_EVENTS = ("raised", "escalated")
+
+
+def hazard_starts(hazards) -> dict[str, float]:
+    """Rulebook hazard name → the earliest start (s) of the scenario's hazards of that kind."""
+    starts: dict[str, float] = {}
+    for h in hazards:
+        name = HAZARD_OF_KIND.get(h.kind, h.kind)
+        starts[name] = min(starts.get(name, math.inf), float(h.start_s))
+    return starts
+
+
+def detection_events(warnings, starts: dict[str, float]) -> tuple[list, set[str]]:
+    """(the warning events that count as detections, ids of the false warnings).
+
+    A detection is a warning event raising or escalating a warning of one of the scenario's
+    hazards (``starts``: rulebook hazard name → start s), known at or after that hazard's
+    start. A *false* warning is one raised before its hazard started (noise) or for a hazard
+    the scenario does not have; a later escalation of a warning raised by noise, once the
+    hazard runs, still counts as a detection (but not its raising).
+    """
+    hits, false_ids = [], set()
+    for w in warnings:
+        start = starts.get(w.hazard)
+        ok = start is not None and w.known_at_s >= start
+        if w.event == "raised" and not ok:
+            false_ids.add(w.warning_id)
+        if ok and w.event in REACHING_EVENTS:
+            hits.append(w)
+    return hits, false_ids
+
+
 def member_metrics(run, result, recorder: FieldRecorder) -> dict:
-    """The member's metrics (times in s from the earliest hazard start; NaN if never):
+    """The member's metrics (times in s from the earliest hazard start; NaN if never).
+
+    Warnings count only as detections (``detection_events``): a warning of the scenario's
+    hazard (gas_plume → ``gas_leak``, urban_flood → ``urban_flood``, dam_break →
+    ``dam_break``) raised or escalated at or after that hazard's start.
 
     - ``time_to_first_detection_s``: first alarm of any sensor (owner level).
-    - ``time_to_first_warning_s``: first warning raised (sensor-based or model pre-warning).
-    - ``time_to_<level>_s``: first warning event at that level or above.
-    - ``max_level`` / ``max_level_index``: highest warning level (``none`` / 0).
-    - ``warnings``: distinct warnings; ``warning_escalations``: warning level raises;
+    - ``time_to_first_warning_s``: first detection warning event (sensor-based or a model
+      pre-warning).
+    - ``time_to_<level>_s``: first detection warning event at that level or above.
+    - ``max_level`` / ``max_level_index``: highest level of the detection events (``none`` /
+      0).
+    - ``warnings``: distinct warnings (all); ``false_warnings``: those raised before their
+      hazard started or for another hazard; ``warning_escalations``: warning level raises;
       ``work_order_escalations``: work orders escalated by the overdue rules.
     - per metric ``<label>_reached``: the max field exceeded the threshold in some cell;
       ``<label>_area_m2``, ``_buildings``, ``_people`` (occupants), ``_protected`` (count)
       and ``_protected_ids``: what the cells above the threshold meet.
     - ``hazard_reached`` (= first metric's ``_reached``) and ``missed_detection``: the
-      hazard reached the first metric's threshold somewhere but no warning was raised
-      during the run.
+      hazard reached the first metric's threshold somewhere but no warning counted as a
+      detection during the run.
     """
     rb = run.rulebook
     t0 = min((h.start_s for h in run.scenario.hazards), default=0.0)
-    ws = [w for w in result.warnings if w.event not in ("cleared", "cancelled")]
-    raised = [w.known_at_s for w in result.warnings if w.event == "raised"]
+    hits, false_ids = detection_events(result.warnings, hazard_starts(run.scenario.hazards))
+    first = [w.known_at_s for w in hits]
     detections = [t for t, kind, _, _ in result.timeline if kind == "first_detection"]
     out: dict = {
         "time_to_first_detection_s": min(detections) - t0 if detections else math.nan,
-        "time_to_first_warning_s": min(raised) - t0 if raised else math.nan,
+        "time_to_first_warning_s": min(first) - t0 if first else math.nan,
     }
     for k, name in enumerate(rb.levels, start=1):
-        ts = [w.known_at_s for w in ws if w.level >= k]
+        ts = [w.known_at_s for w in hits if w.level >= k]
         out[f"time_to_{name}_s"] = min(ts) - t0 if ts else math.nan
-    best = max((w.level for w in ws), default=0)
+    best = max((w.level for w in hits), default=0)
     out["max_level"] = rb.level_name(best)
     out["max_level_index"] = int(best)
     out["warnings"] = len({w.warning_id for w in result.warnings})
+    out["false_warnings"] = len(false_ids)
     out["warning_escalations"] = sum(w.event == "escalated" for w in result.warnings)
     out["work_order_escalations"] = int(result.n_escalations)
     maxima = recorder.maxima()
@@ -205,7 +249,7 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
         out[f"{lab}_people"] = e["people"]
         out[f"{lab}_protected"] = e["protected"]
         out[f"{lab}_protected_ids"] = e["protected_ids"]
-    first = recorder.metrics[0]["label"]
-    out["hazard_reached"] = out[f"{first}_reached"]
-    out["missed_detection"] = bool(out["hazard_reached"] and not raised)
+    lab0 = recorder.metrics[0]["label"]
+    out["hazard_reached"] = out[f"{lab0}_reached"]
+    out["missed_detection"] = bool(out["hazard_reached"] and not hits)
     return out

@@ -167,16 +167,20 @@ def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) 
                 f"{_s(d['median'])} [{_s(d['p5'])}–{_s(d['p95'])}]"
                 + (f", never {d['never']}" if d["never"] else ""))
         row["P(missed detection)"] = _pct(s["missed_detection"])
+        fw = s.get("members_with_false_warnings")
+        row["members with false warnings"] = (
+            "—" if not fw or fw.get("p") is None else f"{fw['k']}/{fw['n']}")
         row["max level"] = ", ".join(f"{k} {n}" for k, n in s["max_level"].items() if n)
         row["work-order escalations (mean)"] = _s(s["work_order_escalations"]["mean"], ".2f")
         stats.append(row)
     comp = pd.DataFrame([{
         "variant − reference": f"{c['variant']} − {c['reference']}",
-        "Δ median time to first warning (s) [95 % bootstrap]":
+        "pairs": c.get("pairs", "—"),
+        "Δ median time to first warning (s) [95 % paired bootstrap]":
             f"{_s(c['median_time_to_first_warning_diff_s']['estimate'])} "
             f"[{_s(c['median_time_to_first_warning_diff_s']['ci95'][0])}, "
             f"{_s(c['median_time_to_first_warning_diff_s']['ci95'][1])}]",
-        "Δ P(miss) [95 % Newcombe]":
+        "Δ P(miss) [95 % Newcombe paired]":
             f"{_s(c['p_miss_diff']['estimate'], '+.2f')} "
             f"[{_s(c['p_miss_diff']['ci95'][0], '+.2f')}, "
             f"{_s(c['p_miss_diff']['ci95'][1], '+.2f')}]"} for c in summary["comparisons"]])
@@ -222,10 +226,16 @@ def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) 
 <h3>Variants</h3>{_table(variant_rows) if len(variant_rows) else '<p>One (the base).</p>'}
 <h2>Results by variant</h2>{_table(pd.DataFrame(stats)) if stats else '<p>No members.</p>'}
 <p>Times are seconds after the hazard started, over the members where it happened ("never":
-members where it did not). A missed detection is a member where the hazard exceeded the first
-metric's threshold somewhere on the grid but no warning was raised; P(miss) is over those
-members, with a Wilson 95 % interval.</p>
+members where it did not). Only warnings of the scenario's hazard raised or escalated at or
+after its start count; warnings raised before the start (noise) or for another hazard are
+false warnings. A missed detection is a member where the hazard exceeded the first metric's
+threshold somewhere on the grid but no warning counted; P(miss) is over those members, with a
+Wilson 95 % interval.</p>
 {'<h2>Variants compared</h2>' + _table(comp) if len(comp) else ''}
+{'<p>Paired on the members sharing a sample index and sweep point (same draws, same seed): '
+ 'the bootstrap resamples sample indices jointly; Δ P(miss) is over the pairs where both '
+ 'members reached the threshold (Newcombe 1998 paired square-and-add).</p>'
+ if len(comp) else ''}
 {plots}
 <h2>Probability maps</h2>
 <p>Per cell: the fraction of members in which the maximum over the run exceeded the
@@ -233,7 +243,8 @@ threshold.</p>{maps_html}
 <h2>Exposure</h2>{_table(pd.DataFrame(exposure_rows)) if exposure_rows else ''}
 {'<h2>By sweep point</h2>' + _table(sweep_rows) if len(sweep_rows) else ''}
 <h2>Files</h2><p>study_results.csv (one row per member), summary.json, prob_*.npy,
-members/&lt;id&gt;/ (archive, max fields, metrics.json).</p>"""
+members/&lt;id&gt;/ (max fields, metrics.json; the archive when the member ran where it sees
+the study folder).</p>"""
     doc = page(f"citytwin study report: {study['name']}", body)
     out_path = Path(out_path) if out_path else out_dir / "study_report.html"
     out_path.write_text(doc, encoding="utf-8")

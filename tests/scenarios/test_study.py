@@ -4,8 +4,11 @@ import argparse
 import json
 import math
 from concurrent.futures import Future
+from importlib import resources
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -18,13 +21,22 @@ from scenarios.study import (
 )
 from scenarios.study_aggregate import (
     bootstrap_median_difference,
+    compare,
     distribution,
     newcombe_difference,
+    newcombe_paired_difference,
+    paired_bootstrap_median_difference,
     probability_map,
     wilson_interval,
 )
 from scenarios.study_exec import SerialExecutor, local_executor
-from scenarios.study_metrics import ExposureIndex, exposure, make_grid
+from scenarios.study_metrics import (
+    ExposureIndex,
+    detection_events,
+    exposure,
+    make_grid,
+    member_metrics,
+)
 from twin.errors import InputError
 from twin.seeding import rng_for
 
@@ -118,6 +130,25 @@ def test_sweeps_form_a_grid_crossed_with_the_samples(write_study):
     # The random draws of a sample are shared by every sweep point.
     draws = {(m.sample, m.params["weather.stability"]) for m in members}
     assert len(draws) == 2
+
+
+@pytest.mark.parametrize("values", [[10, 30, 10], [10, 10.0]])
+def test_duplicate_sweep_values_are_rejected(write_study, values):
+    # Two equal sweep points would be one member id twice: one folder, one metrics.json.
+    data = study_data(variants={})
+    data["variations"]["sensors.groups.0.interval_s"] = {"sweep": values}
+    with pytest.raises(InputError) as err:
+        load_study(write_study(data))
+    assert err.value.field == "variations.sensors.groups.0.interval_s.sweep"
+    assert "given twice" in str(err.value)
+
+
+def test_member_ids_are_unique_across_sweep_points_variants_and_samples(write_study):
+    data = study_data()
+    data["variations"]["sensors.groups.0.interval_s"] = {"sweep": [10, 30]}
+    data["variations"]["hazards.0.release.pressure_kpa_gauge"] = {"sweep": [300, 400]}
+    members = plan_members(load_study(write_study(data)))
+    assert len({m.member_id for m in members}) == len(members) == 2 * 4 * 2
 
 
 def test_apply_path_by_index_star_and_id():
@@ -221,6 +252,117 @@ def test_bootstrap_is_seeded_and_distribution_ignores_nan():
     assert d["n"] == 3 and d["never"] == 1 and d["median"] == 2.0
 
 
+def test_newcombe_paired_difference_known_value():
+    # Fagerland, Lydersen & Laake (2017), ch. 8, complete response before/after consolidation
+    # therapy (Cavo et al. 2012): Newcombe square-and-add −0.0621 [−0.1186, −0.0046].
+    d, lo, hi = newcombe_paired_difference(59, 6, 16, 80)
+    assert d == pytest.approx(-0.0621, abs=1e-4)
+    assert (lo, hi) == (pytest.approx(-0.1186, abs=1e-4), pytest.approx(-0.0046, abs=1e-4))
+    assert all(math.isnan(v) for v in newcombe_paired_difference(0, 0, 0, 0))
+    # Every pair concordant: the difference is 0 but the interval is not degenerate.
+    d, lo, hi = newcombe_paired_difference(10, 0, 0, 10)
+    assert d == 0 and lo < 0 < hi
+
+
+def test_paired_p_miss_interval_is_narrower_than_the_independent_one():
+    # 40 pairs, strongly concordant: 15 missed by both, 5 only by the reference.
+    d, lo, hi = newcombe_paired_difference(15, 0, 5, 20)      # variant − reference
+    di, loi, hii = newcombe_difference(20, 40, 15, 40)        # same margins, unpaired
+    assert d == pytest.approx(di) == pytest.approx(-0.125)
+    assert hi - lo < hii - loi
+    assert hi < 0 < hii  # the pairing is what shows the variant misses less
+
+
+def test_paired_bootstrap_is_narrower_on_correlated_pairs_and_seeded():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(100, 2000, 40)               # members differ a lot ...
+    a = base + rng.normal(0, 10, 40)
+    b = base - 50 + rng.normal(0, 10, 40)           # ... the variant is ~50 s earlier in each
+    a[[3, 17]] = np.nan                             # some members never warned
+    samples = np.arange(40)
+    one = paired_bootstrap_median_difference(a, b, samples, rng_for(9, "p"), 1000)
+    two = paired_bootstrap_median_difference(a, b, samples, rng_for(9, "p"), 1000)
+    assert one == two
+    unpaired = bootstrap_median_difference(a, b, rng_for(9, "p"), 1000)
+    assert one[0] == pytest.approx(unpaired[0])
+    assert one[1] <= one[0] <= one[2]
+    assert one[2] - one[1] < 0.5 * (unpaired[2] - unpaired[1])
+    other = paired_bootstrap_median_difference(a, b, samples, rng_for(10, "p"), 1000)
+    assert other != one
+    # Two sweep points per sample: a drawn sample brings both of its pairs.
+    grouped = paired_bootstrap_median_difference(np.r_[a, a + 5], np.r_[b, b + 5],
+                                                 np.r_[samples, samples], rng_for(9, "p"),
+                                                 1000)
+    assert grouped[1] <= grouped[0] <= grouped[2]
+
+
+def test_variant_comparison_pairs_members_by_sample_and_sweep_point():
+    rows = []
+    for s in range(12):
+        t = 100.0 + 100 * s
+        for v, shift, miss in (("A", 0.0, s % 3 == 0), ("B", -60.0, False)):
+            rows.append({"member_id": f"{v}{s}", "variant": v, "grid_index": 0, "sample": s,
+                         "time_to_first_warning_s": np.nan if miss else t + shift,
+                         "hazard_reached": True, "missed_detection": miss})
+    df = pd.DataFrame(rows)
+    c = compare(df, "A", "B", 5, 500)
+    shuffled = compare(df.sample(frac=1, random_state=1), "A", "B", 5, 500)
+    assert c == shuffled  # paired on (grid_index, sample), not on row order
+    assert c["pairs"] == 12 and c["p_miss_diff"]["pairs"] == 12
+    assert c["p_miss_diff"]["estimate"] == pytest.approx(-4 / 12)
+    assert c["p_miss_diff"]["ci95"][1] < 0
+    assert "paired" in c["median_time_to_first_warning_diff_s"]["method"]
+
+
+def _warning(t, wid, event, hazard="gas_leak", level=1):
+    return SimpleNamespace(known_at_s=float(t), time_s=float(t), warning_id=wid, event=event,
+                           hazard=hazard, level=level)
+
+
+def test_only_warnings_of_the_hazard_after_its_start_count_as_detections(monkeypatch):
+    import scenarios.study_metrics as sm
+    from alerting.rulebook import load_rulebook
+
+    warnings = [_warning(300, "W1", "raised"),                  # noise before the leak
+                _warning(400, "W1", "cleared", level=0),
+                _warning(650, "W2", "raised", hazard="urban_flood"),  # another hazard
+                _warning(900, "W3", "raised", level=1),            # the leak: 300 s
+                _warning(1000, "W3", "escalated", level=3)]
+    hits, false = detection_events(warnings, {"gas_leak": 600.0})
+    assert [w.known_at_s for w in hits] == [900, 1000] and false == {"W1", "W2"}
+    # A noise warning still active when the leak starts counts from its escalation.
+    hits, false = detection_events([_warning(300, "W9", "raised"),
+                                    _warning(700, "W9", "escalated", level=2)],
+                                   {"gas_leak": 600.0})
+    assert [w.known_at_s for w in hits] == [700] and false == {"W9"}
+
+    grid = make_grid((0, 0, 10, 10), 10)
+    empty = np.zeros(0, int)
+    monkeypatch.setattr(sm, "exposure_index", lambda twin, g: ExposureIndex(
+        empty, empty, np.zeros(0, int), empty, empty, np.zeros(0, str), np.zeros(0, bool)))
+    metric = {"label": "lel", "threshold": 10.0}
+    recorder = SimpleNamespace(metrics=[metric], grids=[grid],
+                               maxima=lambda: {"lel": np.array([[50.0]])})
+    run = SimpleNamespace(rulebook=load_rulebook("default"), twin=None,
+                          scenario=SimpleNamespace(hazards=[SimpleNamespace(
+                              kind="gas_plume", start_s=600.0)]))
+
+    def metrics(ws):
+        return member_metrics(run, SimpleNamespace(warnings=ws, timeline=[],
+                                                   n_escalations=0), recorder)
+
+    out = metrics(warnings)
+    assert out["time_to_first_warning_s"] == 300
+    assert out["time_to_blue_s"] == 300 and out["time_to_orange_s"] == 400
+    assert out["max_level"] == "orange" and out["max_level_index"] == 3
+    assert out["warnings"] == 3 and out["false_warnings"] == 2
+    assert out["missed_detection"] is False
+    # Only noise and another hazard's warning: not a detection, the leak was missed.
+    out = metrics(warnings[:3])
+    assert math.isnan(out["time_to_first_warning_s"]) and out["max_level"] == "none"
+    assert out["false_warnings"] == 2 and out["missed_detection"] is True
+
+
 def test_probability_map_of_a_known_case():
     fields = [np.array([[0.0, 30.0], [26.0, 10.0]]), np.array([[0.0, 24.0], [40.0, 25.0]]),
               np.array([[50.0, 26.0], [30.0, 0.0]]), np.array([[0.0, 0.0], [99.0, 0.0]])]
@@ -264,6 +406,9 @@ def test_serial_process_pool_and_dask_give_identical_results(write_study, tmp_pa
     assert summary["members_finished"] == 4 and set(summary["variants"]) == {"A", "B"}
     assert summary["variants"]["A"]["time_to_first_warning_s"]["n"] >= 1, \
         "the leak must be warned of for this test to mean anything"
+    assert "false_warnings" in summary["variants"]["A"]
+    assert "false_warnings" in read_results(tmp_path / "serial").decode().splitlines()[0]
+    assert "paired" in summary["comparisons"][0]["p_miss_diff"]["method"]
     pool = local_executor(2)
     try:
         run_study(study, tmp_path / "pool", pool, 2, report=False)
@@ -337,6 +482,77 @@ def test_changed_parameters_are_recomputed(write_study, tmp_path):
     assert second.computed == [m.member_id]
     record = json.loads((out / "members" / m.member_id / "metrics.json").read_text())
     assert record["param_hash"] == second.members[0].param_hash
+
+
+def test_edited_settings_files_and_another_code_version_rerun_members(write_study, tmp_path,
+                                                                     monkeypatch):
+    rulebook = yaml.safe_load(resources.files("alerting").joinpath(
+        "data/default_rulebook.yaml").read_text())
+    rb_path = tmp_path / "my_rulebook.yaml"
+    rb_path.write_text(yaml.safe_dump(rulebook, sort_keys=False))
+    data = study_data(samples=1, variants={})
+    data["overrides"]["rulebook"] = str(rb_path)
+    study_file = write_study(data)
+    out = tmp_path / "out"
+    first = run_study(load_study(study_file), out, SerialExecutor(), report=False)
+    [m] = first.members
+    assert run_study(load_study(study_file), out, SerialExecutor(),
+                     report=False).reused == [m.member_id]
+    # The scenario mapping is unchanged (it names the same file), the file's content is not.
+    rules = {r["id"]: r for r in rulebook["rules"]}
+    rules["ch4_confined_space"]["thresholds"]["blue"] = 5
+    rb_path.write_text(yaml.safe_dump(rulebook, sort_keys=False))
+    second = run_study(load_study(study_file), out, SerialExecutor(), report=False)
+    assert second.members[0].member_id == m.member_id
+    assert second.members[0].param_hash != m.param_hash
+    assert second.computed == [m.member_id] and second.reused == []
+    # Routing, operations and catalogue files, and the code version, are in the hash too.
+    import scenarios.study as study_mod
+
+    monkeypatch.setattr(study_mod, "code_version", lambda: "999.0")
+    assert plan_members(load_study(study_file))[0].param_hash != second.members[0].param_hash
+    monkeypatch.undo()
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(resources.files("alerting").joinpath(
+        "data/default_routing.yaml").read_text())
+    data["overrides"]["routing"] = "routing.yaml"  # relative to the base scenario
+    data["base"] = yaml.safe_load(DEMO.read_text())  # inline: relative to the study file
+    hashes = [plan_members(load_study(write_study(data, "r.yaml")))[0].param_hash]
+    routing.write_text(routing.read_text() + "\n# a comment only\n")
+    hashes.append(plan_members(load_study(write_study(data, "r.yaml")))[0].param_hash)
+    routing.write_text(routing.read_text().replace("Public security bureau", "Police", 1))
+    hashes.append(plan_members(load_study(write_study(data, "r.yaml")))[0].param_hash)
+    assert hashes[0] == hashes[1] != hashes[2]  # content, not bytes
+
+
+class RemoteWorker(SerialExecutor):
+    """A Dask worker on another machine: it does not see the client's study folder."""
+
+    def __init__(self, worker_disk) -> None:
+        self.worker_disk = worker_disk
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        member, _members_dir, *rest = args
+        return super().submit(fn, member, str(self.worker_disk / "members"), *rest, **kwargs)
+
+
+def test_members_run_on_remote_workers_are_written_by_the_client(write_study, tmp_path):
+    study = load_study(write_study(study_data(samples=1)))
+    local = run_study(study, tmp_path / "local", SerialExecutor(), report=False)
+    remote = run_study(study, tmp_path / "remote", RemoteWorker(tmp_path / "elsewhere"),
+                       report=False)
+    assert sorted(remote.computed) == sorted(local.computed)
+    assert remote.summary["members_finished"] == 2
+    assert read_results(tmp_path / "remote") == read_results(tmp_path / "local")
+    assert metrics_files(tmp_path / "remote") == metrics_files(tmp_path / "local")
+    for m in local.members:
+        here = tmp_path / "remote" / "members" / m.member_id
+        assert (here / "max_lel10.npy").read_bytes() == \
+            (tmp_path / "local" / "members" / m.member_id / "max_lel10.npy").read_bytes()
+        assert (here / "rulebook.yaml").exists() == (m.rulebook is not None)
+        assert not (here / "run").exists()  # the remote archive stayed with the worker
+        assert (tmp_path / "local" / "members" / m.member_id / "run").is_dir()
+    assert not (tmp_path / "elsewhere").exists()  # a temporary folder, dropped
 
 
 def test_cli_study_run_and_report(write_study, tmp_path, capsys):
