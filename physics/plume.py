@@ -48,11 +48,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from physics import puffsum
+
+if puffsum.HAVE_NUMBA:
+    from numba import njit
 from physics.base import (
     Bounds,
+    FieldGrid,
     HazardEngine,
     QuantityInfo,
     as_points,
+    grid_axes,
     register_engine,
 )
 from physics.dispersion import (
@@ -66,7 +71,7 @@ from physics.gas import (
     CH4_LEL_VOL_FRAC,
     STANDARD_PRESSURE_PA,
     STANDARD_TEMPERATURE_K,
-    kg_m3_to_ppm,
+    gas_density_kg_m3,
     ppm_to_lel_pct,
 )
 
@@ -99,6 +104,365 @@ at 1.05). In calm air, where puffs pile up at the source, this is the binding cr
 _MAX_MERGE_PASSES = 16
 
 
+# ------------------------------------------------------------------ compiled stepping
+# The "numba" backend steps puffs with the kernels below: the same arithmetic as the NumPy
+# reference path (``GaussianPuffPlume._step`` / ``_merge_pass``), operation for operation, on
+# one (7, n) state array whose rows are x, y, travel, mass, var0h, var0z, t_birth. Results
+# equal the reference path's to round-off: the one difference is x**c in the Briggs curves for
+# c ∉ {0, ±1, 0.5, 2}, where NumPy may use its SIMD power (≈1 ulp apart from libm's pow,
+# which the kernels call). No parallelism: bit-identical run to run.
+_ROWS = 7
+_P_CALM, _P_SX, _P_SY, _P_S0SQ, _P_MINC, _P_RANGE, _P_AGE, _P_SEP, _P_RATIO = range(9)
+
+
+def _jit(func):  # noqa: ANN001, ANN202 - decorator
+    return njit(cache=True)(func) if puffsum.HAVE_NUMBA else func
+
+
+@_jit
+def _interp1(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
+    """``forcing.interp_scalar`` (np.interp at one point, same arithmetic)."""
+    n = xp.size
+    if x <= xp[0]:
+        return fp[0]
+    if x >= xp[n - 1]:
+        return fp[n - 1]
+    lo, hi = 0, n  # bisect_right: first index with xp[index] > x
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < xp[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    j = lo - 1
+    if xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    value = slope * (x - xp[j]) + fp[j]
+    if value != value:
+        value = slope * (x - xp[j + 1]) + fp[j + 1]
+        if value != value and fp[j] == fp[j + 1]:
+            value = fp[j]
+    return value
+
+
+@_jit
+def _wind_at(t: float, wt: np.ndarray, ws: np.ndarray, wu: np.ndarray,
+             wv: np.ndarray) -> tuple[float, float, float]:
+    """(u, v, speed) at ``t``: ``WindSeries.velocity_at`` and ``speed_at``."""
+    speed = _interp1(t, wt, ws)
+    u = _interp1(t, wt, wu)
+    v = _interp1(t, wt, wv)
+    norm = math.hypot(u, v)
+    if norm <= 1e-12 * max(speed, 1.0) or speed == 0.0:
+        return 0.0, 0.0, speed
+    return speed * u / norm, speed * v / norm, speed
+
+
+@_jit
+def _pairwise_leaf(a: np.ndarray, lo: int, n: int) -> float:
+    """NumPy's pairwise sum of a block of n ≤ 128 values (8 accumulators)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_jit
+def _pairwise_sum(a: np.ndarray, n: int) -> float:
+    """``np.sum(a[:n])`` with NumPy's rounding: blocks of ≤ 128 summed by ``_pairwise_leaf``,
+    larger ranges split at n/2 (rounded down to a multiple of 8) and the halves added
+    (NumPy's recursion, unrolled with a stack: numba's cache cannot hold recursive code)."""
+    if n <= 128:
+        return _pairwise_leaf(a, 0, n)
+    t_lo = np.empty(128, dtype=np.int64)
+    t_n = np.empty(128, dtype=np.int64)
+    t_phase = np.empty(128, dtype=np.int64)
+    vals = np.empty(128)
+    nt = 1
+    nv = 0
+    t_lo[0], t_n[0], t_phase[0] = 0, n, 0
+    while nt > 0:
+        nt -= 1
+        lo, m, phase = t_lo[nt], t_n[nt], t_phase[nt]
+        if m <= 128:
+            vals[nv] = _pairwise_leaf(a, lo, m)
+            nv += 1
+        elif phase == 0:
+            m2 = m // 2
+            m2 -= m2 % 8
+            t_lo[nt], t_n[nt], t_phase[nt] = lo, m, 1  # combine after both halves
+            t_lo[nt + 1], t_n[nt + 1], t_phase[nt + 1] = lo + m2, m - m2, 0
+            t_lo[nt + 2], t_n[nt + 2], t_phase[nt + 2] = lo, m2, 0  # left half first
+            nt += 3
+        else:
+            nv -= 1
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
+    return vals[0]
+
+
+@_jit
+def _release_in(t0: float, t1: float, rs: np.ndarray, re: np.ndarray,
+                rr: np.ndarray) -> tuple[float, float]:
+    """``ReleaseSchedule.mass_and_centroid`` over [t0, t1]: mass and mean release time."""
+    if t1 <= t0:
+        return 0.0, 0.5 * (t0 + t1)
+    nseg = rs.size
+    if nseg >= 8:  # the schedule sums these with np.sum (pairwise)
+        seg = np.empty(nseg)
+        mom = np.empty(nseg)
+        for j in range(nseg):
+            lo, hi = max(rs[j], t0), min(re[j], t1)
+            seg[j] = rr[j] * max(hi - lo, 0.0)
+            mom[j] = seg[j] * 0.5 * (lo + hi)
+        mass = _pairwise_sum(seg, nseg)
+        moment = _pairwise_sum(mom, nseg)
+    else:
+        mass = 0.0
+        moment = 0.0
+        for j in range(nseg):
+            lo, hi = max(rs[j], t0), min(re[j], t1)
+            s = rr[j] * max(hi - lo, 0.0)
+            mass += s
+            moment += s * 0.5 * (lo + hi)
+    if mass <= 0.0:
+        return 0.0, 0.5 * (t0 + t1)
+    return mass, min(max(moment / mass, t0), t1)
+
+
+@_jit
+def _briggs1(x: float, a: float, b: float, c: float) -> float:
+    """σ = a·x·(1 + b·x)^c (``dispersion.briggs_sigmas_from``; NumPy's exact fast paths for
+    the exponents 0, ±1, 0.5, 2)."""
+    base = 1.0 + b * x
+    if c == 0.0:
+        p = 1.0
+    elif c == 1.0:
+        p = base
+    elif c == -1.0:
+        p = 1.0 / base
+    elif c == 0.5:
+        p = math.sqrt(base)
+    elif c == 2.0:
+        p = base * base
+    else:
+        p = base**c
+    return a * x * p
+
+
+@_jit
+def _sigmas1(st: np.ndarray, i: int, brg: np.ndarray) -> tuple[float, float]:
+    """σh, σz of puff ``i``: √(var0 + σ_Briggs(travel)²) (``GaussianPuffPlume._sigmas``)."""
+    s = st[2, i]
+    sy = _briggs1(s, brg[0], brg[1], brg[2])
+    sz = _briggs1(s, brg[3], brg[4], brg[5])
+    return math.sqrt(st[4, i] + sy * sy), math.sqrt(st[5, i] + sz * sz)
+
+
+@_jit
+def _step_kernel(st: np.ndarray, n: int, ta: float, tb: float, wt: np.ndarray,
+                 ws: np.ndarray, wu: np.ndarray, wv: np.ndarray, rs: np.ndarray,
+                 re: np.ndarray, rr: np.ndarray, brg: np.ndarray, prm: np.ndarray,
+                 scratch: np.ndarray, keep: np.ndarray) -> tuple[int, float]:
+    """One puff step ta → tb in place on ``st[:, :n]`` (``GaussianPuffPlume._step``):
+    advect with the midpoint wind, grow the travel, emit the interval's puff, drop puffs
+    whose peak is below the floor or that left the range. Returns (n, dropped kg)."""
+    dt = tb - ta
+    t_mid = 0.5 * (ta + tb)
+    u, v, speed = _wind_at(t_mid, wt, ws, wu, wv)
+    grow = max(speed, prm[_P_CALM]) * dt
+    udt = u * dt
+    vdt = v * dt
+    for i in range(n):
+        st[0, i] = st[0, i] + udt
+        st[1, i] = st[1, i] + vdt
+        st[2, i] = st[2, i] + grow
+    m_new, t_birth = _release_in(ta, tb, rs, re, rr)
+    if m_new > 0.0:
+        age = tb - t_birth
+        t_half = 0.5 * (t_birth + tb)
+        u2, v2, speed2 = _wind_at(t_half, wt, ws, wu, wv)
+        st[0, n] = prm[_P_SX] + u2 * age
+        st[1, n] = prm[_P_SY] + v2 * age
+        st[2, n] = max(speed2, prm[_P_CALM]) * age
+        st[3, n] = m_new
+        st[4, n] = prm[_P_S0SQ]
+        st[5, n] = prm[_P_S0SQ]
+        st[6, n] = t_birth
+        n += 1
+    c_peak = 2.0 * _NORM
+    # a cheap sufficient test first: with exponents c ≤ 0, σ(s) ≤ a·s, so the peak is at
+    # least c_peak·m / ((var0h + (ay·s)²)·√(var0z + (az·s)²)); a puff whose bound clears the
+    # floor, and whose |Δ|² clears the range, by a margin far above rounding (1e-9) is kept
+    # without the exact test (same decisions; the exact test decides everything else)
+    bounded = brg[2] <= 0.0 and brg[5] <= 0.0
+    floor_lb = prm[_P_MINC] * (1.0 + 1e-9)
+    range2_lb = prm[_P_RANGE] * prm[_P_RANGE] * (1.0 - 1e-9)
+    n_drop = 0
+    for i in range(n):
+        dx = st[0, i] - prm[_P_SX]
+        dy = st[1, i] - prm[_P_SY]
+        if bounded and dx * dx + dy * dy <= range2_lb:
+            s_i = st[2, i]
+            hy = brg[0] * s_i
+            hz = brg[3] * s_i
+            if c_peak * st[3, i] >= floor_lb * ((st[4, i] + hy * hy)
+                                                * math.sqrt(st[5, i] + hz * hz)):
+                keep[i] = True
+                continue
+        sh, sz = _sigmas1(st, i, brg)
+        peak = c_peak * st[3, i] / (sh * sh * sz)
+        dist = math.hypot(dx, dy)
+        keep[i] = peak >= prm[_P_MINC] and dist <= prm[_P_RANGE]
+        if not keep[i]:
+            scratch[n_drop] = st[3, i]
+            n_drop += 1
+    if n_drop == 0:
+        return n, 0.0
+    dropped = _pairwise_sum(scratch, n_drop)
+    w = 0
+    for i in range(n):
+        if keep[i]:
+            if w != i:
+                for r in range(_ROWS):
+                    st[r, w] = st[r, i]
+            w += 1
+    return w, dropped
+
+
+@_jit
+def _merge_pass_kernel(st: np.ndarray, n: int, t_s: float, brg: np.ndarray, prm: np.ndarray,
+                       sh: np.ndarray, sz: np.ndarray, d: np.ndarray,
+                       sel: np.ndarray) -> int:
+    """One merge pass in place on ``st[:, :n]`` (``GaussianPuffPlume._merge_pass``: same
+    criteria, same pairs, same moment-preserving merge). Returns the new count (n: none)."""
+    if n < 2:
+        return n
+    for i in range(n):
+        sh[i], sz[i] = _sigmas1(st, i, brg)
+    any_pair = False
+    prev = False
+    pos = 0
+    for i in range(n - 1):
+        d[i] = math.hypot(st[0, i + 1] - st[0, i], st[1, i + 1] - st[1, i])
+        sh_lo, sh_hi = min(sh[i], sh[i + 1]), max(sh[i], sh[i + 1])
+        sz_lo, sz_hi = min(sz[i], sz[i + 1]), max(sz[i], sz[i + 1])
+        cand = (
+            (t_s - st[6, i]) >= prm[_P_AGE]
+            and (t_s - st[6, i + 1]) >= prm[_P_AGE]
+            and d[i] <= prm[_P_SEP] * sh_lo
+            and sh_hi <= prm[_P_RATIO] * sh_lo
+            and sz_hi <= prm[_P_RATIO] * sz_lo
+        )
+        pos = pos + 1 if (cand and prev) else 0
+        sel[i] = cand and pos % 2 == 0  # 1st, 3rd, ... pair of a run of candidates
+        any_pair = any_pair or cand
+        prev = cand
+    if not any_pair:
+        return n
+    w = 0
+    i = 0
+    while i < n:
+        if i < n - 1 and sel[i]:
+            a, b = i, i + 1
+            ma, mb = st[3, a], st[3, b]
+            m = ma + mb
+            wa, wb = ma / m, mb / m
+            x = wa * st[0, a] + wb * st[0, b]
+            y = wa * st[1, a] + wb * st[1, b]
+            s = wa * st[2, a] + wb * st[2, b]
+            sigma_h2 = wa * (sh[a] * sh[a]) + wb * (sh[b] * sh[b]) + 0.5 * wa * wb * (d[a] * d[a])
+            sigma_z2 = wa * (sz[a] * sz[a]) + wb * (sz[b] * sz[b])
+            by = _briggs1(s, brg[0], brg[1], brg[2])
+            bz = _briggs1(s, brg[3], brg[4], brg[5])
+            born = wa * st[6, a] + wb * st[6, b]
+            st[0, w] = x
+            st[1, w] = y
+            st[2, w] = s
+            st[3, w] = m
+            st[4, w] = sigma_h2 - by * by
+            st[5, w] = sigma_z2 - bz * bz
+            st[6, w] = born
+            i += 2
+        else:
+            if w != i:
+                for r in range(_ROWS):
+                    st[r, w] = st[r, i]
+            i += 1
+        w += 1
+    return w
+
+
+@_jit
+def _advance_kernel(packed: np.ndarray, k: int, t: float, t0: float, dt: float, tol: float,
+                    dropped: float, merge_every: int, wt: np.ndarray, ws: np.ndarray,
+                    wu: np.ndarray, wv: np.ndarray, rs: np.ndarray, re: np.ndarray,
+                    rr: np.ndarray, brg: np.ndarray, prm: np.ndarray
+                    ) -> tuple[np.ndarray, int, float, np.ndarray, float, np.ndarray, np.ndarray]:
+    """``GaussianPuffPlume.advance_to`` from the committed state ``packed`` (7, n) at grid
+    step ``k``: committed steps t0 + k·dt while ≤ t + tol (merging, unless merge_every is 0,
+    after steps k % merge_every == 0), then a partial step to ``t``. Returns (committed,
+    k, its dropped kg, view state at t, its dropped kg, view σh, view σz)."""
+    n = packed.shape[1]
+    k1 = k
+    while t0 + (k1 + 1) * dt <= t + tol:
+        k1 += 1
+    cap = n + (k1 - k) + 1
+    buf = np.empty((_ROWS, cap))
+    buf[:, :n] = packed
+    scratch = np.empty(cap)
+    keep = np.empty(cap, dtype=np.bool_)
+    sh = np.empty(cap)
+    sz = np.empty(cap)
+    d = np.empty(cap)
+    sel = np.empty(cap, dtype=np.bool_)
+    for kk in range(k, k1):
+        tb = t0 + (kk + 1) * dt
+        n, lost = _step_kernel(buf, n, t0 + kk * dt, tb, wt, ws, wu, wv, rs, re, rr, brg,
+                               prm, scratch, keep)
+        dropped += lost
+        if merge_every > 0 and (kk + 1) % merge_every == 0:
+            for _ in range(_MAX_MERGE_PASSES):
+                n_merged = _merge_pass_kernel(buf, n, tb, brg, prm, sh, sz, d, sel)
+                if n_merged == n:
+                    break
+                n = n_merged
+    committed = buf[:, :n].copy()
+    dropped_committed = dropped
+    t_grid = t0 + k1 * dt
+    if t - t_grid > tol:
+        n, lost = _step_kernel(buf, n, t_grid, t, wt, ws, wu, wv, rs, re, rr, brg, prm,
+                               scratch, keep)
+        dropped += lost
+        view = buf[:, :n].copy()
+    else:
+        view = committed
+    sigma_h = np.empty(n)
+    sigma_z = np.empty(n)
+    for i in range(n):
+        sigma_h[i], sigma_z[i] = _sigmas1(view, i, brg)
+    return committed, k1, dropped_committed, view, dropped, sigma_h, sigma_z
+
+
 @dataclass(frozen=True)
 class _Puffs:
     """Puff state, in release order: centres, travel distance s (for σ growth), mass, the
@@ -112,6 +476,8 @@ class _Puffs:
     var0h_m2: np.ndarray
     var0z_m2: np.ndarray
     t_birth_s: np.ndarray
+    stacked: np.ndarray | None = None
+    """The (7, n) array the fields are rows of, when built by ``from_packed``."""
 
     @classmethod
     def empty(cls) -> _Puffs:
@@ -120,6 +486,26 @@ class _Puffs:
 
     def __len__(self) -> int:
         return int(self.x_m.size)
+
+    def packed(self) -> np.ndarray:
+        """The state as one (7, n) array (rows in field order), for the compiled kernels."""
+        if self.stacked is not None:
+            return self.stacked
+        return np.stack((self.x_m, self.y_m, self.travel_m, self.mass_kg, self.var0h_m2,
+                         self.var0z_m2, self.t_birth_s))
+
+    @classmethod
+    def from_packed(cls, packed: np.ndarray) -> _Puffs:
+        """Row views of a (7, n) state array (never written to afterwards)."""
+        return cls(*packed, stacked=packed)
+
+
+_SHARED_ATTRS = frozenset({
+    "release", "wind", "_briggs", "_committed", "_view", "_sigma_h", "_sigma_z",
+    "_kernel_cache", "_density_cache", "source_xy_m",
+})
+"""Attributes ``GaussianPuffPlume._copy`` shares between a plume and its copy."""
+_IMMUTABLE = (bool, int, float, str, type(None))
 
 
 @register_engine
@@ -391,6 +777,10 @@ class GaussianPuffPlume(HazardEngine):
         t = self.check_not_backwards(t_s)
         dt = self.puff_interval_s
         tol = 1e-9 * dt
+        if self._compiled():
+            self._advance_compiled(t, tol)
+            self.t_s = t
+            return
         puffs, dropped = self._committed, self._committed_dropped_kg
         while self._grid_time(self._k + 1) <= t + tol:
             ta, tb = self._grid_time(self._k), self._grid_time(self._k + 1)
@@ -407,12 +797,48 @@ class GaussianPuffPlume(HazardEngine):
         self._set_view(puffs, dropped)
         self.t_s = t
 
+    def _compiled(self) -> bool:
+        """Whether stepping uses the compiled kernels (backend "numba", the default)."""
+        backend = puffsum.DEFAULT_BACKEND if self.backend is None else self.backend
+        return backend == "numba" and puffsum.HAVE_NUMBA
+
+    def _kernel_inputs(self) -> tuple[np.ndarray, ...]:
+        """Wind, release and parameter arrays for ``_advance_kernel`` (cached per wind)."""
+        cached = self.__dict__.get("_kernel_cache")
+        if cached is not None and cached[0] is self.wind and cached[1] is self.release:
+            return cached[2]
+        w, r = self.wind, self.release
+        ends = np.append(r.times_s[1:], np.inf)
+        (ay, by, cy), (az, bz, cz) = self._briggs
+        sx, sy = self.source_xy_m
+        prm = np.array([self.calm_wind_m_s, sx, sy, self.initial_sigma_m**2, self.min_conc_kg_m3,
+                        self.max_range_m, self.merge_min_age_s, self.merge_separation_sigmas,
+                        self.merge_sigma_ratio])
+        inputs = (w.times_s, w.speed_m_s, w.u_m_s, w.v_m_s, r.times_s, ends, r.rate_kg_s,
+                  np.array([ay, by, cy, az, bz, cz]), prm)
+        self._kernel_cache = (w, r, inputs)
+        return inputs
+
+    def _advance_compiled(self, t: float, tol: float) -> None:
+        """``advance_to`` by ``_advance_kernel`` (same steps, same merges, compiled)."""
+        committed, k, dropped_c, view, dropped_v, sigma_h, sigma_z = _advance_kernel(
+            self._committed.packed(), self._k, t, self.t0_s, self.puff_interval_s, tol,
+            self._committed_dropped_kg, self.merge_every_steps if self.merge else 0,
+            *self._kernel_inputs(),
+        )
+        self._k = int(k)
+        self._committed = _Puffs.from_packed(committed)
+        self._committed_dropped_kg = float(dropped_c)
+        self._view = self._committed if view is committed else _Puffs.from_packed(view)
+        self._view_dropped_kg = float(dropped_v)
+        self._sigma_h, self._sigma_z = sigma_h, sigma_z
+
     # ------------------------------------------------------------------ queries
     def forecast_copy(self) -> GaussianPuffPlume:
         """A copy whose future wind is the wind now, held (persistence forecast): the
         platform knows the wind observed at ``t_s``, not the scenario's later shifts. The
         release keeps its schedule (the source term is taken as known)."""
-        twin = copy.deepcopy(self)
+        twin = self._copy()
         u, v = self.wind.velocity_at(self.t_s)
         speed = self.wind.speed_at(self.t_s)
         if math.hypot(u, v) > 0.0:
@@ -420,6 +846,16 @@ class GaussianPuffPlume(HazardEngine):
         else:  # calm: keep the last given direction
             from_deg = float(np.interp(self.t_s, self.wind.times_s, self.wind.from_deg))
         twin.wind = WindSeries.constant(speed, from_deg)
+        return twin
+
+    def _copy(self) -> GaussianPuffPlume:
+        """An independent copy, as ``copy.deepcopy`` would give, sharing what is never
+        modified in place: the puff state arrays (every step builds new ones), the frozen
+        forcing and the kernel inputs. Any other attribute is deep-copied."""
+        twin = copy.copy(self)
+        for name, value in vars(self).items():
+            if name not in _SHARED_ATTRS and not isinstance(value, _IMMUTABLE):
+                setattr(twin, name, copy.deepcopy(value))
         return twin
 
     def is_active(self) -> bool:
@@ -476,17 +912,56 @@ class GaussianPuffPlume(HazardEngine):
         )
 
     def _convert(self, quantity: str, conc_kg_m3: np.ndarray) -> np.ndarray:
+        """kg/m³ to ``quantity``: ``gas.kg_m3_to_ppm`` and ``gas.ppm_to_lel_pct`` (the same
+        operations, with the methane density computed once per temperature and pressure)."""
         if quantity == "ch4_kg_m3":
             return conc_kg_m3
-        ppm = np.asarray(kg_m3_to_ppm(conc_kg_m3, self.temperature_k, self.pressure_pa))
+        key = (self.temperature_k, self.pressure_pa)
+        cached = self.__dict__.get("_density_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, gas_density_kg_m3(self.temperature_k, self.pressure_pa))
+            self._density_cache = cached
+        ppm = 1e6 * np.asarray(conc_kg_m3, dtype=np.float64) / cached[1]
         if quantity == "ch4_ppm":
             return ppm
-        return np.asarray(ppm_to_lel_pct(ppm, self.lel_vol_frac))
+        if not 0.0 < self.lel_vol_frac < 1.0:
+            return np.asarray(ppm_to_lel_pct(ppm, self.lel_vol_frac))  # (raises)
+        return ppm * (1e-4 / self.lel_vol_frac)
 
     def sample(self, quantity: str, xyz_m: np.ndarray) -> np.ndarray:
         """``quantity`` at points ``xyz_m`` (shape (n, 3), z above ground) as float64 (n,)."""
         self.check_quantity(quantity)
         return self._convert(quantity, self.concentration_kg_m3(xyz_m))
+
+    def field(
+        self,
+        quantity: str,
+        *,
+        z_m: float = 1.5,
+        bounds: Bounds | None = None,
+        resolution_m: float = 5.0,
+    ) -> FieldGrid:
+        """``quantity`` on a regular grid at height ``z_m`` (``HazardEngine.field``): with the
+        "numba" backend by ``puffsum.grid_concentration`` (separable horizontal Gaussian; the
+        values of ``sample`` at the cell centres to round-off), else by ``sample``."""
+        if not self._compiled():
+            return super().field(quantity, z_m=z_m, bounds=bounds, resolution_m=resolution_m)
+        self.check_quantity(quantity)
+        xs, ys = grid_axes(self.default_bounds() if bounds is None else bounds, resolution_m)
+        z = float(z_m)
+        if not math.isfinite(z):
+            raise ValueError("xyz_m contains non-finite coordinates")
+        if self.puff_count == 0:
+            conc = np.zeros((ys.size, xs.size))
+        else:
+            v = self._view
+            conc = puffsum.grid_concentration(
+                xs, ys, z, v.x_m, v.y_m, self._sigma_h, self._sigma_z, v.mass_kg,
+                self.source_height_m, cutoff=self.cutoff_sigmas,
+            )
+        return FieldGrid(xs_m=xs, ys_m=ys, values=self._convert(quantity, conc),
+                         quantity=quantity, units=self.info[quantity].units, t_s=self.t_s,
+                         resolution_m=float(resolution_m), z_m=z)
 
     def default_bounds(self) -> Bounds:
         """Extent of the puff cloud, centres ± 4σh (source ± 50 m when there are no puffs)."""
