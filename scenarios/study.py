@@ -912,7 +912,7 @@ def add_study_commands(sub) -> None:
                                     "Re-running the same command resumes an interrupted "
                                     "study.")
     r.add_argument("study", help="study YAML file")
-    r.add_argument("--out", help="study folder (default studies/<study name>)")
+    r.add_argument("--out", help="study folder (default runs/<study name>)")
     r.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
     r.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address (e.g. tcp://10.0.0.5:8786): run members on "
@@ -935,7 +935,7 @@ def cmd_study_run(args) -> int:
     from scenarios.study_exec import executor_for
 
     study = load_study(Path(args.study), samples=args.samples)
-    out = Path(args.out) if args.out else Path("studies") / study.spec.name
+    out = Path(args.out) if args.out else Path("runs") / study.spec.name
     n = len(study.variant_names) * study.spec.samples * math.prod(
         len(v.sweep) for v in study.spec.variations.values() if v.sweep is not None)
     where = args.scheduler or f"{args.workers or os.cpu_count()} local process(es)"
