@@ -33,6 +33,8 @@ from typing import Any, TextIO
 import simpy
 import simpy.rt
 
+from scenarios.scenario import clock_text
+
 WORK_ORDER_ACTIONS = ("assign", "start", "resolve", "review", "reject", "close", "escalate")
 WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")
 FIELD_ACTIONS = ("evacuate", "measure")
@@ -219,7 +221,7 @@ class DrillConsole:
 
     def _hold(self, env: simpy.Environment) -> None:
         """Paused: block the drill clock, still answering commands, until resume/quit."""
-        self.write(f"[T+{env.now:g} s] paused — 'resume' to continue")
+        self.write(f"[{clock_text(env.now)}] paused — 'resume' to continue")
         while self.paused and not self.quit:
             self.handle(self.commands.get(), env)
         set_pace(env, None)
@@ -239,7 +241,7 @@ class DrillConsole:
             self.paused = True
         elif name == "resume":
             if self.paused:
-                self.write(f"[T+{t:g} s] resumed")
+                self.write(f"[{clock_text(t)}] resumed")
             self.paused = False
         elif name == "speed":
             if not isinstance(env, simpy.rt.RealtimeEnvironment):
@@ -247,10 +249,10 @@ class DrillConsole:
                 return
             self.speed = float(item.args["factor"])
             set_pace(env, self.speed)
-            self.write(f"[T+{t:g} s] speed ×{self.speed:g}")
+            self.write(f"[{clock_text(t)}] speed ×{self.speed:g}")
         elif name == "quit":
             self.quit, self.paused = True, False
             set_pace(env, float("inf"))
-            self.write(f"[T+{t:g} s] players stop; the drill runs to its end unpaced")
+            self.write(f"[{clock_text(t)}] players stop; the drill runs to its end unpaced")
         else:
             self.write(self.execute(item, t))
