@@ -1,7 +1,8 @@
 """The incident investigation report: one self-contained HTML page (inline CSS, no scripts).
 
 Sections: the replay against the warnings of the time (side by side with every
-counterfactual: time to the first warning and to each level), the diff per warning, the
+counterfactual: time to the first warning and to each level, and a chart of the highest
+open warning level over time), the diff per warning, the
 "what was known when" timeline, the fitted gas source and the model-derived sensors.
 
 Times are T+ from the incident's t = 0; wall-clock times (the start, the timeline's wall
@@ -16,10 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from viewer.dossier import page
-from viewer.report import LEVEL_COLOURS, _clock
+from viewer.report import LEVEL_COLOURS, _clock, _png
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from scenarios.counterfactual import Investigation
 
 
@@ -71,6 +76,52 @@ def side_by_side(inv: Investigation) -> str:
     return _table(["run", "kind", "first warning", "Δ vs replay",
                    *(f"first {n}" for n in levels), "max level", "warnings",
                    "first warning's sensors"], rows)
+
+
+def level_steps(warnings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The highest level among open warnings after each warning event (``WARNING_FRAME``
+    rows, in the order the platform issued them): (times s, levels); 0 = none open."""
+    open_levels: dict[str, int] = {}
+    times, levels = [0.0], [0]
+    for w in warnings.sort_values("known_at_s", kind="stable").itertuples():
+        if w.event in ("cleared", "cancelled"):
+            open_levels.pop(w.warning_id, None)
+        else:
+            open_levels[w.warning_id] = int(w.level)
+        times.append(float(w.known_at_s))
+        levels.append(max(open_levels.values(), default=0))
+    return np.array(times), np.array(levels)
+
+
+def level_chart(inv: Investigation) -> str:
+    """Step chart of the highest open warning level: of the time, replay, counterfactuals."""
+    import matplotlib.pyplot as plt
+
+    runs = []
+    if inv.incident.warnings is not None and len(inv.incident.warnings):
+        runs.append(("warnings of the time", inv.incident.warnings, "k", 3.0))
+    runs.append(("replay", inv.replay.warnings, "tab:blue", 2.0))
+    colours = plt.get_cmap("tab10").colors[1:]
+    runs += [(c.cf.label, c.result.warnings, colours[k % len(colours)], 1.4)
+             for k, c in enumerate(inv.counterfactuals)]
+    end_s = max([float(r[1]["known_at_s"].max()) for r in runs if len(r[1])]
+                + [inv.setup.run.scenario.duration_s])
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    for k, (label, frame, colour, width) in enumerate(runs):
+        t, lv = level_steps(frame)
+        offset = 0.06 * (k - (len(runs) - 1) / 2)  # side by side where the lines coincide
+        ax.step(np.append(t, end_s) / 60, np.append(lv, lv[-1]) + offset,
+                where="post", color=colour, lw=width, label=label)
+    names = inv.levels
+    ax.set_yticks(range(len(names) + 1), ["none", *names])
+    for k, name in enumerate(names, start=1):
+        ax.axhspan(k - 0.35, k + 0.35, color=LEVEL_COLOURS.get(name, "#eee"), alpha=0.12, lw=0)
+    ax.set_xlim(0, end_s / 60)
+    ax.set_xlabel("incident time (min)")
+    ax.set_title("Highest open warning level")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
 
 
 def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archived",
@@ -168,7 +219,8 @@ def investigation_html(inv: Investigation) -> str:
     facts += [("Note", n) for n in inv.setup.notes]
     body = [f"<h1>Incident investigation — {html.escape(sc.name)}</h1>",
             _table(["", ""], [[_e(k), _e(v)] for k, v in facts]),
-            "<h2>Time to first warning and to each level</h2>", side_by_side(inv)]
+            "<h2>Time to first warning and to each level</h2>", side_by_side(inv),
+            f"<img alt='warning level over time' src='{level_chart(inv)}'>"]
     if inv.diff is not None:
         body += ["<h2>Replay against the warnings of the time</h2>",
                  '<p class="note">Matching: same hazard, overlapping in time, sharing a '
