@@ -290,6 +290,22 @@ def warning_summary(warnings: pd.DataFrame, levels: list[str]) -> dict[str, Any]
                               if len(raised) else [])}
 
 
+def work_order_summary(events: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per work order (``WORK_ORDER_FRAME`` events): its warning, when it was created, first
+    assigned and closed (None if never), and its escalations as (time s, note)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in events.sort_values("time_s", kind="stable").itertuples(index=False):
+        o = out.setdefault(e.work_order_id, {
+            "warning_id": e.warning_id, "created_s": None, "assigned_s": None,
+            "closed_s": None, "escalations": []})
+        t = float(e.time_s)
+        if e.event in ("created", "assigned", "closed") and o[f"{e.event}_s"] is None:
+            o[f"{e.event}_s"] = t
+        elif e.event == "escalated":
+            o["escalations"].append((t, str(e.note)))
+    return out
+
+
 def known_when(archive_path: Path) -> list[dict[str, Any]]:
     """For each warning event of a replay archive: what was known at that moment —
     observations received so far, sensors alarming (rule, level, value) and the warning's
@@ -453,10 +469,11 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
     from viewer.investigation_report import write_investigation_report
 
     out = Path(args.out) if args.out else Path("runs") / "replay"
-    inputs = [args.source, args.inventory, args.warnings, args.twin, args.rulebook]
+    inputs = [args.source, args.inventory, args.warnings, args.work_orders, args.twin,
+              args.rulebook]
     _check_out(out, inputs, args.overwrite)
     inc = read_incident(args.source, inventory=args.inventory, warnings=args.warnings,
-                        twin_crs=_twin_crs(args.twin))
+                        twin_crs=_twin_crs(args.twin), work_orders=args.work_orders)
     cfs: list[Counterfactual] = []
     if args.rulebook:
         cfs.append(Counterfactual(f"rulebook {Path(args.rulebook).name}",
@@ -559,6 +576,8 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("source", help="archive.sqlite, run folder, incident folder or file")
     r.add_argument("--inventory", help="sensor inventory (GeoJSON or GeoPackage)")
     r.add_argument("--warnings", help="warnings issued at the time (CSV/JSONL or archive)")
+    r.add_argument("--work-orders", help="work-order events of the time (CSV/JSONL/Parquet "
+                                         "or archive): shown beside the replay's")
     r.add_argument("--twin", help="twin folder (external incidents; overrides a run's twin)")
     r.add_argument("--rulebook", help="counterfactual rulebook YAML (or 'default')")
     r.add_argument("--no-model", action="store_true",

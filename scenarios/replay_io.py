@@ -71,6 +71,13 @@ QUALITY_NAMES = {"ok": 0, "clipped": 1, "dropped": 2, "offline": 3, "stuck": 4}
 INVENTORY_REQUIRED = ("sensor_id", "type_id", "quantity", "unit")
 WARNING_REQUIRED = ("warning_id", "event", "level_name")
 WARNING_EVENTS = ("raised", "escalated", "deescalated", "updated", "cleared", "cancelled")
+#: Columns of a normalised work-order event frame (work orders of the time).
+WORK_ORDER_FRAME = ("work_order_id", "warning_id", "event", "time_s", "actor", "note")
+WORK_ORDER_REQUIRED = ("work_order_id", "event")
+#: Work-order events as the platform records them (alerting/workorders.py).
+WORK_ORDER_EVENTS = ("created", "assigned", "started", "resolved", "reviewed", "rejected",
+                     "closed", "overdue_unassigned", "overdue_deadline", "escalated",
+                     "level_changed")
 #: Columns of a normalised warnings frame (what ``diff`` reads).
 WARNING_FRAME = ("warning_id", "event", "time_s", "known_at_s", "hazard", "level",
                  "level_name", "basis", "sensors", "targets", "area_m2")
@@ -89,6 +96,8 @@ class Incident:
     crs: str  #: CRS of the sensor coordinates (the twin's)
     source: str  #: file or folder read
     manifest: dict[str, Any] = field(default_factory=dict)  #: citytwin run manifest, if any
+    #: work-order events of the time (``WORK_ORDER_FRAME``), or None when not given
+    work_orders: pd.DataFrame | None = None
 
     @property
     def from_citytwin(self) -> bool:
@@ -137,7 +146,7 @@ def read_archive_incident(path: str | Path) -> Incident:
     anchor = datetime.fromisoformat(str(manifest["start"]))
     return Incident(obs, sensors[list(SENSOR_TABLE_COLUMNS)], normalise_warnings(
         warnings.reset_index(drop=True), str(path)), anchor, str(manifest["twin"]["crs"]),
-        str(path), manifest)
+        str(path), manifest, work_orders=read_work_orders_file(path, anchor=anchor))
 
 
 def _intervals_of(sensor_ids: pd.Series | np.ndarray, sensors: pd.DataFrame) -> np.ndarray:
@@ -649,14 +658,70 @@ def read_warnings_file(path: str | Path, *, levels: list[str] | None = None,
     return normalise_warnings(df, str(path), levels, anchor)
 
 
+def normalise_work_orders(df: pd.DataFrame, source: str,
+                          anchor: datetime | None = None) -> pd.DataFrame:
+    """Work-order events of the time as ``WORK_ORDER_FRAME`` columns, in time order.
+
+    Required: ``work_order_id``, ``event`` (one of ``WORK_ORDER_EVENTS``) and ``time`` (or
+    ``time_s``: seconds from the anchor, or ISO 8601 with an offset); optional
+    ``warning_id`` (default: the id after ``WO-``, the platform's naming), ``actor``,
+    ``note``."""
+    if df.empty:
+        return pd.DataFrame({c: [] for c in WORK_ORDER_FRAME})
+    missing = [c for c in WORK_ORDER_REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(source, f"missing column(s) {missing}", field=missing[0])
+    out = pd.DataFrame({"work_order_id": df["work_order_id"].astype(str)})
+    if "warning_id" in df.columns:
+        out["warning_id"] = df["warning_id"].astype(str)
+    else:
+        out["warning_id"] = out["work_order_id"].str.removeprefix("WO-")
+    out["event"] = df["event"].astype(str)
+    bad = ~out["event"].isin(WORK_ORDER_EVENTS)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InputError(source, f"event {out['event'].iloc[k]!r} is not one of "
+                         f"{WORK_ORDER_EVENTS}", field="event", feature_id=f"row {k + 1}")
+    tcol = "time_s" if "time_s" in df.columns else "time" if "time" in df.columns else None
+    if tcol is None:
+        raise InputError(source, "missing column 'time' (or 'time_s')", field="time")
+    out["time_s"] = _warning_times(df[tcol], source, tcol, anchor)
+    for c in ("actor", "note"):
+        out[c] = df[c].fillna("").astype(str) if c in df.columns else ""
+    return out.sort_values("time_s", kind="stable").reset_index(drop=True)
+
+
+def read_work_orders_file(path: str | Path, *,
+                          anchor: datetime | None = None) -> pd.DataFrame:
+    """Work-order events of the time from CSV/Parquet/JSON Lines, or a citytwin archive's
+    ``work_order_events`` (with each order's warning from ``work_orders``)."""
+    path = Path(path)
+    if path.suffix == ".sqlite":
+        if not path.is_file():
+            raise InputError(str(path), "no such archive")
+        try:
+            events = read_table(path, "work_order_events").sort_values("seq", kind="stable")
+            orders = read_table(path, "work_orders")
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise InputError(str(path), f"not a readable citytwin archive ({exc})") from exc
+        warning_of = orders.set_index("work_order_id")["warning_id"]
+        df = events.assign(warning_id=warning_of.reindex(events["work_order_id"]).to_numpy())
+        df = df.reset_index(drop=True)
+    else:
+        df = read_raw_table(path)
+    return normalise_work_orders(df, str(path), anchor)
+
+
 # --- incident folders ----------------------------------------------------------------------
 
 def read_incident(source: str | Path, *, inventory: str | Path | None = None,
                   warnings: str | Path | None = None, twin_crs: str | None = None,
-                  anchor: datetime | None = None) -> Incident:
+                  anchor: datetime | None = None,
+                  work_orders: str | Path | None = None) -> Incident:
     """An incident from a citytwin archive, an incident folder or an observation file.
 
-    ``inventory``/``warnings`` override the folder's ``sensors.geojson``/``warnings.csv``;
+    ``inventory``/``warnings``/``work_orders`` override the folder's ``sensors.geojson``/
+    ``warnings.csv``/``work_orders.csv``;
     ``twin_crs`` is the CRS to reproject the inventory to (default: the folder's
     ``incident.json`` CRS).
     """
@@ -665,6 +730,8 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
         inc = read_archive_incident(source)
         if warnings is not None:
             inc.warnings = read_warnings_file(warnings, anchor=inc.anchor)
+        if work_orders is not None:
+            inc.work_orders = read_work_orders_file(work_orders, anchor=inc.anchor)
         return inc
     meta: dict[str, Any] = {}
     if source.is_dir():
@@ -674,6 +741,8 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
         inventory = inventory or (source / "sensors.geojson")
         if warnings is None and (source / "warnings.csv").is_file():
             warnings = source / "warnings.csv"
+        if work_orders is None and (source / "work_orders.csv").is_file():
+            work_orders = source / "work_orders.csv"
     elif source.is_file():
         obs_path = source
     else:
@@ -702,18 +771,21 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
     levels = (meta.get("rulebook") or {}).get("levels")
     warn = (read_warnings_file(warnings, levels=levels, anchor=anchor)
             if warnings is not None else None)
+    orders = (read_work_orders_file(work_orders, anchor=anchor)
+              if work_orders is not None else None)
     manifest = {k: meta[k] for k in ("scenario", "rulebook", "routing", "operations",
                                      "run_id", "start", "duration_s", "twin", "hazards")
                 if k in meta}
-    return Incident(obs, sensors, warn, anchor, str(crs), str(source), manifest)
+    return Incident(obs, sensors, warn, anchor, str(crs), str(source), manifest,
+                    work_orders=orders)
 
 
 def export_incident(archive: str | Path, out_dir: str | Path, fmt: str = "parquet", *,
                     incident: Incident | None = None) -> Path:
     """Write a citytwin run archive as an incident folder: observations.<fmt>,
-    sensors.geojson, warnings.csv and incident.json. Times are ISO 8601 with the run's
-    offset. ``incident``: the archive already read (``read_archive_incident``). Returns the
-    folder."""
+    sensors.geojson, warnings.csv, work_orders.csv and incident.json. Times are ISO 8601
+    with the run's offset. ``incident``: the archive already read
+    (``read_archive_incident``). Returns the folder."""
     if fmt not in OBSERVATION_FORMATS:
         raise InputError("--format", f"unsupported format {fmt!r} (use one of "
                          f"{OBSERVATION_FORMATS})")
@@ -747,6 +819,11 @@ def export_incident(archive: str | Path, out_dir: str | Path, fmt: str = "parque
     w.insert(2, "time", [(anchor + pd.Timedelta(seconds=t)).isoformat() for t in w["time_s"]])
     w[list(WARNING_COLUMNS[:1]) + ["time"] + list(WARNING_COLUMNS[1:])].to_csv(
         out / "warnings.csv", index=False)
+    if inc.work_orders is not None:
+        wo = inc.work_orders.copy()
+        wo.insert(3, "time", [(anchor + pd.Timedelta(seconds=t)).isoformat()
+                              for t in wo["time_s"]])
+        wo.drop(columns="time_s").to_csv(out / "work_orders.csv", index=False)
     m = inc.manifest
     meta = {"format": "citytwin-incident/1", "anchor": anchor.isoformat(), "crs": inc.crs,
             "source_archive": str(Path(archive)), "observations": path.name,

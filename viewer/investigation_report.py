@@ -124,6 +124,39 @@ def level_chart(inv: Investigation) -> str:
     return _png(fig)
 
 
+def work_order_table(inv: Investigation) -> str:
+    """The response of the time beside the replay's: per work order of the time, when it was
+    created, assigned, closed and escalated, and the same for the replay's order of the
+    matching warning (matched through the warning diff)."""
+    from scenarios.replay import work_order_summary
+    from scenarios.replay_io import read_work_orders_file
+
+    then = work_order_summary(inv.incident.work_orders)
+    now = work_order_summary(read_work_orders_file(inv.replay.archive_path))
+    replay_of = {d["archived_id"]: d["replay_id"] for d in (inv.diff or [])
+                 if d["archived_id"] is not None}
+    by_warning = {o["warning_id"]: (k, o) for k, o in now.items()}
+    rows = []
+    for wo_id, o in then.items():
+        rid = replay_of.get(o["warning_id"])
+        r_id, r = by_warning.get(rid, (None, None)) if rid else (None, None)
+
+        def esc(x: dict[str, Any] | None) -> str:
+            if x is None or not x["escalations"]:
+                return "—"
+            return "; ".join(f"{_t(t)} {note}" for t, note in x["escalations"])
+
+        rows.append([_e(wo_id), _e(o["warning_id"]), _t(o["created_s"]), _t(o["assigned_s"]),
+                     _t(o["closed_s"]), _e(esc(o)), _e(r_id or "—"),
+                     _t(r["created_s"] if r else None),
+                     _delta(None if r is None or o["created_s"] is None
+                            else r["created_s"] - o["created_s"]), _e(esc(r))])
+    if not rows:
+        return "<p>No work orders were issued at the time.</p>"
+    return _table(["order of the time", "warning", "created", "assigned", "closed",
+                   "escalated", "replay's order", "created", "Δ created", "escalated"], rows)
+
+
 def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archived",
                right: str = "replay") -> str:
     """One row per matched/missed/extra warning."""
@@ -230,6 +263,13 @@ def investigation_html(inv: Investigation) -> str:
     for c in inv.counterfactuals:
         body += [f"<h2>Counterfactual: {html.escape(c.cf.label)}</h2>",
                  diff_table(c.diff, inv.levels, left="replay", right="counterfactual")]
+    if inv.incident.work_orders is not None:
+        body += ["<h2>Work orders: the response of the time and the replay's</h2>",
+                 '<p class="note">The replay re-runs detection, warnings and the overdue '
+                 "rules; player actions are re-enacted only for a citytwin run (its "
+                 "scenario's scripted actions), so a real incident's replay shows when its "
+                 "orders would have been created and escalated with nobody acting.</p>",
+                 work_order_table(inv)]
     body += ["<h2>What was known when (replay)</h2>", timeline_table(inv),
              "<h2>Fitted hazard model</h2>", fit_section(inv)]
     return page(f"Investigation — {sc.name}", "\n".join(body))

@@ -86,7 +86,8 @@ def test_exported_folder_replays_identically_and_formats_round_trip(demo_archive
     for fmt in ("csv", "parquet", "jsonl"):
         folder = export_incident(demo_archive, tmp_path / fmt, fmt)
         assert {p.name for p in folder.iterdir()} == {
-            f"observations.{fmt}", "sensors.geojson", "warnings.csv", "incident.json"}
+            f"observations.{fmt}", "sensors.geojson", "warnings.csv", "work_orders.csv",
+            "incident.json"}
         frames[fmt] = read_incident(folder)
     base = read_incident(demo_archive)
     cols = ["sensor_id", "time_s", "received_s", "value", "unit", "quality"]
@@ -295,7 +296,8 @@ def test_cli_export_and_run(demo_archive, tmp_path, capsys):
                          str(tmp_path / "inc"), "--format", "csv", "--overwrite"])
     assert args.func(args) == 0
     assert sorted(f.name for f in (tmp_path / "inc").iterdir()) == [
-        "incident.json", "observations.csv", "sensors.geojson", "warnings.csv"]
+        "incident.json", "observations.csv", "sensors.geojson", "warnings.csv",
+        "work_orders.csv"]
     args = p.parse_args(["replay", "run", str(tmp_path / "inc"), "--out", str(tmp_path),
                          "--overwrite"])
     with pytest.raises(InputError, match="holds the input"):
@@ -444,3 +446,37 @@ def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive,
     with pytest.raises(InputError, match="other.sqlite: not a readable citytwin archive"):
         read_incident(demo_archive, warnings=bad)
     assert prepare_replay(read_incident(demo_archive)).run.measurement is None
+
+
+# --- work orders of the time ----------------------------------------------------------------
+
+def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_archive, csv_folder,
+                                                                      tmp_path):
+    from scenarios.replay import work_order_summary
+    from scenarios.replay_io import read_work_orders_file
+
+    then = read_incident(demo_archive).work_orders
+    events = read_table(demo_archive, "work_order_events")
+    assert list(then["event"]) == list(events["event"]) and len(then) > 0
+    assert list(then["warning_id"]) == ["W-0001"] * len(then)
+    # through the exported folder (ISO times) they come back to the same seconds
+    back = read_incident(csv_folder).work_orders
+    np.testing.assert_allclose(back["time_s"], then["time_s"], atol=1e-6)
+    assert list(back["work_order_id"]) == list(then["work_order_id"])
+    # summary by hand: created when the warning was raised, escalated by the overdue rule
+    s = work_order_summary(then)["WO-W-0001"]
+    created = float(events.loc[events["event"] == "created", "time_s"].iloc[0])
+    assert s["created_s"] == created and s["assigned_s"] is None
+    esc = events[events["event"] == "escalated"]
+    assert [t for t, _ in s["escalations"]] == esc["time_s"].tolist()
+    # the investigation report shows the replay's order created at the same moment
+    inv = run_investigation(read_incident(demo_archive), tmp_path / "inv")
+    page = investigation_html(inv)
+    assert "the response of the time and the replay" in page and "WO-W-0001" in page
+    replay_orders = work_order_summary(read_work_orders_file(inv.replay.archive_path))
+    assert replay_orders["WO-W-0001"]["created_s"] == created
+    # a bad event names file, field and row
+    bad = tmp_path / "wo.csv"
+    bad.write_text("work_order_id,event,time\nWO-W-0001,created,10\nWO-W-0001,exploded,20\n")
+    with pytest.raises(InputError, match=r"wo\.csv: event \(feature row 2\).*exploded"):
+        read_work_orders_file(bad)
