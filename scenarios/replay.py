@@ -596,7 +596,8 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_replay_run)
     e = rsub.add_parser("export", help="write a run archive as an incident folder",
                         description="observations.<format> + sensors.geojson + warnings.csv "
-                                    "+ incident.json from a citytwin archive.")
+                                    "+ work_orders.csv + incident.json from a citytwin "
+                                    "archive.")
     e.add_argument("archive", help="archive.sqlite or run folder")
     e.add_argument("--out", required=True, help="incident folder to write")
     e.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
