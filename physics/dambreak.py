@@ -932,6 +932,8 @@ class DamBreakFlood(LocalInertialFlood):
         duration_s: float | None = None,
         dt_s: float = 10.0,
         toe_offset_m: float | None = None,
+        final_bottom_width_m: float | None = None,
+        formation_time_s: float | None = None,
         **kwargs,
     ) -> DamBreakFlood:
         """Dam-break flood of a twin's reservoir.
@@ -939,8 +941,9 @@ class DamBreakFlood(LocalInertialFlood):
         ``dam_id``/``pool_id``: rows of ``twin.reservoirs`` (the dam line with
         ``crest_level_m``, the pool polygon with ``normal_level_m``). ``breach=None``: a
         ``mode`` breach from the crest down to the higher of the pool's bed and the ground
-        at the downstream toe, with Froehlich (2008) width, side slope and formation time,
-        growing ``growth`` from ``start_s``. ``initial_level_m`` defaults to the pool's
+        at the downstream toe, with Froehlich (2008) width, side slope and formation time
+        (``final_bottom_width_m`` / ``formation_time_s`` given: those instead), growing
+        ``growth`` from ``start_s``. ``initial_level_m`` defaults to the pool's
         normal level and may not exceed the crest (flow over the undamaged crest is not
         modelled). The level–volume curve is built from the DEM over the pool polygon up to
         the crest. The breach is placed where the ground at the downstream toe is lowest;
@@ -972,6 +975,8 @@ class DamBreakFlood(LocalInertialFlood):
         if breach is None:
             breach = BreachSpec(mode, crest_level_m=crest,
                                 final_invert_m=max(curve.bottom_m, site["foundation_m"]),
+                                final_bottom_width_m=final_bottom_width_m,
+                                formation_time_s=formation_time_s,
                                 growth=growth, start_s=float(start_s))
         result = breach_hydrograph(curve, breach, float(initial_level_m), dt_s=dt_s,
                                    duration_s=duration_s, inflow_m3_s=inflow_m3_s)

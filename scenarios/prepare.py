@@ -186,6 +186,7 @@ def build_dam_break(h: DamBreakHazard, k: int, scenario: Scenario, twin: CityTwi
         engine = DamBreakFlood.from_twin(
             twin, dam_id=h.dam, pool_id=h.pool, mode=h.mode, growth=h.growth,
             start_s=h.start_s, initial_level_m=h.initial_level_m,
+            final_bottom_width_m=h.breach_width_m, formation_time_s=h.formation_time_s,
             duration_s=max(scenario.duration_s - h.start_s, 60.0),
             source=f"{source}: hazards.{k}", **_flood_kwargs(h.model))
     except InputError as exc:
@@ -195,6 +196,8 @@ def build_dam_break(h: DamBreakHazard, k: int, scenario: Scenario, twin: CityTwi
     band = (f"; regression band {min(bands.values()):,.0f}–{max(bands.values()):,.0f} m³/s"
             if bands else "")
     note = {"id": h.id, "kind": h.kind, "start_s": h.start_s, "mode": h.mode,
+            "breach_width_m": b.breach.bottom_width_m,
+            "formation_time_s": b.breach.formation_time_s,
             "peak_outflow_m3_s": b.peak_q_m3_s, "peak_t_s": b.peak_t_s,
             "released_m3": b.released_m3, "regressions": bands,
             "summary": f"{h.dam} breach starts ({h.mode}, {h.growth} growth): peak outflow "

@@ -190,6 +190,9 @@ class DamBreakHazard(_Strict):
     mode: Literal["overtopping", "piping"] = "piping"
     growth: Literal["linear", "sine"] = "sine"
     initial_level_m: float | None = None
+    #: the breach's final bottom width and formation time; None: Froehlich (2008) estimates
+    breach_width_m: float | None = Field(None, gt=0)
+    formation_time_s: float | None = Field(None, gt=0)
     model: FloodModel = FloodModel(drains=False)
 
 

@@ -120,3 +120,24 @@ def test_bad_operations_file_names_file_and_field(write_scenario, tmp_path):
     path = write_scenario(base(operations=str(ops)), "ops-scenario.yaml")
     with pytest.raises(InputError, match=r"ops.yaml: work_orders.unassigned_overdue_s"):
         prepare(load_scenario(path), source=str(path), base_dir=path.parent)
+
+
+def test_breach_width_and_formation_time_can_be_set(write_scenario):
+    """(What-if studies vary them.) None: Froehlich 2008; given: those, and a wider breach
+    formed faster releases a higher peak."""
+    def prepared(name, **breach):
+        h = {"id": "breach", "kind": "dam_break", "start_s": 60, "mode": "overtopping",
+             "growth": "linear", **breach}
+        path = write_scenario(base(duration_s=1800, hazards=[h],
+                                   sensors={"groups": [RIVER]}), f"{name}.yaml")
+        return prepare(load_scenario(path), source=str(path), base_dir=path.parent)
+
+    froehlich = prepared("f").hazard_notes["breach"]
+    narrow = prepared("n", breach_width_m=5.0, formation_time_s=1800.0).hazard_notes["breach"]
+    wide = prepared("w", breach_width_m=40.0, formation_time_s=600.0).hazard_notes["breach"]
+    assert (narrow["breach_width_m"], narrow["formation_time_s"]) == (5.0, 1800.0)
+    assert (wide["breach_width_m"], wide["formation_time_s"]) == (40.0, 600.0)
+    assert froehlich["breach_width_m"] not in (5.0, 40.0)
+    assert narrow["peak_outflow_m3_s"] < wide["peak_outflow_m3_s"]
+    with pytest.raises(InputError, match=r"hazards\.0\.breach_width_m"):
+        prepared("bad", breach_width_m=-1.0)
