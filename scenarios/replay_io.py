@@ -588,16 +588,8 @@ def normalise_warnings(df: pd.DataFrame, source: str,
     if missing:
         raise InputError(source, f"missing column(s) {missing}", field=missing[0])
     out = pd.DataFrame({"warning_id": df["warning_id"].astype(str),
-                        "event": df["event"].astype(str)})
-    bad = ~out["event"].isin(WARNING_EVENTS)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise InputError(source, f"event {out['event'].iloc[k]!r} is not one of "
-                         f"{WARNING_EVENTS}", field="event", feature_id=f"row {k + 1}")
-    tcol = "time_s" if "time_s" in df.columns else "time" if "time" in df.columns else None
-    if tcol is None:
-        raise InputError(source, "missing column 'time' (or 'time_s')", field="time")
-    out["time_s"] = _warning_times(df[tcol], source, tcol, anchor)
+                        "event": _events(df, WARNING_EVENTS, source)})
+    out["time_s"] = _event_times(df, source, anchor)
     kcol = "known_at_s" if "known_at_s" in df.columns else (
         "known_at" if "known_at" in df.columns else None)
     out["known_at_s"] = (_warning_times(df[kcol], source, kcol, anchor) if kcol
@@ -617,6 +609,25 @@ def normalise_warnings(df: pd.DataFrame, source: str,
     out["area_m2"] = (pd.to_numeric(df["area_m2"], errors="coerce") if "area_m2" in df
                       else np.nan)
     return out[list(WARNING_FRAME)].reset_index(drop=True)
+
+
+def _events(df: pd.DataFrame, allowed: tuple[str, ...], source: str) -> pd.Series:
+    """The ``event`` column as text; InputError naming the first row not in ``allowed``."""
+    events = df["event"].astype(str)
+    bad = ~events.isin(allowed)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InputError(source, f"event {events.iloc[k]!r} is not one of {allowed}",
+                         field="event", feature_id=f"row {k + 1}")
+    return events
+
+
+def _event_times(df: pd.DataFrame, source: str, anchor: datetime | None) -> np.ndarray:
+    """Seconds from the anchor of a record's ``time_s`` (or ``time``) column."""
+    column = "time_s" if "time_s" in df.columns else "time" if "time" in df.columns else None
+    if column is None:
+        raise InputError(source, "missing column 'time' (or 'time_s')", field="time")
+    return _warning_times(df[column], source, column, anchor)
 
 
 def _warning_times(values: pd.Series, source: str, column: str,
@@ -676,16 +687,8 @@ def normalise_work_orders(df: pd.DataFrame, source: str,
         out["warning_id"] = df["warning_id"].astype(str)
     else:
         out["warning_id"] = out["work_order_id"].str.removeprefix("WO-")
-    out["event"] = df["event"].astype(str)
-    bad = ~out["event"].isin(WORK_ORDER_EVENTS)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise InputError(source, f"event {out['event'].iloc[k]!r} is not one of "
-                         f"{WORK_ORDER_EVENTS}", field="event", feature_id=f"row {k + 1}")
-    tcol = "time_s" if "time_s" in df.columns else "time" if "time" in df.columns else None
-    if tcol is None:
-        raise InputError(source, "missing column 'time' (or 'time_s')", field="time")
-    out["time_s"] = _warning_times(df[tcol], source, tcol, anchor)
+    out["event"] = _events(df, WORK_ORDER_EVENTS, source)
+    out["time_s"] = _event_times(df, source, anchor)
     for c in ("actor", "note"):
         out[c] = df[c].fillna("").astype(str) if c in df.columns else ""
     return out.sort_values("time_s", kind="stable").reset_index(drop=True)
