@@ -480,3 +480,18 @@ def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_arch
     bad.write_text("work_order_id,event,time\nWO-W-0001,created,10\nWO-W-0001,exploded,20\n")
     with pytest.raises(InputError, match=r"wo\.csv: event \(feature row 2\).*exploded"):
         read_work_orders_file(bad)
+
+
+def test_bad_warnings_of_the_time_name_file_field_and_row(tmp_path):
+    from scenarios.replay_io import read_warnings_file
+
+    bad = tmp_path / "w.csv"
+    bad.write_text("warning_id,event,time,level_name\nW-1,raised,10,red\nW-1,vanished,20,red\n")
+    with pytest.raises(InputError, match=r"w\.csv: event \(feature row 2\).*'vanished'"):
+        read_warnings_file(bad)
+    bad.write_text("warning_id,event,level_name\nW-1,raised,red\n")
+    with pytest.raises(InputError, match=r"w\.csv: time: missing column 'time'"):
+        read_warnings_file(bad)
+    bad.write_text("warning_id,time,level_name\nW-1,10,red\n")
+    with pytest.raises(InputError, match=r"w\.csv: event: missing column\(s\) \['event'\]"):
+        read_warnings_file(bad)
