@@ -142,15 +142,8 @@ class Archive:
             self.db.execute("INSERT INTO manifest VALUES ('schema_version', ?)",
                             (_json(SCHEMA_VERSION),))
         self._sensor_keys = pd.Index([], dtype=object)
-        self._timeline_seq = 0
-        self._alarm_seq = 0
-        self._warning_seq = 0
-        self._push_seq = 0
-        self._wo_seq = 0
-        self._cap_seq = 0
-        self._check_seq = 0
+        self._last_seq: dict[str, int] = {}  # table → seq of its last row
         self._anchor_ts = 0.0
-        self._record_seq: dict[str, int] = {}
 
     def __enter__(self) -> Archive:
         return self
@@ -202,65 +195,63 @@ class Archive:
             if out is not None:
                 self._write_output(out, list(cap_files))
             for t_s, kind, message, data in timeline:
-                self._timeline_seq += 1
                 self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?)",
-                                (self._timeline_seq, float(t_s), kind, message, _json(data)))
+                                (self._next_seq("timeline"), float(t_s), kind, message,
+                                 _json(data)))
+
+    def _next_seq(self, table: str) -> int:
+        """The ``seq`` of the next row of ``table`` (1, 2, … in write order)."""
+        self._last_seq[table] = self._last_seq.get(table, 0) + 1
+        return self._last_seq[table]
 
     def write_record(self, table: str, *values: object) -> None:
         """Append one row to ``injects``, ``actions`` or ``hazard_chain`` (dict and list
         values stored as canonical JSON) in its own transaction."""
         if table not in _SEQUENCED:
             raise ValueError(f"write_record writes {list(_SEQUENCED)}, not {table!r}")
-        self._record_seq[table] = self._record_seq.get(table, 0) + 1
         row = [_json(v) if isinstance(v, dict | list) else v for v in values]
         with self.db:
             self.db.execute(f"INSERT INTO {table} VALUES ({','.join('?' * (len(row) + 1))})",
-                            (self._record_seq[table], *row))
+                            (self._next_seq(table), *row))
 
     def _write_output(self, out: PlatformOutput, cap_files: list[tuple[str, str]]) -> None:
         for a in out.alarms:
-            self._alarm_seq += 1
             self.db.execute("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                            (self._alarm_seq, *_nan_to_none(asdict(a).values())))
+                            (self._next_seq("alarms"), *_nan_to_none(asdict(a).values())))
         for w in out.warnings:
-            self._warning_seq += 1
             d = asdict(w)
             for key in ("sensors", "targets", "recipients"):
                 d[key] = _json(list(d[key]))
             self.db.execute(f"INSERT INTO warnings ({','.join(WARNING_COLUMNS)}) "
                             f"VALUES ({','.join('?' * len(WARNING_COLUMNS))})",
-                            (self._warning_seq, *(d[c] for c in WARNING_COLUMNS[1:])))
+                            (self._next_seq("warnings"), *(d[c] for c in WARNING_COLUMNS[1:])))
         for p in out.pushes:
-            self._push_seq += 1
             # Warning events are archived once each, in platform order: seq = index + 1.
             seq = None if p.warning_index is None else p.warning_index + 1
             self.db.execute("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)",
-                            (self._push_seq, p.time_s, p.warning_id, seq, p.unit, p.channel,
-                             int(p.delivered), p.received_s))
+                            (self._next_seq("pushes"), p.time_s, p.warning_id, seq, p.unit,
+                             p.channel, int(p.delivered), p.received_s))
         for o in out.work_orders:
             self.db.execute("INSERT INTO work_orders VALUES (?,?,?,?,?,?,?,?)",
                             (o.work_order_id, o.warning_id, o.created_s, o.hazard,
                              o.level_name, o.lead_unit, _json(list(o.actions)), o.deadline_s))
         for e in out.work_order_events:
-            self._wo_seq += 1
             self.db.execute("INSERT INTO work_order_events VALUES (?,?,?,?,?,?,?)",
-                            (self._wo_seq, e.time_s, e.work_order_id, e.event, e.state,
-                             e.actor, e.note))
+                            (self._next_seq("work_order_events"), e.time_s, e.work_order_id,
+                             e.event, e.state, e.actor, e.note))
         if len(cap_files) != len(out.cap_messages):
             raise ValueError(f"{len(out.cap_messages)} CAP messages but {len(cap_files)} files")
         for m, (name, digest) in zip(out.cap_messages, cap_files, strict=True):
-            self._cap_seq += 1
             root = _cap_header(m.xml)
             self.db.execute("INSERT INTO cap_messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                            (self._cap_seq, m.sent.timestamp() - self._anchor_ts,
+                            (self._next_seq("cap_messages"), m.sent.timestamp() - self._anchor_ts,
                              m.identifier, m.warning_id, m.msg_type, m.sent.isoformat(),
                              root["status"], root["scope"], " ".join(m.references), name,
                              digest))
         for c in out.self_checks:
-            self._check_seq += 1
             self.db.execute("INSERT INTO self_checks VALUES (?,?,?,?,?,?,?)",
-                            (self._check_seq, c.time_s, c.check_id, c.subject, c.status,
-                             c.value, c.detail))
+                            (self._next_seq("self_checks"), c.time_s, c.check_id, c.subject,
+                             c.status, c.value, c.detail))
 
     def close(self) -> None:
         """Build the final indexes, checkpoint the WAL and close."""
