@@ -52,6 +52,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from alerting.events import CLOSING
+
 if TYPE_CHECKING:
     import xmlschema
 
@@ -127,7 +129,6 @@ SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
 CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 
 _EVENTS = tuple(MSG_TYPE_BY_EVENT)
-_CLOSING_EVENTS = ("cleared", "cancelled")
 _BAD_ID_CHARS = re.compile(r"[\s,<&]")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[-+]\d{2}:\d{2}$")
 _LANGUAGE_RE = re.compile(r"^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$")
@@ -245,7 +246,7 @@ class CapInput:
             raise ValueError(f"{where}: event {self.event!r} is not one of {', '.join(_EVENTS)}")
         if self.n_levels not in (3, 4):
             raise ValueError(f"{where}: n_levels must be 3 or 4, got {self.n_levels}")
-        low = 0 if self.event in _CLOSING_EVENTS else 1
+        low = 0 if self.event in CLOSING else 1
         if not low <= self.level <= self.n_levels:
             raise ValueError(f"{where}: level {self.level} outside {low}..{self.n_levels} "
                              f"for a {self.event!r} event")
@@ -451,7 +452,7 @@ def response_types_for(item: CapInput) -> tuple[str, ...]:
 def urgency_for(item: CapInput) -> str:
     """``<urgency>``: Past once closed; Immediate when observed; else Expected, or Future when
     the expected onset is more than an hour away (3.3.2: Expected = "within next hour")."""
-    if item.event in _CLOSING_EVENTS:
+    if item.event in CLOSING:
         return "Past"
     if item.certainty == "Observed":
         return "Immediate"
@@ -512,7 +513,7 @@ class CapPublisher:
             raise ValueError(f"{where}: identifier {identifier} already used (warning ids "
                              "that differ only in spaces or punctuation collide)")
         polygons = area_polygons_latlon(item.area_wkt, ctx.crs, self.max_vertices)
-        if not polygons and item.event in _CLOSING_EVENTS:
+        if not polygons and item.event in CLOSING:
             polygons = list(hist.polygons)
         sent = _wall_clock(ctx.anchor, item.time_s)
         references = tuple(f"{ctx.sender},{m.identifier},{cap_datetime(m.sent)}"
@@ -528,7 +529,7 @@ class CapPublisher:
         if polygons:
             hist.polygons = polygons
         hist.last_time_s = item.time_s
-        hist.closed = item.event in _CLOSING_EVENTS
+        hist.closed = item.event in CLOSING
         self._history[item.warning_id] = hist
         self._identifiers.add(identifier)
         return message

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Warning events that end a warning: the all-clear, and a withdrawal.
+CLOSING = ("cleared", "cancelled")
+
 
 @dataclass(frozen=True)
 class AlarmChange:

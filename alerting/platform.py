@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.cap import CapContext, CapInput, CapMessage, CapPublisher
 from alerting.engine import DroppedObservation, Engine
-from alerting.events import AlarmChange, WarningEvent
+from alerting.events import CLOSING, AlarmChange, WarningEvent
 from alerting.observation import Observation, ObservationBatch
 from alerting.selfchecks import SelfCheckEvent, SelfCheckPolicy, SelfChecks
 from alerting.workorders import WorkOrder, WorkOrderDesk, WorkOrderEvent, WorkOrderPolicy
 from twin.yamlfile import load_yaml_model
 
-CLOSING = ("cleared", "cancelled")
 #: Actions taken on a warning (the rest act on work orders).
 WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")
 

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from alerting.events import AlarmChange, WarningEvent
+from alerting.events import CLOSING, AlarmChange, WarningEvent
 from alerting.impact import ImpactIndex
 from alerting.routing import RoutingTable
 from alerting.rulebook import Forecast, Rule, Rulebook
@@ -290,7 +290,7 @@ class WarningBoard:
                targets: tuple[str, ...], population: int, reason: str,
                level: int) -> WarningEvent:
         route_level = max(level if kind != "cleared" else warning.level, 1)
-        warning.level = level if kind not in ("cleared", "cancelled") else 0
+        warning.level = level if kind not in CLOSING else 0
         model_only = all(isinstance(self.rules[r], Forecast) for (r, _), lv
                          in warning.members.items() if lv > 0) and kind not in (
                              "cleared", "cancelled")

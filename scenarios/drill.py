@@ -28,7 +28,7 @@ import simpy.rt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alerting.platform import CLOSING
+from alerting.events import CLOSING
 from scenarios.drill_console import (
     Command,
     CommandError,

@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from alerting.platform import CLOSING
+from alerting.events import CLOSING
 from scenarios.drill_plan import DrillPlan, Expected, Inject, expected_ref
 
 RATINGS = {"P": "Performed without challenges", "S": "Performed with some challenges",
