@@ -87,9 +87,7 @@ class Engine:
                              f"{on_disorder!r}")
         self.rulebook = rulebook
         self.routing = routing if routing is not None else load_routing()
-        self.routing.check_covers([*(r.hazard for r in rulebook.rules),
-                                   *(f.hazard for f in rulebook.forecasts)],
-                                  rulebook.levels, "<routing table>")
+        self.routing.check_covers(rulebook.hazards, rulebook.levels, "<routing table>")
         self.source = source
         self.on_disorder = on_disorder
         self.sensor_ids = ids.to_numpy(dtype=object)

@@ -95,9 +95,10 @@ class Platform:
         self.routing = engine.routing
         self.rulebook = engine.rulebook
         self.rng = rng
+        policy.work_orders.check_levels(self.rulebook.levels, "<operations policy>")
         self.desk = WorkOrderDesk(policy.work_orders, self.routing, self.rulebook.levels)
         self.cap = CapPublisher(cap) if cap is not None else None
-        hazards = sorted({r.hazard for r in self.rulebook.rules})
+        hazards = self.rulebook.hazards
         interval = (inventory["interval_s"].astype(float).to_numpy()
                     if "interval_s" in inventory.columns else np.full(len(inventory), 60.0))
         self.checks = SelfChecks(engine.sensor_ids, interval, hazards, policy.self_checks,

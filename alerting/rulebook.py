@@ -102,7 +102,7 @@ class Rule(_Strict):
     id: str
     hazard: str
     description: str = ""
-    kind: str = Field("threshold", pattern="^(threshold|rate_of_rise|composite)$")
+    kind: str = Field("threshold", pattern=f"^({'|'.join(RULE_KINDS)})$")
     quantity: str
     unit: str
     sensor_types: list[str] = Field(default_factory=list)
@@ -224,6 +224,11 @@ class Rulebook(_Strict):
         values = [thresholds[lv] for lv in self.levels if lv in thresholds]
         if any(b <= a for a, b in zip(values, values[1:], strict=False)):
             raise ValueError(f"{where}: thresholds must increase with level, got {thresholds}")
+
+    @property
+    def hazards(self) -> list[str]:
+        """Every hazard the rulebook warns of (detection rules and forecasts), sorted."""
+        return sorted({r.hazard for r in self.rules} | {f.hazard for f in self.forecasts})
 
     def level_number(self, name: str) -> int:
         """1 for the least severe level … len(levels) for the most severe."""

@@ -43,7 +43,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
 
-CHECK_IDS = ("false_alarm_rate", "sensor_offline", "silence", "sync_rate")
 DAY_S = 86400.0
 #: Quality codes of rows the platform never actually received (see sensors_sim.measurement).
 NOT_RECEIVED_QUALITIES = (QUALITY_DROPPED, QUALITY_OFFLINE)

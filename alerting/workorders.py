@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.events import WarningEvent
 from alerting.routing import RoutingTable
+from twin.errors import InputError
 
-STATES = ("created", "assigned", "in_progress", "resolved", "reviewed", "closed")
 #: action → (states it may be taken in, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "assign": (("created", "assigned"), "assigned"),
@@ -44,11 +44,26 @@ class WorkOrderPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     create_from_level: str | None = None      # lowest level that opens an order (None: any)
+    #: time to resolve by level (s); every level of the rulebook needs one
     deadline_s: dict[str, float] = Field(default_factory=lambda: {
         "blue": 259200.0, "yellow": 86400.0, "orange": 14400.0, "red": 7200.0})
     unassigned_overdue_s: float = Field(3600.0, gt=0)
     escalate_after_deadline_s: float = Field(172800.0, gt=0)
     actions: dict[str, list[str]] = Field(default_factory=dict)  # hazard → actions to take
+
+    def check_levels(self, levels: list[str], source: str) -> None:
+        """InputError naming ``source`` and the field if a level is not the rulebook's."""
+        if self.create_from_level is not None and self.create_from_level not in levels:
+            raise InputError(source, f"level {self.create_from_level!r} is not one of the "
+                             f"rulebook's levels {levels}",
+                             field="work_orders.create_from_level")
+        # (a policy may list more levels than a rulebook uses: a shared 4-level table
+        # serves a 3-level rulebook; a misspelt level leaves its real one without a deadline)
+        missing = [lv for lv in levels if lv not in self.deadline_s]
+        if missing:
+            raise InputError(source, f"no deadline for level {missing[0]!r} (deadlines are "
+                             f"given for {sorted(self.deadline_s)})",
+                             field=f"work_orders.deadline_s.{missing[0]}")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -181,3 +182,60 @@ def test_reject_mode_refuses_disorder_and_leaves_state_untouched(tmp_path):
     path = tmp_path / "a.sqlite"
     archive_of(path, [out])
     assert len(read_table(path, "warnings")) == 0
+
+
+def test_operations_levels_are_checked_against_the_rulebook():
+    from alerting.rulebook import Rulebook
+    from twin.errors import InputError
+
+    three = Rulebook.model_validate({
+        "name": "three", "levels": ["yellow", "orange", "red"],
+        "rules": [{"id": "ch4", "hazard": "gas_leak", "quantity": "ch4_lel_pct",
+                   "unit": "%LEL", "sensor_types": ["methane_detector"],
+                   "thresholds": {"yellow": 25, "orange": 50, "red": 80}}]})
+    inv = make_inventory(2)
+    # the default policy (a 4-level deadline table) serves a 3-level rulebook
+    p = Platform(Engine(three, inv), inv, load_operations(), rng=np.random.default_rng(0))
+    out = feed(p, ["S000"], [0], [90])
+    assert [e.event for e in out.work_order_events] == ["created"]
+    bad = load_operations().model_copy(update={"work_orders": load_operations().work_orders
+                                               .model_copy(update={"create_from_level": "blue"})})
+    with pytest.raises(InputError, match=r"work_orders\.create_from_level.*'blue'"):
+        Platform(Engine(three, inv), inv, bad, rng=np.random.default_rng(0))
+    typo = load_operations().work_orders.model_copy(
+        update={"deadline_s": {"yellow": 1.0, "orang": 2.0, "red": 3.0}})
+    with pytest.raises(InputError, match=r"work_orders\.deadline_s\.orange.*no deadline"):
+        typo.check_levels(three.levels, "ops.yaml")
+
+
+def test_a_forecast_only_hazard_is_a_self_checked_subsystem():
+    from alerting.rulebook import Rulebook
+
+    data = simple_rulebook().model_dump(mode="json")
+    data["forecasts"] = [{"id": "flood_fc", "hazard": "dam_break", "quantity": "depth_m",
+                          "unit": "m", "thresholds": {"yellow": 0.15, "red": 0.5},
+                          "targets": "places"}]
+    rb = Rulebook.model_validate(data)
+    assert rb.hazards == ["dam_break", "gas_leak"]
+    inv = make_inventory(2)
+    places = pd.DataFrame({"id": ["ford"], "x_m": [0.0], "y_m": [0.0]})
+    p = Platform(Engine(rb, inv, extra_places=places), inv, load_operations(),
+                 rng=np.random.default_rng(0))
+    out = p.forecast("flood_fc", 60.0, {"ford": (0.6, 600.0)})
+    assert [w.hazard for w in out.warnings] == ["dam_break"]     # no unknown-subsystem error
+
+
+def test_refused_platform_actions_say_why():
+    p = make_platform(policy=None)
+    feed(p, ["S000"], [0], [90])
+    p.act(10.0, "cancel", "W-0001", "duty")
+    with pytest.raises(ValueError, match="cannot publish, the warning is cancelled"):
+        p.act(20.0, "publish", "W-0001", "press")
+    with pytest.raises(ValueError, match="cannot escalate a closed order"):
+        p.act(30.0, "escalate", "WO-W-0001", "duty")       # the cancel closed its order
+    inv = make_inventory(1)
+    no_cap = Platform(Engine(simple_rulebook(), inv), inv, load_operations(),
+                      rng=np.random.default_rng(0))
+    no_cap.ingest(ObservationBatch(np.array(["S000"], dtype=object), [0.0], [90.0], "%LEL"))
+    with pytest.raises(ValueError, match="CAP publishing is off"):
+        no_cap.act(5.0, "publish", "W-0001", "press")
