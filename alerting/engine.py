@@ -57,6 +57,10 @@ class EngineOutput:
     alarms: list[AlarmChange] = field(default_factory=list)
     warnings: list[WarningEvent] = field(default_factory=list)
     dropped: list[DroppedObservation] = field(default_factory=list)
+    #: for a processed batch: each row's sensor position and whether it was accepted (not
+    #: dropped as a duplicate or out of order)
+    sensor_index: np.ndarray | None = None
+    accepted: np.ndarray | None = None
 
     def extend(self, other: EngineOutput) -> None:
         self.alarms.extend(other.alarms)
@@ -165,10 +169,6 @@ class Engine:
         """Inventory position of one sensor id (KeyError if unknown)."""
         return self._index_of[sensor_id]
 
-    def sensor_index(self, sensor_ids) -> np.ndarray:
-        """Inventory positions of ``sensor_ids`` (-1 for unknown ids)."""
-        return self._index.get_indexer(np.asarray(sensor_ids, dtype=object))
-
     # -- feeding ----------------------------------------------------------------------------
     def process_one(self, observation: Observation) -> EngineOutput:
         """Feed one observation (the scalar fast path; same result as a batch of one)."""
@@ -211,6 +211,7 @@ class Engine:
         changes = self.state.run(idx, batch.value, batch.time_s, usable)
         out = self._emit(changes, batch.sensor_id, batch.time_s, batch.received_s)
         out.dropped = dropped
+        out.sensor_index, out.accepted = idx, keep
         return out
 
     def _emit(self, changes: LevelChanges, sensor_id, time_s: np.ndarray,

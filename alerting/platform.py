@@ -118,10 +118,9 @@ class Platform:
         """Feed a batch of observations through detection and the warning loop."""
         got = self.engine.process(batch)
         if len(batch):
-            keep = np.ones(len(batch), dtype=bool)
-            keep[[d.row for d in got.dropped]] = False
-            self.checks.observed(self.engine.sensor_index(batch.sensor_id[keep]),
-                                 batch.received_s[keep], quality=batch.quality[keep])
+            keep = got.accepted
+            self.checks.observed(got.sensor_index[keep], batch.received_s[keep],
+                                 quality=batch.quality[keep])
         return self._follow(got.alarms, got.warnings, got.dropped)
 
     def ingest_one(self, observation: Observation) -> PlatformOutput:
