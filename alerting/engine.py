@@ -226,8 +226,8 @@ class Engine:
                 sensor_id=str(self._slot_names[r][slot]), rule_id=self._rule_ids[r],
                 hazard=self._hazards[r], from_level=old, to_level=new, value=x,
                 first_exceedance_s=since)
-            event = self.board.apply(change)
-            out.alarms.append(replace(change, warning_id=self.board.last_warning_id))
+            warning_id, event = self.board.apply(change)
+            out.alarms.append(replace(change, warning_id=warning_id))
             if event is not None:
                 out.warnings.append(event)
         return out
@@ -270,10 +270,9 @@ class Engine:
                 rule_id=rule_id, hazard=rule.hazard, from_level=old, to_level=level,
                 value=float(value), first_exceedance_s=float(eta_s) if level else math.nan))
         # One forecast is one piece of news: each warning it touches is re-graded once.
-        events = self.board.apply_all(changes)
+        warning_ids, events = self.board.apply_all(changes)
         return EngineOutput(
-            alarms=[replace(c, warning_id=w) for c, w in zip(changes, self.board.warning_ids,
-                                                             strict=True)],
+            alarms=[replace(c, warning_id=w) for c, w in zip(changes, warning_ids, strict=True)],
             warnings=[e for _, e in events])
 
     def refresh(self, t_s: float) -> list[WarningEvent]:

@@ -73,27 +73,27 @@ class WarningBoard:
         self.active: list[_Warning] = []
         self.suppressed: set[Key] = set()
         self.count = 0
-        self.last_warning_id = ""  # the warning the last applied change went to
-        self.warning_ids: list[str] = []  # ... and each change of the last apply_all
 
     # -- input ------------------------------------------------------------------------------
-    def apply(self, change: AlarmChange) -> WarningEvent | None:
-        """Fold one alarm change into the board; return the warning event it causes, if any."""
+    def apply(self, change: AlarmChange) -> tuple[str, WarningEvent | None]:
+        """Fold one alarm change into the board: the warning it went to ("" for none) and
+        the warning event it causes, if any."""
         warning = self._fold(change)
         if warning is None:
-            return None
-        return self._evaluate(warning, change.time_s, change.known_at_s)
+            return "", None
+        return warning.warning_id, self._evaluate(warning, change.time_s, change.known_at_s)
 
-    def apply_all(self, changes: list[AlarmChange]) -> list[tuple[int, WarningEvent]]:
+    def apply_all(self, changes: list[AlarmChange]
+                  ) -> tuple[list[str], list[tuple[int, WarningEvent]]]:
         """Fold changes that happen together (one forecast), then grade each warning they
-        touched once: one event per warning, not one per change. Returns (index of the
-        warning's last change, event) pairs in the order the warnings were first touched;
-        ``warning_ids[i]`` says where change ``i`` went."""
+        touched once: one event per warning, not one per change. Returns the warning each
+        change went to ("" for none) and (index of the warning's last change, event) pairs
+        in the order the warnings were first touched."""
         touched: dict[str, tuple[_Warning, int]] = {}
-        self.warning_ids = []
+        warning_ids = []
         for i, change in enumerate(changes):
             warning = self._fold(change)
-            self.warning_ids.append(self.last_warning_id)
+            warning_ids.append("" if warning is None else warning.warning_id)
             if warning is not None:  # dicts keep first-touch order; remember the last change
                 touched[warning.warning_id] = (warning, i)
         out = []
@@ -102,11 +102,10 @@ class WarningBoard:
                 event = self._evaluate(warning, changes[i].time_s, changes[i].known_at_s)
                 if event is not None:
                     out.append((i, event))
-        return out
+        return warning_ids, out
 
     def _fold(self, change: AlarmChange) -> _Warning | None:
         """Record a change in its warning (new, nearby or its own); None if it makes none."""
-        self.last_warning_id = ""
         rule = self.rules[change.rule_id]
         if isinstance(rule, Rule) and not rule.warn:
             return None  # the owner is alarmed; a composite over this rule makes the warning
@@ -129,7 +128,6 @@ class WarningBoard:
             warning.first_exceedance_s = min(warning.first_exceedance_s,
                                              change.first_exceedance_s)
         warning.members[key] = change.to_level
-        self.last_warning_id = warning.warning_id
         return warning
 
     def refresh(self, t_s: float) -> list[WarningEvent]:
