@@ -165,3 +165,28 @@ def test_whole_stream_in_one_batch_with_repeated_sensors_equals_streaming():
     assert _signature(one) == _signature([whole])
     assert [(a.sensor_id, a.to_level) for a in whole.alarms] == [
         ("S000", 2), ("S001", 3), ("S000", 0), ("S001", 0)]
+
+
+@pytest.mark.parametrize("sensor, t_s, unit, match", [
+    ("NOPE", 20.0, "%LEL", r"sensor_id: unknown sensor id\(s\) \['NOPE'\]"),
+    ("S000", 20.0, "ppm", r"unit: unit mismatch: sensor S000 reports 'ppm', the inventory"),
+    ("S000", float("nan"), "%LEL", r"time_s: non-finite time for sensor S000"),
+    ("S000", 10.0, "%LEL", r"time_s: duplicate observation for sensor S000"),
+    ("S000", 5.0, "%LEL", r"time_s: out-of-order observation for sensor S000"),
+])
+def test_one_at_a_time_refuses_bad_input_exactly_as_batches_do(inventory, sensor, t_s, unit,
+                                                               match):
+    """process_one has its own fast path: its errors must stay those of process."""
+    one, many = Engine(simple_rulebook(), inventory), Engine(simple_rulebook(), inventory)
+    one.process_one(Observation("S000", 10.0, 1.0, "%LEL"))
+    many.process(batch(["S000"], [10], [1]))
+    with pytest.raises(InputError, match=match) as e_one:
+        one.process_one(Observation(sensor, t_s, 1.0, unit))
+    with pytest.raises(InputError, match=match) as e_many:
+        many.process(batch([sensor], [t_s], [1], unit=unit))
+    assert str(e_one.value) == str(e_many.value)
+
+
+def test_a_detection_rule_is_not_a_forecast(inventory):
+    with pytest.raises(KeyError, match="'ch4' is a detection rule, not a forecast"):
+        Engine(simple_rulebook(), inventory).forecast("ch4", 0.0, {})
