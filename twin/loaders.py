@@ -27,7 +27,7 @@ from rasterio.warp import Resampling, reproject
 from twin.errors import TwinValidationError
 from twin.model import BUILDING_COLUMNS
 from twin.terrain import Terrain
-from twin.validation import check_crs
+from twin.validation import _listing, check_crs
 
 try:  # GDAL errors raised while reading (truncated strips, bad tags)
     from rasterio._err import CPLE_BaseError as _GDALError
@@ -61,7 +61,8 @@ def normalise_crs(crs: CRS) -> CRS:
     """The EPSG definition of ``crs`` when it is equivalent to one, else ``crs`` itself.
 
     A GeoTIFF's WKT1 for EPSG:3007 and ``CRS.from_epsg(3007)`` compare equal but print
-    differently; using the EPSG object gives one canonical CRS per twin.
+    differently; using the EPSG object gives one canonical CRS per twin. When no EPSG
+    definition is equivalent the very same object is returned (`rio_crs` relies on it).
     """
     code = crs.to_epsg()
     if code is not None:
@@ -155,10 +156,12 @@ def load_dem(path, *, target_crs=None, band: int = 1) -> Terrain:
     return Terrain(elevation_m=out, transform=out_transform, crs=target)
 
 
-def _rio_crs(crs: CRS) -> RioCRS:
-    code = crs.to_epsg()
-    if code is not None and CRS.from_epsg(code) == crs:
-        return RioCRS.from_epsg(code)
+def rio_crs(crs: CRS) -> RioCRS:
+    """``crs`` for rasterio: by EPSG code when `normalise_crs` finds an equivalent EPSG
+    definition (GDAL then writes the canonical EPSG georeferencing), else from its WKT."""
+    canonical = normalise_crs(crs)
+    if canonical is not crs:
+        return RioCRS.from_epsg(canonical.to_epsg())
     return RioCRS.from_wkt(crs.to_wkt())
 
 
@@ -167,7 +170,7 @@ def _warp_to_square_grid(
 ) -> tuple[np.ndarray, Affine]:
     """Bilinear reprojection onto square north-up cells inside the data's footprint."""
     rows, cols = data.shape
-    rio_src, rio_dst = _rio_crs(src_crs), _rio_crs(dst_crs)
+    rio_src, rio_dst = rio_crs(src_crs), rio_crs(dst_crs)
     # The outline of the source grid (densified edges) in the target CRS.
     t = np.linspace(0.0, 1.0, 33)
     edges = {
@@ -228,8 +231,8 @@ def resample_to_grid(raster: Terrain, grid: Terrain) -> np.ndarray:
     dest = np.full(grid.shape, np.nan, dtype=np.float64)
     reproject(
         source=np.asarray(raster.elevation_m, dtype=np.float64), destination=dest,
-        src_transform=raster.transform, src_crs=_rio_crs(raster.crs),
-        dst_transform=grid.transform, dst_crs=_rio_crs(grid.crs),
+        src_transform=raster.transform, src_crs=rio_crs(raster.crs),
+        dst_transform=grid.transform, dst_crs=rio_crs(grid.crs),
         resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
         tolerance=WARP_TOLERANCE_PX,
     )
@@ -565,9 +568,3 @@ def _polygonal(geom):
         return None
     merged = shapely.union_all(polys)
     return merged if merged.geom_type in ("Polygon", "MultiPolygon") else None
-
-
-def _listing(items, limit: int = 5) -> str:
-    items = [str(i) for i in items]
-    head = ", ".join(items[:limit])
-    return head + (f", … ({len(items) - limit} more)" if len(items) > limit else "")

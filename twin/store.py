@@ -41,6 +41,7 @@ from pyproj.exceptions import CRSError
 from rasterio.errors import RasterioError
 
 from twin.errors import TwinValidationError
+from twin.loaders import normalise_crs, rio_crs
 from twin.model import CityTwin
 from twin.network import PipeNetwork
 from twin.terrain import Terrain
@@ -232,19 +233,12 @@ def _write_terrain(terrain: Terrain, path: Path) -> dict:
     rows, cols = z.shape
     with rasterio.open(
         path, "w", driver="GTiff", width=cols, height=rows, count=1, dtype=str(z.dtype),
-        crs=_rio_crs(terrain.crs), transform=terrain.transform, compress="deflate",
+        crs=rio_crs(terrain.crs), transform=terrain.transform, compress="deflate",
     ) as ds:
         ds.write(z, 1)
     t = terrain.transform
     return {"file": TERRAIN_FILE, "shape": [rows, cols], "dtype": str(z.dtype),
             "transform": [t.a, t.b, t.c, t.d, t.e, t.f], "cell_size_m": terrain.cell_size_m}
-
-
-def _rio_crs(crs: CRS) -> rasterio.crs.CRS:
-    code = crs.to_epsg()
-    if code is not None and CRS.from_epsg(code) == crs:
-        return rasterio.crs.CRS.from_epsg(code)
-    return rasterio.crs.CRS.from_wkt(crs.to_wkt())
 
 
 def _sha256(path: Path) -> str:
@@ -331,16 +325,14 @@ def _read_manifest(path: Path) -> dict:
 
 
 def _crs_from_manifest(entry: dict, src: str) -> CRS:
+    """The CRS saved as WKT; its EPSG definition (`normalise_crs`) only when that prints the
+    very same WKT, so a round trip gives back exactly the CRS that was saved."""
     try:
         crs = CRS.from_wkt(entry["wkt"])
-        code = entry.get("epsg")
-        if code is not None:
-            by_code = CRS.from_epsg(int(code))
-            if by_code.to_wkt() == crs.to_wkt():
-                return by_code
-        return crs
     except (CRSError, KeyError, TypeError, ValueError) as exc:
         raise TwinValidationError(src, f"cannot read the CRS: {exc}", field="crs") from exc
+    canonical = normalise_crs(crs)
+    return canonical if canonical.to_wkt() == crs.to_wkt() else crs
 
 
 def _read_terrain(path: Path, spec: dict, crs: CRS) -> Terrain:

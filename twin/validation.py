@@ -337,6 +337,8 @@ def _inside_extent(gdf: gpd.GeoDataFrame, terrain: Terrain) -> np.ndarray:
 
 
 def _listing(ids) -> str:
+    """The first `_MAX_LISTED` ids, comma-separated, then how many more (`twin.loaders` uses
+    it too)."""
     ids = [str(i) for i in ids]
     head = ", ".join(ids[:_MAX_LISTED])
     return head + (f", … ({len(ids) - _MAX_LISTED} more)" if len(ids) > _MAX_LISTED else "")

@@ -39,29 +39,27 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
-import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+from _common import machine_line
 from affine import Affine
 
 from physics.flood import LocalInertialFlood
 
-G = 9.81
+VALIDATION_DIR = Path(__file__).resolve().parents[1] / "validation"
+if str(VALIDATION_DIR) not in sys.path:
+    sys.path.insert(0, str(VALIDATION_DIR))
+
+from flood_validation import G, ritter_depth_m  # noqa: E402
+
 LENGTH_M, WIDTH_M, X0_M, H0_M, T_END_S = 2000.0, 20.0, 1000.0, 1.0, 60.0
 FRONT_DEPTH_M = 0.01
 ERROR_WINDOW_M = (600.0, 1600.0)
 RESOLUTIONS_M = (5.0, 2.0)
-
-
-def ritter_depth(x: np.ndarray, t: float) -> np.ndarray:
-    c0 = math.sqrt(G * H0_M)
-    xi = (np.asarray(x, dtype=float) - X0_M) / t
-    h = np.where(xi <= -c0, H0_M, (2 * c0 - xi) ** 2 / (9 * G))
-    return np.where(xi >= 2 * c0, 0.0, h)
 
 
 def exact_front_m(t: float) -> float:
@@ -78,7 +76,7 @@ def local_inertial_bore() -> tuple[float, float]:
 
 def _errors(x: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     sel = (x >= ERROR_WINDOW_M[0]) & (x <= ERROR_WINDOW_M[1])
-    l1 = float(np.mean(np.abs(h[sel] - ritter_depth(x[sel], T_END_S))))
+    l1 = float(np.mean(np.abs(h[sel] - ritter_depth_m(x[sel] - X0_M, T_END_S, H0_M))))
     wet = h >= FRONT_DEPTH_M
     front = float(np.max(x[wet])) if wet.any() else X0_M
     return l1, front - exact_front_m(T_END_S)
@@ -142,9 +140,7 @@ def run_anuga(anuga, dx: float, algorithm: str) -> dict:
 def main() -> None:
     import numba
 
-    print(f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, numba "
-          f"{numba.__version__}, numba threads {numba.get_num_threads()}")
+    print(machine_line(f"numba threads {numba.get_num_threads()}"))
     anuga = _import_anuga()
     run_citytwin(20.0)  # JIT warm-up
     rows = []

@@ -10,11 +10,11 @@ Values are mostly background with a cluster of sensors in alarm, as in a real le
 
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
 import pandas as pd
+from _common import machine_line
 
 from alerting import Engine, Observation, ObservationBatch, load_rulebook
 from alerting.platform import Platform, load_operations
@@ -77,8 +77,7 @@ def bench_day(n: int = 10_000, cadence_s: float = 60.0, hours: float = 24.0) -> 
 
 
 if __name__ == "__main__":
-    print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, "
-          f"Python {platform.python_version()}")
+    print(machine_line())
     print(f"engine, batches of 10 000: {bench_batches():,.0f} observations/s")
     print(f"engine, one at a time:    {bench_one_at_a_time():,.0f} observations/s")
     wall, n_obs = bench_day()

@@ -13,12 +13,11 @@ the same with ``advection=True``, and the NumPy reference path on 256 × 256.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
+from _common import machine_line
 from affine import Affine
 
 from physics import flood_kernels as fk
@@ -61,9 +60,7 @@ def row(label: str, n: int, threads: int | str, rates: list[float]) -> str:
 
 
 def main() -> None:
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}"
-          + (f", numba {fk.numba.__version__}" if fk.HAVE_NUMBA else ""))
+    print(machine_line())
     print("| engine path | grid | threads | cell updates/s (best of 5; median) |")
     print("|---|---|---|---|")
     if fk.HAVE_NUMBA:

@@ -12,7 +12,6 @@ archived; and SimPy events/s of the kernel.
 from __future__ import annotations
 
 import copy
-import platform
 import tempfile
 import time
 from importlib import resources
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import simpy
 import yaml
+from _common import machine_line
 
 from scenarios.kernel import simulate
 from scenarios.prepare import prepare
@@ -80,7 +80,7 @@ def simpy_baseline(n_events: int = 300_000) -> float:
 
 
 if __name__ == "__main__":
-    print(f"machine: {platform.platform()}, Python {platform.python_version()}")
+    print(machine_line())
     run("none")  # warm-up: numba JIT cache, imports
     for mode in ("none", "all"):
         n_sensors, n_obs, wall, events = run(mode)

@@ -16,12 +16,11 @@ at one mounting height) and points each at its own height (0–3 m). Also times 
 from __future__ import annotations
 
 import math
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
+from _common import machine_line
 
 from physics import puffsum
 from physics.forcing import ReleaseSchedule, WindSeries
@@ -83,10 +82,7 @@ def time_sample(plume: GaussianPuffPlume, pts: np.ndarray, repeats: int) -> floa
 
 def main() -> None:
     threads = puffsum.numba.get_num_threads() if puffsum.HAVE_NUMBA else 1
-    print(
-        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}"
-    )
+    print(machine_line())
     for name, scenario in SCENARIOS.items():
         rng = np.random.default_rng(0)
         w = scenario["half_width_m"]

@@ -14,13 +14,13 @@ archived, once without (the archive's row inserts dominate).
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import machine_line
 
 from scenarios.replay import IncidentFeed, assign_streams, prepare_replay
 from scenarios.replay_io import read_incident, write_inventory_geojson
@@ -60,8 +60,7 @@ def main() -> None:
     ap.add_argument("--sensors", type=int, default=10_000)
     ap.add_argument("--ticks", type=int, default=360)
     args = ap.parse_args()
-    print(f"machine: {platform.system()} {platform.machine()}, Python "
-          f"{platform.python_version()}, numpy {np.__version__}")
+    print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = make_incident(folder, args.sensors, args.ticks)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import platform
 import pstats
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+
+from _common import machine_line
 
 from scenarios.study import load_study, plan_members, run_member, run_study
 from scenarios.study_exec import local_executor
@@ -86,8 +87,7 @@ def main() -> None:
                     help="study file (default: the worked example; "
                          "benchmarks/perf/study_demo_scenario.yaml is the demo scenario as is)")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, Python "
-          f"{platform.python_version()}; {args.study.name}")
+    print(machine_line(f"study {args.study.name}"))
     n, wall = throughput(args.study, args.samples, args.workers)
     print(f"study throughput: {n} members in {wall:.1f} s on {args.workers} process(es) = "
           f"{n / wall * 60:.1f} members/min")

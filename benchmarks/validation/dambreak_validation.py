@@ -28,6 +28,8 @@ Cases:
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 from affine import Affine
@@ -39,15 +41,16 @@ from physics.dambreak import (
     peak_outflow_regressions,
 )
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from run_all import row  # noqa: E402
+
 ENGINE = "dam_break"
 TETON = {"h_w_m": 77.4, "v_w_m3": 310e6, "h_b_m": 86.9, "q_obs_m3_s": 65_120.0,
          "pipe_below_crest_m": 39.6}
 REGRESSION_SIGMA_FACTOR = 2.0
-
-
-def _row(case: str, metric: str, value: float, criterion: str, passed: bool) -> dict:
-    return {"engine": ENGINE, "case": case, "metric": metric, "value": float(value),
-            "criterion": criterion, "passed": bool(passed)}
 
 
 def box_rows() -> list[dict]:
@@ -58,8 +61,8 @@ def box_rows() -> list[dict]:
     levels = np.linspace(10.0, 25.0, 61)
     exact = z.size * dx * dx * (levels - 10.0)
     err = np.max(np.abs(curve.volume_at(levels) - exact)) / exact[-1]
-    return [_row("level-volume, flat box 60×40 m", "max |V − A(L − z)| / V_max", err, "< 1e-12",
-                 err < 1e-12)]
+    return [row(ENGINE, "level-volume, flat box 60×40 m", "max |V − A(L − z)| / V_max", err,
+                "< 1e-12", err < 1e-12)]
 
 
 def cone_rows() -> list[dict]:
@@ -80,13 +83,13 @@ def cone_rows() -> list[dict]:
     probe = np.linspace(curve.bottom_m, depth, 997)
     trip = np.max(np.abs(curve.level_at(curve.volume_at(probe)) - probe))
     return [
-        _row("level-volume, inverted cone R 500 m H 10 m, 2 m cells",
-             "max rel. error vs π R² h³/(3H²) at h = 2.5–10 m", rel, "< 0.5 % (O(Δx/R))",
-             rel < 5e-3),
-        _row("level-volume, inverted cone", "curve vs brute-force cell sum, max rel. error",
-             exact, "< 1e-12 (exact between nodes)", exact < 1e-12),
-        _row("level-volume, inverted cone", "max |level_at(volume_at(L)) − L| (m)", trip,
-             "< 1e-9 m", trip < 1e-9),
+        row(ENGINE, "level-volume, inverted cone R 500 m H 10 m, 2 m cells",
+            "max rel. error vs π R² h³/(3H²) at h = 2.5–10 m", rel, "< 0.5 % (O(Δx/R))",
+            rel < 5e-3),
+        row(ENGINE, "level-volume, inverted cone", "curve vs brute-force cell sum, max rel. error",
+            exact, "< 1e-12 (exact between nodes)", exact < 1e-12),
+        row(ENGINE, "level-volume, inverted cone", "max |level_at(volume_at(L)) − L| (m)", trip,
+            "< 1e-9 m", trip < 1e-9),
     ]
 
 
@@ -105,8 +108,8 @@ def drawdown_rows() -> list[dict]:
     head = (h0**-0.5 + cw * b * res.times_s / (2 * area)) ** -2
     q_exact = cw * b * head**1.5
     err = np.max(np.abs(res.q_m3_s - q_exact)) / q_exact[0]
-    return [_row("level-pool routing, box 1 km², instantaneous 20 m weir breach, 6 h",
-                 "max |Q − Q_exact| / Q0", err, "< 1e-3", err < 1e-3)]
+    return [row(ENGINE, "level-pool routing, box 1 km², instantaneous 20 m weir breach, 6 h",
+                "max |Q − Q_exact| / Q0", err, "< 1e-3", err < 1e-3)]
 
 
 def mass_rows() -> list[dict]:
@@ -119,9 +122,9 @@ def mass_rows() -> list[dict]:
         spec = BreachSpec(mode, crest_level_m=crest, final_invert_m=bottom + 1.0, growth=growth)
         res = breach_hydrograph(curve, spec, 128.0, dt_s=30.0, inflow_m3_s=inflow)
         rel = abs(res.mass_error_m3) / res.initial_volume_m3
-        rows.append(_row(f"hydrograph mass balance, {mode} {growth}, inflow {inflow} m³/s",
-                         "|released − (V0 − V_end + inflow)| / V0", rel, "< 1e-12",
-                         rel < 1e-12))
+        rows.append(row(ENGINE, f"hydrograph mass balance, {mode} {growth}, inflow {inflow} m³/s",
+                        "|released − (V0 − V_end + inflow)| / V0", rel, "< 1e-12",
+                        rel < 1e-12))
     return rows
 
 
@@ -129,10 +132,10 @@ def _band_rows(case: str, peak: float, ensemble: dict[str, float]) -> list[dict]
     lo, hi = min(ensemble.values()), max(ensemble.values())
     f = REGRESSION_SIGMA_FACTOR
     inside = lo <= peak <= hi
-    return [_row(case, f"computed peak Q (m³/s); regressions {lo:.0f}–{hi:.0f}"
-                 f" ({'inside' if inside else 'outside'} the bare range)", peak,
-                 f"{lo / f:.0f}–{hi * f:.0f} (range ×/÷{f:g}, Wahl 2004 1σ)",
-                 lo / f <= peak <= hi * f)]
+    return [row(ENGINE, case, f"computed peak Q (m³/s); regressions {lo:.0f}–{hi:.0f}"
+                f" ({'inside' if inside else 'outside'} the bare range)", peak,
+                f"{lo / f:.0f}–{hi * f:.0f} (range ×/÷{f:g}, Wahl 2004 1σ)",
+                lo / f <= peak <= hi * f)]
 
 
 def teton_rows() -> list[dict]:
@@ -141,10 +144,10 @@ def teton_rows() -> list[dict]:
     invert = 1500.0  # arbitrary datum
     crest = invert + h_b
     ensemble = peak_outflow_regressions(v_w, h_w)
-    rows = [_row("Teton 1976: observed peak vs regressions",
-                 f"observed Q (m³/s); regressions {min(ensemble.values()):.0f}–"
-                 f"{max(ensemble.values()):.0f}", q_obs, "inside the bare range",
-                 min(ensemble.values()) <= q_obs <= max(ensemble.values()))]
+    rows = [row(ENGINE, "Teton 1976: observed peak vs regressions",
+                f"observed Q (m³/s); regressions {min(ensemble.values()):.0f}–"
+                f"{max(ensemble.values()):.0f}", q_obs, "inside the bare range",
+                min(ensemble.values()) <= q_obs <= max(ensemble.values()))]
     for m in (2.0, 2.5, 3.0):
         levels = invert + np.linspace(0.0, h_b, 400)
         curve = LevelVolumeCurve(levels, v_w * ((levels - invert) / h_w) ** m)
@@ -156,8 +159,8 @@ def teton_rows() -> list[dict]:
                 f"t_f {res.breach.formation_time_s / 3600:.2f} h), storage ∝ depth^{m:g}")
         rows += _band_rows(case, res.peak_q_m3_s, ensemble)
         ratio = res.peak_q_m3_s / q_obs
-        rows.append(_row(case, "computed / observed peak (65 120 m³/s)", ratio,
-                         "0.67–1.5", 1 / 1.5 <= ratio <= 1.5))
+        rows.append(row(ENGINE, case, "computed / observed peak (65 120 m³/s)", ratio,
+                        "0.67–1.5", 1 / 1.5 <= ratio <= 1.5))
     return rows
 
 

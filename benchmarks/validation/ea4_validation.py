@@ -43,6 +43,7 @@ from ea_benchmarks import (  # noqa: E402
     read_stage_output,
     rmse_on_reference,
 )
+from run_all import row  # noqa: E402
 
 ENGINE = "flood"
 SHARED_DIR = HERE.parents[2] / "shared"
@@ -56,14 +57,9 @@ RMSE_TOL_M = 0.02
 EDGE_NAMES = {"N": "north", "E": "east", "S": "south", "W": "west"}
 
 
-def _row(case: str, metric: str, value, criterion: str, passed) -> dict:
-    return {"engine": ENGINE, "case": case, "metric": metric, "value": value,
-            "criterion": criterion, "passed": passed}
-
-
 def skipped_rows(reason: str) -> list[dict]:
     """One row saying the case did not run (``passed`` None: neither pass nor fail)."""
-    return [_row("EA 2D Test 4", f"SKIPPED: {reason}", "n/a", "needs ../shared", None)]
+    return [row(ENGINE, "EA 2D Test 4", f"SKIPPED: {reason}", "n/a", "needs ../shared", None)]
 
 
 def build_engine(case: EA4Case, cell_m: float, **kwargs):
@@ -152,24 +148,24 @@ def rows_for(case: EA4Case, cell_m: float, reference) -> list[dict]:
     for c in compare(case, result, reference):
         p = c["point"]
         dpk = c["peak_m"] - c["ref_peak_m"]
-        rows.append(_row(label, f"pt {p}: peak depth − LISFLOOD-FP ACC 1 m "
-                         f"({c['ref_peak_m']:.4f} m), m", dpk, f"abs ≤ {PEAK_TOL_M} m",
-                         abs(dpk) <= PEAK_TOL_M))
+        rows.append(row(ENGINE, label, f"pt {p}: peak depth − LISFLOOD-FP ACC 1 m "
+                        f"({c['ref_peak_m']:.4f} m), m", dpk, f"abs ≤ {PEAK_TOL_M} m",
+                        abs(dpk) <= PEAK_TOL_M))
         darr = c["arrival_s"] - c["ref_arrival_s"]
-        rows.append(_row(label, f"pt {p}: arrival (h ≥ {ARRIVAL_DEPTH_M} m) − ACC 1 m "
-                         f"({c['ref_arrival_s']:.0f} s), s", darr, f"abs ≤ {ARRIVAL_TOL_S:.0f} s",
-                         bool(abs(darr) <= ARRIVAL_TOL_S)))
-        rows.append(_row(label, f"pt {p}: RMSE of depth series vs ACC 1 m, m", c["rmse_m"],
-                         f"≤ {RMSE_TOL_M} m", c["rmse_m"] <= RMSE_TOL_M))
+        rows.append(row(ENGINE, label, f"pt {p}: arrival (h ≥ {ARRIVAL_DEPTH_M} m) − ACC 1 m "
+                        f"({c['ref_arrival_s']:.0f} s), s", darr, f"abs ≤ {ARRIVAL_TOL_S:.0f} s",
+                        bool(abs(darr) <= ARRIVAL_TOL_S)))
+        rows.append(row(ENGINE, label, f"pt {p}: RMSE of depth series vs ACC 1 m, m", c["rmse_m"],
+                        f"≤ {RMSE_TOL_M} m", c["rmse_m"] <= RMSE_TOL_M))
     engine = result["engine"]
     mb = engine.mass_balance()
     hyd_m3 = float(np.trapezoid(case.inflow_q_m3_s, case.inflow_times_s))
     err = abs(mb.inflow_m3 / hyd_m3 - 1.0)
-    rows.append(_row(label, "inflow volume vs hydrograph integral (285,000 m³), rel. error",
-                     err, "≤ 1e-6", err <= 1e-6))
+    rows.append(row(ENGINE, label, "inflow volume vs hydrograph integral (285,000 m³), rel. error",
+                    err, "≤ 1e-6", err <= 1e-6))
     rel = abs(mb.relative_error)
-    rows.append(_row(label, "volume balance (in − out − storage) / in", rel, "≤ 1e-6",
-                     rel <= 1e-6))
+    rows.append(row(ENGINE, label, "volume balance (in − out − storage) / in", rel, "≤ 1e-6",
+                    rel <= 1e-6))
     return rows
 
 

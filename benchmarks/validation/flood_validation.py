@@ -24,6 +24,8 @@ Cases:
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 from affine import Affine
@@ -38,14 +40,15 @@ from physics.flood import (
 )
 from physics.rainfall import MM_H_TO_M_S, RainSeries, chicago_storm, chicago_total_mm
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from run_all import row, to_markdown  # noqa: E402
+
 ENGINE = "flood"
 G = 9.81
 BEIJING = dict(A=10.662, C=0.811, b=8.0, n=0.711)  # mm/min, GB 50014 commentary example
-
-
-def _row(case: str, metric: str, value, criterion: str, passed: bool) -> dict:
-    return {"engine": ENGINE, "case": case, "metric": metric, "value": value,
-            "criterion": criterion, "passed": bool(passed)}
 
 
 def lake_at_rest() -> list[dict]:
@@ -61,8 +64,8 @@ def lake_at_rest() -> list[dict]:
     vmax = float(model.max_velocity_m_s.max())
     dh = float(np.max(np.abs(model.depth_m - h0)))
     return [
-        _row(case, "max spurious speed (m/s)", vmax, "< 1e-6", vmax < 1e-6),
-        _row(case, "max abs(depth change) (m)", dh, "< 1e-9", dh < 1e-9),
+        row(ENGINE, case, "max spurious speed (m/s)", vmax, "< 1e-6", vmax < 1e-6),
+        row(ENGINE, case, "max abs(depth change) (m)", dh, "< 1e-9", dh < 1e-9),
     ]
 
 
@@ -90,13 +93,13 @@ def volume_balance() -> list[dict]:
     rain_exact = (30.0 * 300.0 + 90.0 * 300.0) * MM_H_TO_M_S * n_open * model.cell_area_m2
     inflow_exact = sum(q.hydrograph.volume_m3(0.0, 1200.0) for q in inflows)
     rows = [
-        _row(case, "volume balance abs(error) / in", abs(mb.relative_error), "< 1e-12",
-             abs(mb.relative_error) < 1e-12),
-        _row(case, "rain volume vs exact, relative", abs(mb.rain_m3 / rain_exact - 1.0),
-             "< 1e-12", abs(mb.rain_m3 / rain_exact - 1.0) < 1e-12),
-        _row(case, "inflow volume vs exact integral, relative",
-             abs(mb.inflow_m3 / inflow_exact - 1.0), "< 1e-12",
-             abs(mb.inflow_m3 / inflow_exact - 1.0) < 1e-12),
+        row(ENGINE, case, "volume balance abs(error) / in", abs(mb.relative_error), "< 1e-12",
+            abs(mb.relative_error) < 1e-12),
+        row(ENGINE, case, "rain volume vs exact, relative", abs(mb.rain_m3 / rain_exact - 1.0),
+            "< 1e-12", abs(mb.rain_m3 / rain_exact - 1.0) < 1e-12),
+        row(ENGINE, case, "inflow volume vs exact integral, relative",
+            abs(mb.inflow_m3 / inflow_exact - 1.0), "< 1e-12",
+            abs(mb.inflow_m3 / inflow_exact - 1.0) < 1e-12),
     ]
     # the synthetic city under a design storm
     from twin.synthetic import synthetic_city
@@ -106,7 +109,8 @@ def volume_balance() -> list[dict]:
     model = LocalInertialFlood.from_twin(city, rain=storm)
     model.advance_to(3600.0)
     mb = model.mass_balance()
-    rows.append(_row(
+    rows.append(row(
+        ENGINE,
         "synthetic city (tiny, 120 × 120 × 5 m), 1 h Chicago storm P = 10 yr, buildings "
         f"blocked, {len(model.drains)} manhole inlets, free edges",
         "volume balance abs(error) / in", abs(mb.relative_error), "< 1e-12",
@@ -144,28 +148,31 @@ def ritter() -> list[dict]:
         h = model.depth_m[0]
         err = float(np.mean(np.abs(h - ritter_depth_m(xs, t, h0))))
         errors[n] = err
-        rows.append(_row(case, f"mean abs(h − h_exact) (m), Δx = {100.0 / n:g} m", err,
-                         "< 0.02 m", err < 0.02))
+        rows.append(row(ENGINE, case, f"mean abs(h − h_exact) (m), Δx = {100.0 / n:g} m", err,
+                        "< 0.02 m", err < 0.02))
         if n == 800:
             i0 = int(np.searchsorted(xs, 0.0))
             h_dam = 0.5 * (h[i0 - 1] + h[i0])
             u, _ = model.velocity_components(np.zeros(2, dtype=int), np.array([i0 - 1, i0]))
             rel_h = abs(h_dam / (4.0 * h0 / 9.0) - 1.0)
             rel_u = abs(float(np.mean(u)) / (2.0 * c0 / 3.0) - 1.0)
-            rows.append(_row(case, "depth at the dam vs 4 h0/9, relative error", rel_h,
-                             "< 0.02", rel_h < 0.02))
-            rows.append(_row(case, "velocity at the dam vs 2 c0/3, relative error", rel_u,
-                             "< 0.03", rel_u < 0.03))
+            rows.append(row(ENGINE, case, "depth at the dam vs 4 h0/9, relative error", rel_h,
+                            "< 0.02", rel_h < 0.02))
+            rows.append(row(ENGINE, case, "velocity at the dam vs 2 c0/3, relative error", rel_u,
+                            "< 0.03", rel_u < 0.03))
             mb = abs(model.mass_balance().relative_error)
-            rows.append(_row(case, "volume balance abs(error) / in", mb, "< 1e-12", mb < 1e-12))
+            rows.append(row(ENGINE, case, "volume balance abs(error) / in", mb, "< 1e-12",
+                            mb < 1e-12))
     orders = [math.log2(errors[200] / errors[400]), math.log2(errors[400] / errors[800])]
     for (a, b), order in zip(((200, 400), (400, 800)), orders, strict=True):
-        rows.append(_row(case, f"observed order of convergence, Δx {100 / a:g} → {100 / b:g} m",
-                         order, "> 0.4 (first-order scheme; front and fan edge are kinks)",
-                         order > 0.4))
+        rows.append(row(ENGINE, case,
+                        f"observed order of convergence, Δx {100 / a:g} → {100 / b:g} m",
+                        order, "> 0.4 (first-order scheme; front and fan edge are kinks)",
+                        order > 0.4))
     xs, local = run_ritter(800, advection=False)
     err_local = float(np.mean(np.abs(local.depth_m[0] - ritter_depth_m(xs, t, h0))))
-    rows.append(_row(
+    rows.append(row(
+        ENGINE,
         "Ritter, same, pure local-inertial (advection off)",
         "mean abs(h − h_exact) (m), Δx = 0.125 m", err_local,
         "> 3 × the advective error (documents the missing convective term)",
@@ -185,9 +192,9 @@ def chicago() -> list[dict]:
     rel = abs(model.mass_balance().rain_m3 / exact - 1.0)
     peak = float(storm.intensity_mm_h.max())
     return [
-        _row(f"Chicago storm, Beijing IDF, P = 10 yr, 2 h, r = 0.4, 1-min blocks "
-             f"(total {total_mm:.1f} mm, peak block {peak:.0f} mm/h)",
-             "rain volume on the grid vs a·D/(D+b)^n, relative", rel, "< 1e-12", rel < 1e-12),
+        row(ENGINE, f"Chicago storm, Beijing IDF, P = 10 yr, 2 h, r = 0.4, 1-min blocks "
+            f"(total {total_mm:.1f} mm, peak block {peak:.0f} mm/h)",
+            "rain volume on the grid vs a·D/(D+b)^n, relative", rel, "< 1e-12", rel < 1e-12),
     ]
 
 
@@ -196,10 +203,4 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run_all import to_markdown
-
     print(to_markdown(run()))

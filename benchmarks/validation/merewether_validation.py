@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.terrain import Terrain
+
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -67,6 +69,7 @@ from merewether_data import (  # noqa: E402
     MerewetherCase,
     load_merewether,
 )
+from run_all import row  # noqa: E402
 
 ENGINE = "flood"
 SHARED_DIR = HERE.parents[2] / "shared"
@@ -82,18 +85,10 @@ STEADY_WINDOW_S = 100.0
 STEADY_TOL_M = 0.01
 
 
-def _row(case: str, metric: str, value, criterion: str, passed) -> dict:
-    return {"engine": ENGINE, "case": case, "metric": metric, "value": value,
-            "criterion": criterion, "passed": passed}
-
-
 def cell_centres(case: MerewetherCase) -> tuple[np.ndarray, np.ndarray]:
-    """2-D x and y of the cell centres."""
-    rows, cols = case.elevation_m.shape
-    t = case.transform
-    xs = t.c + (np.arange(cols) + 0.5) * t.a
-    ys = t.f + (np.arange(rows) + 0.5) * t.e
-    return np.meshgrid(xs, ys)
+    """2-D x and y of the cell centres (`Terrain.cell_centres` spread over the grid)."""
+    terrain = Terrain(elevation_m=case.elevation_m, transform=case.transform, crs=case.crs)
+    return np.meshgrid(*terrain.cell_centres())
 
 
 def inlet_cells(case: MerewetherCase, blocked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,37 +198,38 @@ def rows_for(case: MerewetherCase, variant: str, **kwargs) -> list[dict]:
         o = item["obs"]
         err = item["steady_wse_m"] - o.observed_m
         errors.append(err)
-        rows.append(_row(label, f"point {o.point_id}: steady WSE − observed {o.observed_m:.2f} m "
-                         f"(TUFLOW {o.tuflow_m - o.observed_m:+.2f}; max over run incl. start-up "
-                         f"surge {item['run_max_wse_m'] - o.observed_m:+.2f}), m", err,
-                         f"abs ≤ {LEVEL_TOL_M} m", abs(err) <= LEVEL_TOL_M))
+        rows.append(row(ENGINE, label,
+                        f"point {o.point_id}: steady WSE − observed {o.observed_m:.2f} m "
+                        f"(TUFLOW {o.tuflow_m - o.observed_m:+.2f}; max over run incl. start-up "
+                        f"surge {item['run_max_wse_m'] - o.observed_m:+.2f}), m", err,
+                        f"abs ≤ {LEVEL_TOL_M} m", abs(err) <= LEVEL_TOL_M))
     worst = float(np.max(np.abs(errors)))
-    rows.append(_row(label, f"max |steady WSE − observed| over 5 points (TUFLOW "
-                     f"{TUFLOW_MAX_ABS_ERR_M}), m", worst, f"≤ {LEVEL_TOL_M} m",
-                     worst <= LEVEL_TOL_M))
+    rows.append(row(ENGINE, label, f"max |steady WSE − observed| over 5 points (TUFLOW "
+                    f"{TUFLOW_MAX_ABS_ERR_M}), m", worst, f"≤ {LEVEL_TOL_M} m",
+                    worst <= LEVEL_TOL_M))
     change = max(item["late_change_m"] for item in result["observations"])
-    rows.append(_row(label, f"steadiness: max level change at the 5 points over the last "
-                     f"{STEADY_WINDOW_S:.0f} s, m", change, f"≤ {STEADY_TOL_M} m",
-                     change <= STEADY_TOL_M))
+    rows.append(row(ENGINE, label, f"steadiness: max level change at the 5 points over the last "
+                    f"{STEADY_WINDOW_S:.0f} s, m", change, f"≤ {STEADY_TOL_M} m",
+                    change <= STEADY_TOL_M))
     speed_rmse = float(np.sqrt(np.mean((result["transect_speed_m_s"]
                                         - case.transect_speed_m_s) ** 2)))
     depth_rmse = float(np.sqrt(np.mean((result["transect_depth_m"]
                                         - case.transect_depth_m) ** 2)))
-    rows.append(_row(label, "Transect 1 speed RMSE vs physical model (12 pts), m/s",
-                     speed_rmse, f"≤ {SPEED_RMSE_TOL_M_S} m/s",
-                     speed_rmse <= SPEED_RMSE_TOL_M_S))
-    rows.append(_row(label, "Transect 1 depth RMSE vs physical model (12 pts), m",
-                     depth_rmse, f"≤ {DEPTH_RMSE_TOL_M} m", depth_rmse <= DEPTH_RMSE_TOL_M))
+    rows.append(row(ENGINE, label, "Transect 1 speed RMSE vs physical model (12 pts), m/s",
+                    speed_rmse, f"≤ {SPEED_RMSE_TOL_M_S} m/s",
+                    speed_rmse <= SPEED_RMSE_TOL_M_S))
+    rows.append(row(ENGINE, label, "Transect 1 depth RMSE vs physical model (12 pts), m",
+                    depth_rmse, f"≤ {DEPTH_RMSE_TOL_M} m", depth_rmse <= DEPTH_RMSE_TOL_M))
     rel = abs(result["engine"].mass_balance().relative_error)
-    rows.append(_row(label, "volume balance (in − out − storage) / in", rel, "≤ 1e-6",
-                     rel <= 1e-6))
+    rows.append(row(ENGINE, label, "volume balance (in − out − storage) / in", rel, "≤ 1e-6",
+                    rel <= 1e-6))
     return rows
 
 
 def run(factor: int = 1) -> list[dict]:
     if not (CASE_DIR / "topography1.zip").is_file():
-        return [_row("Merewether (ARR P15)", f"SKIPPED: {CASE_DIR} not present "
-                     "(a user's clone has no ../shared)", "n/a", "needs ../shared", None)]
+        return [row(ENGINE, "Merewether (ARR P15)", f"SKIPPED: {CASE_DIR} not present "
+                    "(a user's clone has no ../shared)", "n/a", "needs ../shared", None)]
     case = load_merewether(CASE_DIR)
     if factor > 1:
         case = case.coarsened(factor)

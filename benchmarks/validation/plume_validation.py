@@ -19,6 +19,8 @@ Cases:
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +29,12 @@ from physics.dispersion import briggs_sigmas
 from physics.forcing import ReleaseSchedule, WindSeries
 from physics.plume import GaussianPuffPlume
 from physics.stats import fac2, fractional_bias, nmse
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from run_all import row, to_markdown  # noqa: E402
 
 ENGINE = "gas_plume"
 Q_KG_S = 0.1
@@ -59,17 +67,6 @@ def steady_plume_kg_m3(x, y, z, terrain: str, sigma0: float) -> np.ndarray:
     return Q_KG_S / (2 * math.pi * U_M_S * sy * sz) * np.exp(-(y**2) / (2 * sy**2)) * vert
 
 
-def _row(case: str, metric: str, value: float, criterion: str, passed: bool) -> dict:
-    return {
-        "engine": ENGINE,
-        "case": case,
-        "metric": metric,
-        "value": float(value),
-        "criterion": criterion,
-        "passed": bool(passed),
-    }
-
-
 def steady_train_cases(terrain: str) -> list[dict]:
     plume = _plume(terrain, ReleaseSchedule.constant(0.0, math.inf, Q_KG_S))
     plume.advance_to(600.0)  # front at 3 km: steady out to 1 km
@@ -90,10 +87,11 @@ def steady_train_cases(terrain: str) -> list[dict]:
     o = steady_plume_kg_m3(X, Y, Z_M, terrain, plume.initial_sigma_m)
     fb, nm, f2 = fractional_bias(o, p), nmse(o, p), fac2(o, p)
     return [
-        _row(case, "max rel. error, centreline 100–1000 m", max_err, "≤ 0.05", max_err <= 0.05),
-        _row(case, "FB (90 receptors)", fb, "abs(FB) ≤ 0.3", abs(fb) <= 0.3),
-        _row(case, "NMSE (90 receptors)", nm, "≤ 1.5", nm <= 1.5),
-        _row(case, "FAC2 (90 receptors)", f2, "≥ 0.5", f2 >= 0.5),
+        row(ENGINE, case, "max rel. error, centreline 100–1000 m", max_err, "≤ 0.05",
+            max_err <= 0.05),
+        row(ENGINE, case, "FB (90 receptors)", fb, "abs(FB) ≤ 0.3", abs(fb) <= 0.3),
+        row(ENGINE, case, "NMSE (90 receptors)", nm, "≤ 1.5", nm <= 1.5),
+        row(ENGINE, case, "FAC2 (90 receptors)", f2, "≥ 0.5", f2 >= 0.5),
     ]
 
 
@@ -111,7 +109,8 @@ def crosswind_flux_cases() -> list[dict]:
         flux = U_M_S * np.trapezoid(np.trapezoid(conc, zs, axis=1), ys)
         err = abs(flux / Q_KG_S - 1.0)
         rows.append(
-            _row(
+            row(
+                ENGINE,
                 f"crosswind mass flux at {x:.0f} m, rural D",
                 "rel. error of u∫∫C dy dz vs Q",
                 err,
@@ -137,7 +136,8 @@ def single_puff_case() -> list[dict]:
     conc = plume.sample("ch4_kg_m3", np.column_stack([X.ravel(), Y.ravel(), Z.ravel()]))
     err = abs(conc.sum() * dx * dx * dz / 1.0 - 1.0)
     return [
-        _row(
+        row(
+            ENGINE,
             "single puff, 3-D integral over z ≥ 0",
             "rel. error of ∫C dV vs M",
             err,
@@ -207,17 +207,20 @@ def merge_cases() -> list[dict]:
         ratio = plumes[True].puff_count / plumes[False].puff_count
         case = f"merged vs unmerged puffs at 1 h, {label}"
         rows += [
-            _row(
+            row(
+                ENGINE,
                 case, "max abs(ΔC)/C where C > 1 % of max", near_peak, "≤ 0.005", near_peak <= 0.005
             ),
-            _row(
+            row(
+                ENGINE,
                 case,
                 "max abs(ΔC)/C where C > 1 % of crosswind max",
                 local,
                 "≤ 0.025",
                 local <= 0.025,
             ),
-            _row(
+            row(
+                ENGINE,
                 case,
                 f"live puffs merged/unmerged ({plumes[True].puff_count}/"
                 f"{plumes[False].puff_count})",
@@ -240,19 +243,7 @@ def run() -> list[dict]:
     return rows
 
 
-def to_markdown(rows: list[dict]) -> str:
-    lines = ["| engine | case | metric | value | criterion | pass |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['engine']} | {r['case']} | {r['metric']} | {r['value']:.4g} | "
-            f"{r['criterion']} | {'yes' if r['passed'] else '**NO**'} |"
-        )
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    import sys
-
     table_rows = run()
     print(to_markdown(table_rows))
     sys.exit(0 if all(r["passed"] for r in table_rows) else 1)

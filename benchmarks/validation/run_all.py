@@ -20,6 +20,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def row(engine: str, case: str, metric: str, value, criterion: str, passed) -> dict:
+    """One row of the table, as every ``*_validation.py`` builds it: ``value`` a number
+    (stored as a Python float) or a text such as ``"n/a"``; ``passed`` None for a skipped
+    row, else a bool."""
+    return {"engine": engine, "case": case, "metric": metric,
+            "value": value if isinstance(value, str) else float(value),
+            "criterion": criterion, "passed": None if passed is None else bool(passed)}
+
+
 def collect() -> list[dict]:
     rows: list[dict] = []
     for path in sorted(HERE.glob("*_validation.py")):
