@@ -1,10 +1,10 @@
 """The after-action report of a drill: one self-contained HTML page plus ``aar.json``.
 
-Read from the drill's archive (``injects``, ``actions``, ``warnings``, ``work_order_events``,
-``cap_messages``, ``timeline``) and its plan: a timeline of injects, warnings and player
-actions; each expected action met / late / missed (with its delay against the target);
-a rating per objective on the HSEEP scale; and an improvement plan with one row per late or
-missed expected action.
+Read from the drill's archive (its manifest and the ``injects``, ``actions``, ``warnings``,
+``work_order_events`` and ``cap_messages`` tables) and its plan: a timeline of injects,
+warnings and player actions; each expected action met / late / missed (with its delay against
+the target); a rating per objective on the HSEEP scale; and an improvement plan with one row
+per late or missed expected action.
 
 Rating rule (per objective, over the expected actions that applied — their inject fired and
 the warning they concern, if any, was raised): **P** all met on time; **S** all done, some
@@ -15,7 +15,6 @@ half done. An objective with no applicable expected action is not rated (N/A). T
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,13 @@ from scenarios.drill_score import (  # noqa: E402
 )
 from scenarios.scenario import clock_text  # noqa: E402
 from viewer.dossier import page  # noqa: E402
-from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
+from viewer.report import (  # noqa: E402
+    LEVEL_COLOURS,
+    _badge,
+    _esc,
+    _png,
+    _scroll_table,
+)
 
 RATING_RULE = ("P: all expected actions met on time; S: all done, some late; M: at least one "
                "missed but at least half done (on time or late); U: fewer than half done; "
@@ -185,22 +190,6 @@ def _timeline(injects: pd.DataFrame, warnings: pd.DataFrame, actions: pd.DataFra
 
 # --- HTML ----------------------------------------------------------------------------------
 
-def _esc(value: Any) -> str:
-    return html.escape("—" if value is None else str(value))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    """A scrollable table; cells are already HTML."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}' \
-           f"</tbody></table></div>"
-
-
-def _badge(text: str, colour: str) -> str:
-    return f'<span class="badge" style="background:{colour}">{html.escape(text)}</span>'
-
-
 def timeline_plot(data: dict[str, Any]) -> str:
     """Injects, warnings and player actions on one time axis; below, each expected action's
     window (bar: reference → due; dotted: overdue; tick: done) coloured by outcome."""
@@ -258,17 +247,17 @@ def after_action_html(data: dict[str, Any]) -> str:
                               f"{', '.join(data['cap']['statuses']) or '—'})")]
     parts = [f"<h1>After-action report: {_esc(data['drill'])}</h1>",
              f'<p class="note">{_esc(data["description"])}</p>' if data["description"] else "",
-             _table(["", ""], [[_esc(k), _esc(v)] for k, v in facts])]
+             _scroll_table(["", ""], [[_esc(k), _esc(v)] for k, v in facts])]
     parts.append("<h2>Objective ratings</h2>")
-    parts.append(_table(["objective", "capability", "rating", "met", "late", "missed", "n/a"],
-                        [[f"{_esc(o['id'])}: {_esc(o['title'])}", _esc(o["capability"]),
-                          _badge(o["rating"], RATING_COLOURS[o["rating"]]) + " "
-                          + _esc(o["rating_text"]), str(o["met"]), str(o["late"]),
-                          str(o["missed"]), str(o["not_applicable"])]
-                         for o in data["objectives"]]))
+    parts.append(_scroll_table(
+        ["objective", "capability", "rating", "met", "late", "missed", "n/a"],
+        [[f"{_esc(o['id'])}: {_esc(o['title'])}", _esc(o["capability"]),
+          _badge(o["rating"], RATING_COLOURS[o["rating"]]) + " " + _esc(o["rating_text"]),
+          str(o["met"]), str(o["late"]), str(o["missed"]), str(o["not_applicable"])]
+         for o in data["objectives"]]))
     parts.append(f'<p class="note">Rating rule (HSEEP scale): {_esc(data["rating_rule"])}</p>')
     parts.append("<h2>Expected actions</h2>")
-    parts.append(_table(
+    parts.append(_scroll_table(
         ["ref", "objective", "expected", "reference", "target", "done", "delay", "outcome",
          "note"],
         [[_esc(o["ref"]), _esc(o["objective"]), _esc(f"{o['action']} {o['target']}".strip()),
@@ -281,20 +270,22 @@ def after_action_html(data: dict[str, Any]) -> str:
          for o in data["expected"]]))
     parts.append("<h2>Timeline</h2>")
     parts.append(f'<img alt="drill timeline" src="{timeline_plot(data)}">')
-    parts.append(_table(["time", "lane", "what", "detail"],
-                        [[_esc(clock_text(r["time_s"])), _esc(r["lane"]), _esc(r["what"]),
-                          _esc(r["detail"])] for r in data["timeline"]]))
+    parts.append(_scroll_table(
+        ["time", "lane", "what", "detail"],
+        [[_esc(clock_text(r["time_s"])), _esc(r["lane"]), _esc(r["what"]), _esc(r["detail"])]
+         for r in data["timeline"]]))
     parts.append("<h2>Injects (MSEL)</h2>")
-    parts.append(_table(["id", "kind", "planned", "fired", "message"],
-                        [[_esc(i["id"]), _esc(i["kind"] + (f" (if {i['contingency']} missing)"
-                                                           if i["contingency"] else "")),
-                          _esc(clock_text(i["planned_s"])),
-                          _esc("did not fire" if i["fired_s"] is None
-                               else clock_text(i["fired_s"])), _esc(i["message"])]
-                         for i in data["injects"]]))
+    parts.append(_scroll_table(
+        ["id", "kind", "planned", "fired", "message"],
+        [[_esc(i["id"]), _esc(i["kind"] + (f" (if {i['contingency']} missing)"
+                                           if i["contingency"] else "")),
+          _esc(clock_text(i["planned_s"])),
+          _esc("did not fire" if i["fired_s"] is None else clock_text(i["fired_s"])),
+          _esc(i["message"])]
+         for i in data["injects"]]))
     parts.append("<h2>Improvement plan</h2>")
     if data["improvement_plan"]:
-        parts.append(_table(
+        parts.append(_scroll_table(
             ["objective", "issue", "recommended corrective action", "responsible unit",
              "target date"],
             [[_esc(f"{r['objective']}: {r['objective_title']}"), _esc(r["issue"]),

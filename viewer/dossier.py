@@ -31,7 +31,7 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +43,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
+from alerting.events import CLOSING  # noqa: E402
 from scenarios.archive import SCHEMA, TABLES  # noqa: E402
 from twin.errors import InputError  # noqa: E402
-from viewer.report import LEVEL_COLOURS, _clock, _png, _table, map_plot  # noqa: E402
+from viewer.report import (  # noqa: E402
+    LEVEL_COLOURS,
+    _badge,
+    _clock,
+    _esc,
+    _png,
+    _table,
+    map_plot,
+)
 
 if TYPE_CHECKING:
     from twin.model import CityTwin
@@ -62,7 +71,6 @@ TIME_COLUMNS = ("time_s", "known_at_s", "received_s", "first_exceedance_s", "cre
                 "deadline_s")
 #: Columns holding canonical JSON (lists or mappings).
 JSON_COLUMNS = ("sensors", "targets", "recipients", "actions", "data")
-ENDING_EVENTS = ("cleared", "cancelled")
 _END_WORDS = {"cleared": "all-clear", "cancelled": "cancellation", "open": "end of the run"}
 REQUIRED_MANIFEST = ("run_id", "scenario", "start")
 #: The tables read into memory (observations are queried per incident).
@@ -111,11 +119,6 @@ class RunData:
         named = w[w["level"] > 0].drop_duplicates("level").sort_values("level")
         return [str(n) for n in named["level_name"]]
 
-    def level_name(self, level: int) -> str:
-        levels = self.levels
-        return "none" if level <= 0 else (levels[level - 1] if level <= len(levels)
-                                          else str(level))
-
     def wall(self, t_s: float | None) -> str | None:
         """Wall-clock ISO 8601 time of ``t_s`` seconds from the start (anchor's offset)."""
         return wall_clock(self.anchor, t_s)
@@ -123,6 +126,26 @@ class RunData:
     def local(self, t_s: float) -> datetime:
         """Aware local datetime of ``t_s`` seconds from the start."""
         return self.anchor + timedelta(seconds=float(t_s))
+
+    # Derived once per run (the tables are read once and not changed afterwards).
+
+    @cached_property
+    def order_events(self) -> dict[str, pd.DataFrame]:
+        """Each work order's events, by seq (an order without events is absent)."""
+        events = self.tables["work_order_events"].sort_values("seq")
+        return {str(k): g for k, g in events.groupby("work_order_id", sort=False)}
+
+    def events_of_order(self, work_order_id: str) -> pd.DataFrame:
+        """The events of one work order, by seq (none: an empty frame)."""
+        found = self.order_events.get(str(work_order_id))
+        return self.tables["work_order_events"].iloc[:0] if found is None else found
+
+    @cached_property
+    def timeline_warning_ids(self) -> pd.Series:
+        """The ``warning_id`` named in each timeline row's data (None if it names none)."""
+        timeline = self.tables["timeline"]
+        return pd.Series([_warning_of(d) for d in timeline["data"]], index=timeline.index,
+                         dtype=object)
 
 
 def wall_clock(anchor: datetime, t_s: float | None) -> str | None:
@@ -331,8 +354,9 @@ class Incident:
     def ended_s(self) -> float | None:
         return None if self.end is None else float(self.end["known_at_s"])
 
-    @property
+    @cached_property
     def sensors(self) -> list[str]:
+        """Every sensor any of its events listed, in the order first listed."""
         seen: dict[str, None] = {}
         for s in self.events["sensors"]:
             seen.update(dict.fromkeys(_list(s)))
@@ -348,18 +372,18 @@ def incidents(run: RunData) -> list[Incident]:
         raised_rows = ev[ev["event"] == "raised"]
         raised = (raised_rows if len(raised_rows) else ev).iloc[0]
         last = ev.iloc[-1]  # a warning re-raised after an all-clear is open again
-        live = ev[~ev["event"].isin(ENDING_EVENTS)]
+        live = ev[~ev["event"].isin(CLOSING)]
         live = live if len(live) else ev
         top = live[live["level"] == live["level"].max()]
         max_row = top.sort_values(["area_m2", "seq"], ascending=[False, True]).iloc[0]
         out.append(Incident(str(wid), ev, raised,
-                            last if last["event"] in ENDING_EVENTS else None, max_row))
+                            last if last["event"] in CLOSING else None, max_row))
     return out
 
 
-def _mentions(data: Any, warning_id: str) -> bool:
+def _warning_of(data: Any) -> Any:
     data = _decode(data)
-    return isinstance(data, dict) and data.get("warning_id") == warning_id
+    return data.get("warning_id") if isinstance(data, dict) else None
 
 
 def _thresholds(run: RunData, rule_ids: list[str]) -> list[dict[str, Any]]:
@@ -378,10 +402,9 @@ def _thresholds(run: RunData, rule_ids: list[str]) -> list[dict[str, Any]]:
 
 def _work_orders(run: RunData, warning_id: str) -> list[dict[str, Any]]:
     orders = run.tables["work_orders"]
-    events = run.tables["work_order_events"]
     out = []
     for rec in records(orders[orders["warning_id"] == warning_id], run):
-        ev = events[events["work_order_id"] == rec["work_order_id"]].sort_values("seq")
+        ev = run.events_of_order(rec["work_order_id"])
         facts = order_facts(rec["created_s"], ev)
         rec.update(facts)
         rec["events"] = records(ev, run)
@@ -432,7 +455,7 @@ def dossier_data(run: RunData, inc: Incident, *, pre_s: float = PRE_WINDOW_S,
     checks = run.tables["self_checks"]
     checks = checks[checks["subject"].isin(members) & checks["time_s"].between(t0, t1)]
     timeline = run.tables["timeline"]
-    timeline = timeline[[_mentions(d, wid) for d in timeline["data"]]]
+    timeline = timeline[run.timeline_warning_ids == wid]
 
     ev = inc.events
     changes = ev[ev["level"].ne(ev["level"].shift())]
@@ -631,10 +654,6 @@ def area_plot(data: dict[str, Any]) -> str | None:
 
 # --- HTML ----------------------------------------------------------------------------------
 
-def _esc(value: Any) -> str:
-    return html.escape("—" if value is None or value == [] else str(value))
-
-
 def _frame(rows: list[dict], columns: list[tuple[str, Any]]) -> pd.DataFrame:
     """Display frame: ``columns`` = (header, key or function of the row)."""
     return pd.DataFrame([[(f(r) if callable(f) else _show(r.get(f))) for _, f in columns]
@@ -760,8 +779,7 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
             + "</table>" + section_table(o["events"], [
                 _t("time_s"), _w("time_s"), ("event", "event"), ("state", "state"),
                 ("who", "actor"), ("note", "note")], "No events."))
-    body = f"""<h1>Event dossier {_esc(wid)} <span class="badge" style="background:{colour}">
-{_esc(s['max_level_name'].upper())}</span></h1>
+    body = f"""<h1>Event dossier {_esc(wid)} {_badge(s['max_level_name'].upper(), colour)}</h1>
 <p class="note">{_esc(s['hazard'])} · run {_esc(data['run']['run_id'])}
 ({_esc(data['run']['scenario'])}, {_esc(data['run']['mode'])}) · times are seconds from the
 start (T+) and wall-clock from the anchor {_esc(data['times']['anchor'])}</p>

@@ -19,17 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alerting.events import CLOSING
 from viewer.dossier import page
-from viewer.report import LEVEL_COLOURS, _clock, _png
+from viewer.report import LEVEL_COLOURS, _badge, _clock, _esc, _png, _scroll_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from scenarios.counterfactual import Investigation
-
-
-def _e(value: Any) -> str:
-    return html.escape("—" if value is None or value == [] else str(value))
 
 
 def _t(t_s: float | None) -> str:
@@ -42,18 +39,8 @@ def _delta(d: float | None) -> str:
     return "0 s" if d == 0 else f"{d:+g} s"
 
 
-def _badge(level: str | None) -> str:
-    if not level:
-        return "—"
-    return (f'<span class="badge" style="background:{LEVEL_COLOURS.get(level, "#9e9e9e")}">'
-            f"{html.escape(level)}</span>")
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """Cells are HTML already (escape before)."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+def _level_badge(level: str | None) -> str:
+    return _badge(level, LEVEL_COLOURS.get(level, "#9e9e9e")) if level else "—"
 
 
 def side_by_side(inv: Investigation) -> str:
@@ -69,13 +56,13 @@ def side_by_side(inv: Investigation) -> str:
     for label, s, kind in entries:
         first = s["first_warning_s"]
         d = None if first is None or base is None else first - base
-        rows.append([_e(label), _e(kind), _t(first), _delta(d) if kind == "counterfactual"
+        rows.append([_esc(label), _esc(kind), _t(first), _delta(d) if kind == "counterfactual"
                      else "", *(_t(s["level_first_s"].get(n)) for n in levels),
-                     _badge(s["max_level"]), _e(s["warnings"]),
-                     _e(", ".join(s.get("first_sensors", [])))])
-    return _table(["run", "kind", "first warning", "Δ vs replay",
-                   *(f"first {n}" for n in levels), "max level", "warnings",
-                   "first warning's sensors"], rows)
+                     _level_badge(s["max_level"]), _esc(s["warnings"]),
+                     _esc(", ".join(s.get("first_sensors", [])))])
+    return _scroll_table(["run", "kind", "first warning", "Δ vs replay",
+                          *(f"first {n}" for n in levels), "max level", "warnings",
+                          "first warning's sensors"], rows)
 
 
 def level_steps(warnings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +71,7 @@ def level_steps(warnings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     open_levels: dict[str, int] = {}
     times, levels = [0.0], [0]
     for w in warnings.sort_values("known_at_s", kind="stable").itertuples():
-        if w.event in ("cleared", "cancelled"):
+        if w.event in CLOSING:
             open_levels.pop(w.warning_id, None)
         else:
             open_levels[w.warning_id] = int(w.level)
@@ -146,15 +133,16 @@ def work_order_table(inv: Investigation) -> str:
                 return "—"
             return "; ".join(f"{_t(t)} {note}" for t, note in x["escalations"])
 
-        rows.append([_e(wo_id), _e(o["warning_id"]), _t(o["created_s"]), _t(o["assigned_s"]),
-                     _t(o["closed_s"]), _e(esc(o)), _e(r_id or "—"),
+        rows.append([_esc(wo_id), _esc(o["warning_id"]), _t(o["created_s"]), _t(o["assigned_s"]),
+                     _t(o["closed_s"]), _esc(esc(o)), _esc(r_id or "—"),
                      _t(r["created_s"] if r else None),
                      _delta(None if r is None or o["created_s"] is None
-                            else r["created_s"] - o["created_s"]), _e(esc(r))])
+                            else r["created_s"] - o["created_s"]), _esc(esc(r))])
     if not rows:
         return "<p>No work orders were issued at the time.</p>"
-    return _table(["order of the time", "warning", "created", "assigned", "closed",
-                   "escalated", "replay's order", "created", "Δ created", "escalated"], rows)
+    return _scroll_table(["order of the time", "warning", "created", "assigned", "closed",
+                          "escalated", "replay's order", "created", "Δ created", "escalated"],
+                         rows)
 
 
 def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archived",
@@ -168,71 +156,75 @@ def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archi
                        f"{n} only {left if v['archived_s'] is not None else right}"
                        for n, v in d["levels"].items()
                        if v["archived_s"] is not None or v["replay_s"] is not None)
-        rows.append([f"<b>{_e(d['status'])}</b>", _e(d["hazard"]), _e(d["archived_id"]),
-                     _e(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
-                     _delta(d["delta_raised_s"]), _badge(d["archived_max_level"]),
-                     _badge(d["replay_max_level"]), _e(lv or None),
-                     _e(", ".join(d["sensors"]))])
-    return _table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
-                   f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
-                   "per level (Δ first time)", "sensors"], rows)
+        rows.append([f"<b>{_esc(d['status'])}</b>", _esc(d["hazard"]), _esc(d["archived_id"]),
+                     _esc(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
+                     _delta(d["delta_raised_s"]), _level_badge(d["archived_max_level"]),
+                     _level_badge(d["replay_max_level"]), _esc(lv or None),
+                     _esc(", ".join(d["sensors"]))])
+    return _scroll_table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
+                          f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
+                          "per level (Δ first time)", "sensors"], rows)
 
 
 def timeline_table(inv: Investigation) -> str:
     """What was known when each warning event was issued."""
     rows = []
     anchor = inv.setup.anchor  # None: the wall clock is unknown, T+ times only
+    names = inv.levels
+
+    def level(n: int) -> str | int:
+        return names[n - 1] if 0 < n <= len(names) else n
+
     for k in inv.timeline:
         alarming = "<br>".join(
             f"{html.escape(a['sensor_id'])} {html.escape(a['rule_id'])} → "
-            f"{_e(inv.levels[a['level'] - 1] if 0 < a['level'] <= len(inv.levels) else a['level'])}"
-            f" ({a['value']:g})" for a in k["alarming"]) or "—"
-        wall = ([_e((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
+            f"{_esc(level(a['level']))} ({a['value']:g})" for a in k["alarming"]) or "—"
+        wall = ([_esc((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
                 if anchor is not None else [])
-        rows.append([_t(k["known_at_s"]), *wall, _e(k["warning_id"]), _e(k["event"]),
-                     _badge(k["level_name"]), _e(k["basis"]),
-                     _e(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
-                     _e(", ".join(k["targets"])), _e(f"{k['observations_received']:,}"),
-                     _e(k["sensors_reporting"]), alarming])
+        rows.append([_t(k["known_at_s"]), *wall, _esc(k["warning_id"]), _esc(k["event"]),
+                     _level_badge(k["level_name"]), _esc(k["basis"]),
+                     _esc(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
+                     _esc(", ".join(k["targets"])), _esc(f"{k['observations_received']:,}"),
+                     _esc(k["sensors_reporting"]), alarming])
     if not rows:
         return "<p>The replay issued no warnings.</p>"
-    return _table(["known at", *(["wall clock"] if anchor is not None else []), "warning",
-                   "event", "level", "basis", "area",
-                   "protected targets", "observations received", "sensors reporting",
-                   "alarming (sensor, rule → level (value))"], rows)
+    return _scroll_table(["known at", *(["wall clock"] if anchor is not None else []),
+                          "warning", "event", "level", "basis", "area",
+                          "protected targets", "observations received", "sensors reporting",
+                          "alarming (sensor, rule → level (value))"], rows)
 
 
 def fit_section(inv: Investigation) -> str:
     """The fitted source and the model-derived sensors."""
     if inv.fit is None:
-        return f"<p>No source was fitted{': ' + _e(inv.fit_note) if inv.fit_note else ''}.</p>"
+        return f"<p>No source was fitted{': ' + _esc(inv.fit_note) if inv.fit_note else ''}.</p>"
     f = inv.fit
     out = [
         f"<p>Gas source fitted by least squares over {f.n_candidates} candidate sources × "
         f"start times to {f.n_observations:,} methane readings (rate in closed form per "
         "candidate; readings clipped at the top of the range are censored). Wind and "
         "stability as archived.</p>",
-        _table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
-               [[_e("best" if i == 0 else i + 1), _e(r["source"]),
-                 _e(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
-                 _e(f"{r['rate_kg_s']:.3g}"), _e(f"{r['misfit_rms']:.2f}")]
-                for i, r in enumerate(f.ranking)]),
+        _scroll_table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
+                      [[_esc("best" if i == 0 else i + 1), _esc(r["source"]),
+                        _esc(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
+                        _esc(f"{r['rate_kg_s']:.3g}"), _esc(f"{r['misfit_rms']:.2f}")]
+                       for i, r in enumerate(f.ranking)]),
         f'<p class="note">RMS of the readings used: {f.observed_rms:.2f} %LEL.</p>']
     truth = inv.setup.run.hazard_notes or inv.incident.manifest.get("hazards") or {}
     for note in truth.values():
         if note.get("kind") == "gas_plume":
-            out.append(f'<p class="note">Scenario source (for comparison): {_e(note["where"])} '
-                       f"{_e(note['xy_m'])}, {note['rate_kg_s']:.3g} kg/s from "
+            out.append(f'<p class="note">Scenario source (for comparison): {_esc(note["where"])} '
+                       f"{_esc(note['xy_m'])}, {note['rate_kg_s']:.3g} kg/s from "
                        f"{note['start_s']:g} s.</p>")
     added = [(c.cf.label, a) for c in inv.counterfactuals for a in c.added]
     if added:
         out.append("<h3>Had a sensor been here, when would we have known?</h3>")
-        out.append(_table(
+        out.append(_scroll_table(
             ["counterfactual", "sensor", "model-derived", "x, y, z (m)", "first alarm",
              "rule", "in a warning from"],
-            [[_e(lbl), _e(a["sensor_id"]), _e("yes" if a["model_derived"] else "no"),
-              _e(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
-              _e(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
+            [[_esc(lbl), _esc(a["sensor_id"]), _esc("yes" if a["model_derived"] else "no"),
+              _esc(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
+              _esc(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
     return "".join(out)
 
 
@@ -251,7 +243,7 @@ def investigation_html(inv: Investigation) -> str:
              ("Replay archive", str(inv.replay.archive_path))]
     facts += [("Note", n) for n in inv.setup.notes]
     body = [f"<h1>Incident investigation — {html.escape(sc.name)}</h1>",
-            _table(["", ""], [[_e(k), _e(v)] for k, v in facts]),
+            _scroll_table(["", ""], [[_esc(k), _esc(v)] for k, v in facts]),
             "<h2>Time to first warning and to each level</h2>", side_by_side(inv),
             f"<img alt='warning level over time' src='{level_chart(inv)}'>"]
     if inv.diff is not None:

@@ -147,10 +147,8 @@ def _collect(run: RunData, period: str) -> dict[str, list[dict[str, Any]]]:
                     "id": inc.warning_id, "warning_id": inc.warning_id,
                     "time_s": float(r.known_at_s), "time_wall": run.wall(r.known_at_s),
                     "detail": f"{before} → {r.level_name}: {r.reason}"})
-    orders = run.tables["work_orders"]
-    events = run.tables["work_order_events"]
-    for o in orders.itertuples():
-        ev = events[events["work_order_id"] == o.work_order_id].sort_values("seq")
+    for o in run.tables["work_orders"].itertuples():
+        ev = run.events_of_order(o.work_order_id)
         facts = order_facts(float(o.created_s), ev)
         out["work_orders"].append({
             **base, **when(o.created_s), "work_order_id": o.work_order_id,
@@ -187,19 +185,32 @@ def _collect(run: RunData, period: str) -> dict[str, list[dict[str, Any]]]:
             "delay_s": (None if not p.delivered or plain(p.received_s) is None
                         else round(float(p.received_s) - float(p.time_s), 3))})
     checks = run.tables["self_checks"]
+    cleared_at = _all_clears(checks)
     for c in checks.itertuples():
         if c.status != "raised":
             continue
-        later = checks[(checks["seq"] > c.seq) & (checks["check_id"] == c.check_id)
-                       & (checks["subject"] == c.subject)]
-        cleared = later[later["status"] == "cleared"]
-        t_clear = plain(cleared["time_s"].iloc[0]) if len(cleared) else None
+        t_clear = cleared_at.get(c.Index)
         rec = {**base, **when(c.time_s), "check_id": c.check_id, "subject": c.subject,
                "value": plain(c.value), "detail": c.detail, "time_s": float(c.time_s),
                "time_wall": run.wall(c.time_s), "cleared_wall": run.wall(t_clear)}
         out["self_checks"].append(rec)
         if c.check_id == "false_alarm_rate":
             out["self_check_rates"].append(rec)
+    return out
+
+
+def _all_clears(checks: pd.DataFrame) -> dict[Any, float | None]:
+    """For each raised self-check row (by index): the time of the first ``cleared`` row of
+    the same check and subject after it (by seq), None if it was never cleared."""
+    out: dict[Any, float | None] = {}
+    for _, g in checks.sort_values("seq").groupby(["check_id", "subject"], sort=False):
+        t_next: float | None = None  # the earliest all-clear after the row, walking back
+        for idx, status, t_s in zip(g.index[::-1], g["status"].iloc[::-1],
+                                    g["time_s"].iloc[::-1], strict=True):
+            if status == "cleared":
+                t_next = plain(t_s)
+            elif status == "raised":
+                out[idx] = t_next
     return out
 
 

@@ -45,9 +45,10 @@ def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
     """Terrain, buildings and the hazard fields draped over the ground, as a PNG.
 
     Each field is drawn in its style (``STYLES``): gas in %LEL 1.5 m above ground on a log
-    scale from 1 %LEL to 100 %LEL (explosive), water depth from 5 cm to 3 m. The view looks
-    down steeply between the peak and the centroid of the drawn field, about ``crop_m``
-    across (the whole twin if ``crop_m`` is None).
+    scale from 1 %LEL to 100 %LEL (explosive), water depth on a linear scale from 5 cm to
+    1.5 m (deeper water in the darkest blue); cells below the floor are not drawn. The view
+    looks down steeply between the peak and the centroid of the drawn field, about
+    ``crop_m`` across (the whole twin if ``crop_m`` is None).
     """
     import pyvista as pv
 

@@ -1,4 +1,7 @@
-"""The run report: one self-contained HTML file (plots embedded), read from the archive."""
+"""The run report: one self-contained HTML file (plots embedded), read from the archive.
+
+Also the HTML and plot helpers every report page shares (escaping, tables, badges, PNG).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import base64
 import html
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -34,11 +39,34 @@ def _png(fig) -> str:
 _clock = clock_text  # (the reports' name for it)
 
 
+# --- HTML helpers shared by every report page ----------------------------------------------
+
+def _esc(value: Any) -> str:
+    """HTML-escaped text of a value; None and an empty list show as an em dash."""
+    return html.escape("—" if value is None or value == [] else str(value))
+
+
+def _badge(text: str, colour: str) -> str:
+    """A coloured label (the pages' ``.badge`` style)."""
+    return f'<span class="badge" style="background:{colour}">{html.escape(text)}</span>'
+
+
+def _html_table(header: Iterable[object], rows: Iterable[Iterable[str]]) -> str:
+    """A table: header texts are escaped here, cells are HTML already (escape before)."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _scroll_table(header: Iterable[object], rows: Iterable[Iterable[str]]) -> str:
+    """:func:`_html_table` in a horizontally scrollable box (for phones)."""
+    return f'<div class="scroll">{_html_table(header, rows)}</div>'
+
+
 def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                   for r in df.itertuples(index=False, name=None))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    """A data frame as a table, every header and cell escaped."""
+    return _html_table(df.columns, ([html.escape(str(v)) for v in r]
+                                    for r in df.itertuples(index=False, name=None)))
 
 
 def sensor_plot(obs: pd.DataFrame, alarms: pd.DataFrame, rulebook: dict, n: int = 6) -> str:

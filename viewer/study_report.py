@@ -15,14 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from viewer.dossier import page  # noqa: E402
-from viewer.report import LEVEL_COLOURS, _png  # noqa: E402
-
-
-def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                   for r in df.itertuples(index=False, name=None))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+from viewer.report import LEVEL_COLOURS, _png, _table  # noqa: E402
 
 
 def _s(v, spec: str = ".0f", unit: str = "") -> str:

@@ -213,6 +213,22 @@ def test_alarm_episodes_merge_rules_of_one_sensor():
                                       ("s1", "gas_leak", 95.0, float("inf"))]
 
 
+def test_each_finding_is_cleared_by_the_next_all_clear_of_its_check_and_subject():
+    import pandas as pd
+
+    from viewer.operating_report import _all_clears
+
+    checks = pd.DataFrame(
+        [(1, 10.0, "offline", "s1", "raised"), (2, 15.0, "offline", "s2", "raised"),
+         (3, 20.0, "offline", "s1", "raised"), (4, 30.0, "silence", "s1", "cleared"),
+         (5, 40.0, "offline", "s1", "cleared"), (6, 50.0, "offline", "s1", "raised"),
+         (7, 60.0, "offline", "s1", "cleared"), (8, 70.0, "offline", "s1", "raised")],
+        columns=["seq", "time_s", "check_id", "subject", "status"])
+    # rows by index: s1's findings until the all-clear at 40 s, again until 60 s, then open;
+    # s2 never cleared; a silence all-clear does not clear an offline finding
+    assert _all_clears(checks.iloc[::-1]) == {0: 40.0, 2: 40.0, 5: 60.0, 7: None, 1: None}
+
+
 def test_a_real_run_archive(tmp_path):
     """The kernel's own archive: every warning gets a dossier, the report counts its rows."""
     import sqlite3
