@@ -48,8 +48,9 @@ import rasterio.features
 from affine import Affine
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
-from physics.base import FieldGrid, QuantityInfo, as_points, register_engine
+from physics.base import FieldGrid, QuantityInfo, as_points, grid_axes, register_engine
 from physics.flood import Hydrograph, LineInflow, LocalInertialFlood
+from physics.forcing import interp_scalar
 from twin.errors import InputError
 
 G_M_S2 = 9.81
@@ -168,7 +169,9 @@ class LevelVolumeCurve:
 
     def scalar_level_at(self, volume_m3: float) -> float:
         """``level_at`` for one volume within [0, max_volume_m3], without checks (fast path
-        for the routing loop)."""
+        for the routing loop). Not ``interp_scalar``: l0 + (V − V0)(l1 − l0)/(V1 − V0)
+        rounds differently from np.interp's slope form, and the routed hydrographs keep this
+        arithmetic (the slope form moves them by round-off, outflow ~1e-14 relative)."""
         vols = self._vol_list
         k = bisect.bisect_right(vols, volume_m3) - 1
         if k < 0:
@@ -178,6 +181,13 @@ class LevelVolumeCurve:
         v0, v1 = vols[k], vols[k + 1]
         l0, l1 = self._lev_list[k], self._lev_list[k + 1]
         return l0 + (volume_m3 - v0) * (l1 - l0) / (v1 - v0)
+
+    def scalar_volume_at(self, level_m: float) -> float:
+        """``volume_at`` for one finite level within the curve (≤ ``top_m``), without checks
+        (fast path for the routing loop; same arithmetic as ``volume_at``)."""
+        if level_m < self._lev_list[0]:
+            return 0.0
+        return interp_scalar(min(level_m, self._lev_list[-1]), self._lev_list, self._vol_list)
 
     def area_at(self, level_m: float) -> float:
         """Water-surface area dV/dlevel (m²) of the segment holding ``level_m`` (the
@@ -707,10 +717,17 @@ def _inflow_functions(inflow_m3_s: float | Hydrograph):
 
 def _outflow(rb: ResolvedBreach, level: float, t: float, collapsed: bool) -> tuple[float, int]:
     """(Q, regime) through the breach at ``t`` for reservoir ``level`` (regime 0/1/2)."""
-    s = rb.spec
-    if t < s.start_s:
+    if t < rb.spec.start_s:
         return 0.0, 0
-    invert, width, top = rb.geometry(t)
+    return _outflow_through(rb, level, rb.geometry(t), collapsed)
+
+
+def _outflow_through(
+    rb: ResolvedBreach, level: float, geometry: tuple[float, float, float], collapsed: bool,
+) -> tuple[float, int]:
+    """``_outflow`` once the breach has started, its ``geometry`` (``rb.geometry(t)``) given."""
+    s = rb.spec
+    invert, width, top = geometry
     if collapsed:
         q = weir_outflow_m3_s(level, invert, width, rb.side_slope, s.weir_coefficient,
                               rb.side_weir_coefficient)
@@ -726,9 +743,11 @@ def _solve_storage(
     the root is bracketed by [0, rhs] (Illinois regula falsi with a bisection safeguard)."""
 
     level_of = curve.scalar_level_at
+    geometry = rb.geometry(t1)  # t1 is fixed (after the breach start): so is the breach
 
     def g(storage: float) -> float:
-        return storage + half_dt * _outflow(rb, level_of(storage), t1, collapsed)[0] - rhs
+        q = _outflow_through(rb, level_of(storage), geometry, collapsed)[0]
+        return storage + half_dt * q - rhs
 
     lo, hi = 0.0, rhs
     g_lo, g_hi = g(lo), g(hi)
@@ -767,7 +786,7 @@ def _route(curve, rb, level0, dt_max, duration_s, inflow_at, inflow_volume) -> B
     rows: list[tuple[float, float, float, float, int, float]] = []
 
     t = float(s.start_s)
-    storage = float(curve.volume_at(level0))
+    storage = float(curve.volume_at(level0))  # (checks level0)
     level = level0
     q, regime = _outflow(rb, level, t, collapsed)
     rows.append((t, q, level, storage, regime, inflow_at(t)))
@@ -796,7 +815,7 @@ def _route(curve, rb, level0, dt_max, duration_s, inflow_at, inflow_volume) -> B
         level1 = curve.scalar_level_at(s1)
         q1, regime1 = _outflow(rb, level1, t1, collapsed)
         invert1 = min(max(rb.geometry(t1)[0], curve.bottom_m), curve.top_m)
-        above = storage - float(curve.volume_at(invert1))
+        above = storage - curve.scalar_volume_at(invert1)
         released = 0.5 * dt * (q + q1)
         if released > _MAX_STEP_DRAW_FRAC * max(above, 0.0) and dt > _MIN_DT_S \
                 and released > 1e-12 * max(storage, 1.0):
@@ -846,6 +865,16 @@ def _flood_hydrograph(result: BreachResult) -> Hydrograph:
     return Hydrograph(times_s=t, q_m3_s=q)
 
 
+def _first_outflow_s(result: BreachResult) -> float:
+    """The time after which the outflow volume since ``times_s[0]`` is > 0 (``inf``: never):
+    q is piecewise linear and ≥ 0, so the volume turns positive just after the node before
+    the first q > 0 (just after ``times_s[0]`` when q starts above zero)."""
+    wet = np.flatnonzero(result.q_m3_s > 0.0)
+    if wet.size == 0:
+        return math.inf
+    return float(result.times_s[max(int(wet[0]) - 1, 0)])
+
+
 @register_engine
 class DamBreakFlood(LocalInertialFlood):
     """A ``LocalInertialFlood`` fed by a breach outflow hydrograph through a ``LineInflow``
@@ -886,6 +915,7 @@ class DamBreakFlood(LocalInertialFlood):
         self.breach = breach
         self.toe_line = toe_line
         self.regressions = dict(regressions or {})
+        self._outflow_from_s = math.inf if breach is None else _first_outflow_s(breach)
 
     def reservoir_level_m(self) -> float:
         """The reservoir level (m) at ``t_s`` from the breach hydrograph (initial level before
@@ -895,9 +925,9 @@ class DamBreakFlood(LocalInertialFlood):
         return float(np.interp(self.t_s, self.breach.times_s, self.breach.level_m))
 
     def is_active(self) -> bool:
-        """Water has left the reservoir (the breach has started)."""
-        return self.breach is not None and self.t_s > float(self.breach.times_s[0]) and \
-            self.breach.hydrograph.volume_m3(float(self.breach.times_s[0]), self.t_s) > 0.0
+        """Water has left the reservoir (the breach has started): the outflow volume since
+        the hydrograph's start is > 0 (``_first_outflow_s``, found at construction)."""
+        return self.t_s > self._outflow_from_s
 
     def sample(self, quantity: str, xyz_m: np.ndarray) -> np.ndarray:
         if quantity == "reservoir_level_m":
@@ -908,12 +938,13 @@ class DamBreakFlood(LocalInertialFlood):
 
     def field(self, quantity: str, *, z_m: float = 1.5, bounds=None,
               resolution_m: float = 5.0) -> FieldGrid:
-        if quantity == "reservoir_level_m":
-            grid = super().field("depth_m", z_m=z_m, bounds=bounds, resolution_m=resolution_m)
+        if quantity == "reservoir_level_m":  # the same everywhere: no need to sample
+            xs, ys = grid_axes(self.default_bounds() if bounds is None else bounds,
+                               resolution_m)
             level = self.reservoir_level_m()
-            return FieldGrid(grid.xs_m, grid.ys_m,
-                             np.full_like(grid.values, level if math.isfinite(level) else 0.0),
-                             quantity, "m", grid.t_s, grid.resolution_m, grid.z_m)
+            return FieldGrid(xs, ys,
+                             np.full((ys.size, xs.size), level if math.isfinite(level) else 0.0),
+                             quantity, "m", self.t_s, float(resolution_m), float(z_m))
         return super().field(quantity, z_m=z_m, bounds=bounds, resolution_m=resolution_m)
 
     @classmethod

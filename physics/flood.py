@@ -68,7 +68,6 @@ where never wet, so it is not a sampled quantity), the volume budget at every ou
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -86,15 +85,11 @@ from physics.base import (
     register_engine,
 )
 from physics.forcing import as_times_s
+from physics.numba_setup import KERNEL_LOCK
 from physics.rainfall import MM_H_TO_M_S, RainSeries
 from twin.errors import InputError
 
 G_M_S2 = fk.G_M_S2
-
-try:
-    from physics.puffsum import _KERNEL_LOCK as _LOCK  # numba workqueue is not thread-safe
-except ImportError:  # pragma: no cover
-    _LOCK = threading.Lock()
 
 
 # =========================================================================== forcing types
@@ -531,10 +526,7 @@ class LocalInertialFlood(HazardEngine):
         if rain is not None:
             if not isinstance(rain, RainSeries):
                 raise InputError(src, "must be a physics.rainfall.RainSeries", field="rain")
-            if rain.gridded and rain.intensity_mm_h.shape[1:] != (nr, nc):
-                raise InputError(src, f"gridded intensity has cells "
-                                 f"{rain.intensity_mm_h.shape[1:]}, the DEM has {(nr, nc)}",
-                                 field="rain")
+            rain.check_grid((nr, nc), src)
         self.rain = rain
         # scalar parameters
         checks = {
@@ -778,10 +770,14 @@ class LocalInertialFlood(HazardEngine):
                 z = z + raise_by
             if manning_by_use:
                 manning = np.broadcast_to(np.asarray(n_base, dtype=float), shape).copy()
+                # per building id (0: no building): whether its use has an n, and that n;
+                # looked up through the id raster in one step, like raise_by above
                 uses = bld["use"].astype(str).to_numpy()
-                for k, use in enumerate(uses, start=1):
-                    if use in manning_by_use:
-                        manning[ids == k] = float(manning_by_use[use])
+                has_n = np.concatenate(([False], [u in manning_by_use for u in uses]))
+                n_of = np.concatenate(
+                    ([0.0], [float(manning_by_use.get(u, 0.0)) for u in uses]))
+                sel = has_n[ids]
+                manning[sel] = n_of[ids[sel]]
         inlets = None
         skipped: list[str] = []
         if isinstance(drains, DrainInlets):
@@ -797,8 +793,7 @@ class LocalInertialFlood(HazardEngine):
             ys = sel.geometry.y.to_numpy(dtype=float)
             cap = np.array([caps[k] for k in kinds[keep]], dtype=float)
             node_ids = sel["id"].astype(str).to_numpy()
-            xmin, ymin, xmax, ymax = terrain.bounds
-            ok = (xs >= xmin) & (xs <= xmax) & (ys >= ymin) & (ys <= ymax)
+            ok = terrain.contains(xs, ys)
             if blocked is not None and ok.any():
                 col = np.clip(((xs - transform.c) / transform.a).astype(int), 0, shape[1] - 1)
                 row = np.clip(((ys - transform.f) / transform.e).astype(int), 0, shape[0] - 1)
@@ -835,14 +830,10 @@ class LocalInertialFlood(HazardEngine):
                 h = max(h, b.level_at(t_s) - self._edge_min_bed[k])
         return h
 
-    def _rain_index(self, t_s: float) -> int:
-        """Index of the rain block holding [t_s, ...) (-1 before the first)."""
-        return int(np.searchsorted(self.rain.times_s, t_s, side="right")) - 1
-
     def _next_break(self, t_s: float) -> float:
         if self.rain is None:
             return math.inf
-        times = self.rain.times_s
+        times = self.rain.breakpoints_s
         k = int(np.searchsorted(times, t_s, side="right"))
         return float(times[k]) if k < times.size else math.inf
 
@@ -877,7 +868,7 @@ class LocalInertialFlood(HazardEngine):
                 self._bc_level[k] = b.level_at(t + 0.5 * dt)
         rain_mode, rain_depth, rain_grid, rain_scale = 0, 0.0, self._dummy, 0.0
         if self.rain is not None:
-            k = self._rain_index(t)
+            k = self.rain.index_at(t)
             if k >= 0:
                 if self.rain.gridded:
                     rain_mode, rain_grid = 2, self.rain.intensity_mm_h[k]
@@ -912,7 +903,7 @@ class LocalInertialFlood(HazardEngine):
             rows["loss"], rows["bout"], rows["bin"], self._chunks,
         )
         if self.backend == "numba":
-            with _LOCK:
+            with KERNEL_LOCK:  # numba workqueue is not thread-safe
                 kernel(*args)
         else:
             kernel(*args)

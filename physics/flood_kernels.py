@@ -69,23 +69,13 @@ import math
 
 import numpy as np
 
-try:  # the numba threading layer is configured by physics.puffsum (fork-safe, no OpenMP)
-    import numba
-    from numba import njit, prange
-
-    from physics import puffsum  # noqa: F401  (sets numba.config.THREADING_LAYER_PRIORITY)
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover
-    HAVE_NUMBA = False
-    prange = range
-
-    def njit(*args, **kwargs):  # type: ignore[no-redef]
-        def wrap(fn):
-            return fn
-
-        return wrap if not args or not callable(args[0]) else args[0]
-
+from physics.numba_setup import (  # noqa: F401  (numba re-exported for tests/benchmarks)
+    BACKENDS,
+    HAVE_NUMBA,
+    njit,
+    numba,
+    prange,
+)
 
 G_M_S2 = 9.81
 """Gravitational acceleration (m/s²)."""
@@ -96,7 +86,6 @@ BC_STAGE = 2
 EDGES = ("north", "south", "west", "east")
 """Order of the per-edge arrays ``bc_type`` / ``bc_level`` passed to the kernels."""
 NORTH, SOUTH, WEST, EAST = 0, 1, 2, 3
-BACKENDS = ("numba", "numpy")
 
 BIG_Z_M = 1.0e6
 """Bed elevation used internally for blocked cells: every face touching one has h_f = 0."""

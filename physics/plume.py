@@ -48,9 +48,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from physics import puffsum
-
-if puffsum.HAVE_NUMBA:
-    from numba import njit
 from physics.base import (
     Bounds,
     FieldGrid,
@@ -72,8 +69,8 @@ from physics.gas import (
     STANDARD_PRESSURE_PA,
     STANDARD_TEMPERATURE_K,
     gas_density_kg_m3,
-    ppm_to_lel_pct,
 )
+from physics.numba_setup import BACKENDS, HAVE_NUMBA, njit
 
 _NORM = 1.0 / (2.0 * math.pi) ** 1.5
 
@@ -116,7 +113,7 @@ _P_CALM, _P_SX, _P_SY, _P_S0SQ, _P_MINC, _P_RANGE, _P_AGE, _P_SEP, _P_RATIO = ra
 
 
 def _jit(func):  # noqa: ANN001, ANN202 - decorator
-    return njit(cache=True)(func) if puffsum.HAVE_NUMBA else func
+    return njit(cache=True)(func)
 
 
 @_jit
@@ -502,7 +499,7 @@ class _Puffs:
 
 _SHARED_ATTRS = frozenset({
     "release", "wind", "_briggs", "_committed", "_view", "_sigma_h", "_sigma_z",
-    "_kernel_cache", "_density_cache", "source_xy_m",
+    "_kernel_cache", "source_xy_m",
 })
 """Attributes ``GaussianPuffPlume._copy`` shares between a plume and its copy."""
 _IMMUTABLE = (bool, int, float, str, type(None))
@@ -605,8 +602,8 @@ class GaussianPuffPlume(HazardEngine):
             raise TypeError("release must be a ReleaseSchedule")
         if not isinstance(wind, WindSeries):
             raise TypeError("wind must be a WindSeries")
-        if backend is not None and backend not in puffsum.BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(puffsum.BACKENDS)}")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
 
         self.source_xy_m = (sx, sy)
         self.source_height_m = float(source_height_m)
@@ -621,6 +618,9 @@ class GaussianPuffPlume(HazardEngine):
         self.temperature_k = float(temperature_k)
         self.pressure_pa = float(pressure_pa)
         self.lel_vol_frac = float(lel_vol_frac)
+        # unit conversions (``_convert``): fixed at construction with T, p and the LEL
+        self._density_kg_m3 = gas_density_kg_m3(self.temperature_k, self.pressure_pa)
+        self._lel_pct_per_ppm = 1e-4 / self.lel_vol_frac
         self.max_range_m = float(max_range_m)
         self.min_conc_kg_m3 = float(min_conc_kg_m3)
         self.cutoff_sigmas = float(cutoff_sigmas)
@@ -800,7 +800,7 @@ class GaussianPuffPlume(HazardEngine):
     def _compiled(self) -> bool:
         """Whether stepping uses the compiled kernels (backend "numba", the default)."""
         backend = puffsum.DEFAULT_BACKEND if self.backend is None else self.backend
-        return backend == "numba" and puffsum.HAVE_NUMBA
+        return backend == "numba" and HAVE_NUMBA
 
     def _kernel_inputs(self) -> tuple[np.ndarray, ...]:
         """Wind, release and parameter arrays for ``_advance_kernel`` (cached per wind)."""
@@ -913,20 +913,13 @@ class GaussianPuffPlume(HazardEngine):
 
     def _convert(self, quantity: str, conc_kg_m3: np.ndarray) -> np.ndarray:
         """kg/m³ to ``quantity``: ``gas.kg_m3_to_ppm`` and ``gas.ppm_to_lel_pct`` (the same
-        operations, with the methane density computed once per temperature and pressure)."""
+        operations, with the methane density and the LEL factor computed at construction)."""
         if quantity == "ch4_kg_m3":
             return conc_kg_m3
-        key = (self.temperature_k, self.pressure_pa)
-        cached = self.__dict__.get("_density_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, gas_density_kg_m3(self.temperature_k, self.pressure_pa))
-            self._density_cache = cached
-        ppm = 1e6 * np.asarray(conc_kg_m3, dtype=np.float64) / cached[1]
+        ppm = 1e6 * np.asarray(conc_kg_m3, dtype=np.float64) / self._density_kg_m3
         if quantity == "ch4_ppm":
             return ppm
-        if not 0.0 < self.lel_vol_frac < 1.0:
-            return np.asarray(ppm_to_lel_pct(ppm, self.lel_vol_frac))  # (raises)
-        return ppm * (1e-4 / self.lel_vol_frac)
+        return ppm * self._lel_pct_per_ppm
 
     def sample(self, quantity: str, xyz_m: np.ndarray) -> np.ndarray:
         """``quantity`` at points ``xyz_m`` (shape (n, 3), z above ground) as float64 (n,)."""

@@ -17,38 +17,26 @@ Two backends give the same numbers to round-off (≤ 1e-12 relative; tested):
   count. Compiled with ``@njit(cache=True, parallel=True)``.
 - ``"numpy"``: a plain loop over puffs, vectorised over the points (reference path).
 
-Threading: numba's GNU-OpenMP layer aborts any process forked after it ran, which would
-break process-pool ensembles, so unless the user chose a layer via ``NUMBA_THREADING_LAYER``
-(or ``_PRIORITY``) we prefer tbb, then workqueue (fork-safe). workqueue is not thread-safe,
-so kernel calls are serialised with a lock.
+Threading (fork-safe layer, calls serialised with a lock): ``physics.numba_setup``.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import threading
 import types
 
 import numpy as np
 
-try:  # numba is a dependency; the NumPy path keeps the engine usable without it
-    import numba
-    from numba import get_num_threads, njit, prange
+from physics.numba_setup import (  # noqa: F401  (numba re-exported for benchmarks)
+    BACKENDS,
+    HAVE_NUMBA,
+    KERNEL_LOCK,
+    get_num_threads,
+    njit,
+    numba,
+    prange,
+)
 
-    HAVE_NUMBA = True
-    if "NUMBA_THREADING_LAYER" not in os.environ and (
-        "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ
-    ):
-        # GNU OpenMP aborts any process forked after it ran (process-pool ensembles);
-        # prefer the fork-safe layers. Calls are serialised below (workqueue is not
-        # thread-safe).
-        numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
-except ImportError:  # pragma: no cover
-    HAVE_NUMBA = False
-    prange = range
-
-BACKENDS = ("numba", "numpy")
 DEFAULT_BACKEND = "numba" if HAVE_NUMBA else "numpy"
 """Module-level default backend; tests and benchmarks may switch it."""
 
@@ -61,7 +49,6 @@ _MAX_BINS_PER_AXIS = 2048
 _MAX_LEVELS = 16
 _SERIAL_MAX_POINTS = 4096
 """Point sets up to this size are summed by the serial kernel (same results)."""
-_KERNEL_LOCK = threading.Lock()
 
 
 def _sum_numpy(px, py, pz, cx, cy, sh, sz, mass, height_m, cutoff):
@@ -359,7 +346,7 @@ def puff_concentration(
     if backend == "numba" and HAVE_NUMBA:
         if px.size <= _SERIAL_MAX_POINTS:
             return _sum_numba_serial(px, py, pz, *arrays, float(height_m), float(cutoff), 1)
-        with _KERNEL_LOCK:
+        with KERNEL_LOCK:
             nthreads = get_num_threads()
             return _sum_numba(px, py, pz, *arrays, float(height_m), float(cutoff), nthreads)
     return _sum_numpy(px, py, pz, *arrays, float(height_m), float(cutoff))

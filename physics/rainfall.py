@@ -100,12 +100,13 @@ class RainSeries:
         """Times at which the intensity may change (the engine never steps across one)."""
         return self.times_s
 
-    def _index(self, t_s: float) -> int:
+    def index_at(self, t_s: float) -> int:
+        """Index k of the block holding ``t_s`` (``times_s[k] <= t_s``; -1 before the first)."""
         return int(np.searchsorted(self.times_s, float(t_s), side="right")) - 1
 
     def intensity_at(self, t_s: float) -> float | np.ndarray:
         """Intensity (mm/h) at ``t_s`` (right-continuous); array for a gridded series."""
-        k = self._index(t_s)
+        k = self.index_at(t_s)
         if k < 0:
             return np.zeros(self.intensity_mm_h.shape[1:]) if self.gridded else 0.0
         value = self.intensity_mm_h[k]
@@ -126,13 +127,13 @@ class RainSeries:
             return np.tensordot(overlap, self.intensity_mm_h, axes=1) * MM_H_TO_M_S
         return float(np.sum(overlap * self.intensity_mm_h)) * MM_H_TO_M_S
 
-    def check_grid(self, shape: tuple[int, int], source: str = "rain") -> None:
-        """Raise ValueError unless a gridded series matches the engine grid ``shape``."""
+    def check_grid(self, shape: tuple[int, int], source: str = "flood engine") -> None:
+        """Raise InputError (field "rain"; ``source``: the engine's name) unless a gridded
+        series matches the engine grid ``shape``."""
         if self.gridded and self.intensity_mm_h.shape[1:] != tuple(shape):
-            raise ValueError(
-                f"{source}: gridded intensity_mm_h has cells {self.intensity_mm_h.shape[1:]}, "
-                f"the DEM has {tuple(shape)}"
-            )
+            raise InputError(source, f"gridded intensity has cells "
+                             f"{self.intensity_mm_h.shape[1:]}, the DEM has {tuple(shape)}",
+                             field="rain")
 
 
 def idf_intensity_mm_min(

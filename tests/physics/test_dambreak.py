@@ -304,6 +304,20 @@ def test_other_bad_breach_fields_are_named():
         LevelVolumeCurve(np.array([1.0, 1.0]), np.array([0.0, 1.0]))
 
 
+def test_no_water_above_the_breach_invert():
+    # Froehlich needs the volume above the final invert: none when the level is below it
+    spec = BreachSpec("overtopping", crest_level_m=130.0, final_invert_m=110.0)
+    with pytest.raises(InputError, match=r"final_invert_m: no water above the breach invert"):
+        breach_hydrograph(bowl_curve(), spec, 105.0)
+
+
+def test_inflow_that_overfills_the_curve_is_rejected():
+    spec = BreachSpec("overtopping", crest_level_m=19.0, final_invert_m=10.0)
+    with pytest.raises(InputError, match=r"inflow_m3_s: the reservoir overfills its "
+                                         r"level-volume curve \(top 20.0 m\)"):
+        breach_hydrograph(box_curve(), spec, 18.0, inflow_m3_s=1.0e6)
+
+
 # ------------------------------------------------------------------ the dam_break engine
 @pytest.fixture(scope="module")
 def tiny_twin():
@@ -361,3 +375,28 @@ def test_dam_break_flood_piping_and_bad_ids(tiny_twin):
     with pytest.raises(InputError, match="level_m") as err:
         DamBreakFlood.from_twin(tiny_twin, initial_level_m=40.0)
     assert "40.0" in str(err.value)
+    with pytest.raises(InputError, match=r"toe_offset_m must be ≥ 0, got -1.0"):
+        DamBreakFlood.from_twin(tiny_twin, toe_offset_m=-1.0)
+
+
+def test_dam_break_flood_activity_and_reservoir_level_field():
+    from physics.base import grid_axes
+    from physics.dambreak import DamBreakFlood
+
+    flood = DamBreakFlood.example()
+    res = flood.breach
+    # active once the outflow volume since the start is > 0, not before
+    first = int(np.flatnonzero(res.q_m3_s > 0.0)[0])
+    t_on = float(res.times_s[first - 1])
+    assert first > 0 and res.hydrograph.volume_m3(res.times_s[0], t_on) == 0.0
+    for t, active in ((t_on, False), (np.nextafter(t_on, np.inf), True), (90.0, True)):
+        flood.t_s = float(t)
+        assert flood.is_active() is active
+        assert (res.hydrograph.volume_m3(res.times_s[0], flood.t_s) > 0.0) is active
+    # the level field: the reservoir level everywhere, on the grid of the requested bounds
+    grid = flood.field("reservoir_level_m", bounds=(0.0, 0.0, 42.0, 33.0), resolution_m=4.0)
+    xs, ys = grid_axes((0.0, 0.0, 42.0, 33.0), 4.0)
+    np.testing.assert_array_equal(grid.xs_m, xs)
+    np.testing.assert_array_equal(grid.ys_m, ys)
+    assert grid.values.shape == (ys.size, xs.size) and grid.units == "m"
+    assert np.all(grid.values == flood.reservoir_level_m()) and grid.t_s == flood.t_s

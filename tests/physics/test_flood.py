@@ -473,10 +473,30 @@ def test_bad_inputs_raise_clear_errors():
         LocalInertialFlood(z, transform(5), initial_depth_m=-1.0)
     with pytest.raises(InputError, match="backend"):
         LocalInertialFlood(z, transform(5), backend="fortran")
+    blocked = np.zeros((5, 6), dtype=bool)
+    blocked[2, 3] = True
+    with pytest.raises(InputError, match=r"inflows\[0\].*'pipe' lies only on blocked cells"):
+        LocalInertialFlood(z, transform(5), blocked=blocked, inflows=(
+            PointInflow(17.5, 12.5, Hydrograph.constant(1.0), name="pipe"),))
+    gridded = RainSeries(np.array([0.0]), np.full((1, 4, 6), 5.0))
+    with pytest.raises(InputError, match=r"rain: gridded intensity has cells \(4, 6\).*\(5, 6\)"):
+        LocalInertialFlood(z, transform(5), rain=gridded)
     model = LocalInertialFlood(z, transform(5))
     with pytest.raises(ValueError, match="10.0"):
         model.advance_to(10.0)
         model.advance_to(5.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_finite_depths_stop_the_run(backend):
+    # a column so tall that its first fluxes overflow: the next step refuses to go on
+    h0 = np.zeros((5, 6))
+    h0[2, 3] = 1e300
+    model = LocalInertialFlood(np.zeros((5, 6)), transform(5), initial_depth_m=h0,
+                               backend=backend)
+    with pytest.raises(FloatingPointError, match="depths or velocities became non-finite"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            model.advance_to(10.0)
 
 
 # --------------------------------------------------------------------------- twin

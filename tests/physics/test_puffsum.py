@@ -135,3 +135,11 @@ def test_empty_inputs_and_backend_check():
     np.testing.assert_array_equal(got, np.zeros(4))
     with pytest.raises(ValueError, match=r"'cuda'.*numba, numpy"):
         one_puff([[0.0, 0.0, 0.0]], backend="cuda")
+
+
+def test_one_numba_setup_for_all_kernels():
+    from physics import flood, flood_kernels, numba_setup, plume
+
+    assert puffsum.BACKENDS is flood_kernels.BACKENDS is plume.BACKENDS is numba_setup.BACKENDS
+    assert puffsum.KERNEL_LOCK is flood.KERNEL_LOCK is numba_setup.KERNEL_LOCK
+    assert puffsum.HAVE_NUMBA is flood_kernels.HAVE_NUMBA is numba_setup.HAVE_NUMBA

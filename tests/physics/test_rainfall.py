@@ -42,8 +42,10 @@ def test_gridded_series():
                                (5.0 * 60.0 + grid[1] * 60.0) * MM_H_TO_M_S, rtol=1e-14)
     assert rain.rate_m_s_at(90.0).shape == (2, 3)
     rain.check_grid((2, 3))
-    with pytest.raises(ValueError, match="DEM"):
+    with pytest.raises(InputError, match=r"^flood engine: rain: gridded intensity has cells "
+                                         r"\(2, 3\), the DEM has \(3, 3\)"):
         rain.check_grid((3, 3))
+    assert rain.index_at(-1.0) == -1 and rain.index_at(60.0) == 1 and rain.index_at(59.9) == 0
 
 
 def test_bad_rain_is_rejected_with_the_field_named():
