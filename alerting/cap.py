@@ -149,6 +149,12 @@ class CapValidationError(ValueError):
 # Inputs and outputs
 # --------------------------------------------------------------------------------------------
 
+def cap_scope(item: CapInput) -> str:
+    """``<scope>`` (3.3.1): ``Public`` for a public warning, else ``Restricted`` (the
+    recipient units only)."""
+    return "Public" if item.public else "Restricted"
+
+
 def cap_status(mode: str, allow_actual: bool = False) -> str:
     """``<status>`` for a run mode (3.3.1): drill → Exercise, what-if / replay → Test.
 
@@ -266,7 +272,8 @@ class CapInput:
 
 @dataclass(frozen=True)
 class CapMessage:
-    """One CAP 1.2 message as sent: its identity, the earlier messages it references, XML."""
+    """One CAP 1.2 message as sent: its identity, the earlier messages it references, XML
+    (``status`` and ``scope`` are the values of its ``<status>`` and ``<scope>``)."""
 
     identifier: str
     msg_type: str
@@ -274,6 +281,8 @@ class CapMessage:
     references: tuple[str, ...]
     xml: bytes
     warning_id: str
+    status: str
+    scope: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,7 +533,8 @@ class CapPublisher:
         if errors:
             raise CapValidationError(errors)
         message = CapMessage(identifier=identifier, msg_type=msg_type, sent=sent,
-                             references=references, xml=xml, warning_id=item.warning_id)
+                             references=references, xml=xml, warning_id=item.warning_id,
+                             status=self.ctx.status, scope=cap_scope(item))
         hist.messages.append(message)
         if polygons:
             hist.polygons = polygons
@@ -558,10 +568,8 @@ class CapPublisher:
         _sub(alert, "status", status)
         _sub(alert, "msgType", msg_type)
         _sub(alert, "source", f"citytwin {ctx.mode} run {ctx.run_id}")
-        if item.public:
-            _sub(alert, "scope", "Public")
-        else:
-            _sub(alert, "scope", "Restricted")
+        _sub(alert, "scope", cap_scope(item))
+        if not item.public:
             units = ", ".join(item.recipients) or "the responsible units"
             _sub(alert, "restriction", f"Departmental warning for {units} only; "
                                        "not for public dissemination.")

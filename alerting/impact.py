@@ -29,6 +29,12 @@ class ImpactIndex:
         hits = self._target_tree.query(area, predicate="intersects")
         return sorted(str(i) for i in self.targets["id"].to_numpy()[hits])
 
+    def buildings_inside(self, area: BaseGeometry) -> int:
+        """How many buildings intersect ``area``."""
+        if area is None or area.is_empty or len(self._building_geoms) == 0:
+            return 0
+        return len(self._building_tree.query(area, predicate="intersects"))
+
     def population_inside(self, area: BaseGeometry) -> int:
         """Occupants of buildings inside ``area``, pro rata to the footprint share inside."""
         if area is None or area.is_empty or len(self._building_geoms) == 0:

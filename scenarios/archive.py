@@ -2,7 +2,8 @@
 
 Tables (times are seconds from scenario start; the wall-clock anchor is the manifest's
 ``start``; list-valued columns hold canonical JSON):
-- ``manifest``: key → JSON value (scenario, seed, mode, start, library versions, status).
+- ``manifest``: key → JSON value (scenario, seed, mode, start, each sensor group's interval
+  ``group_intervals_s``, library versions, status).
 - ``sensors``; ``observation_rows`` keyed by the sensor's integer ``sensor_key`` — read it
   through the view ``observations``, which carries the sensor id.
 - ``alarms``: every change of a sensor's level under a rule (0 = no alarm), with the
@@ -242,11 +243,10 @@ class Archive:
         if len(cap_files) != len(out.cap_messages):
             raise ValueError(f"{len(out.cap_messages)} CAP messages but {len(cap_files)} files")
         for m, (name, digest) in zip(out.cap_messages, cap_files, strict=True):
-            root = _cap_header(m.xml)
             self.db.execute("INSERT INTO cap_messages VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                             (self._next_seq("cap_messages"), m.sent.timestamp() - self._anchor_ts,
                              m.identifier, m.warning_id, m.msg_type, m.sent.isoformat(),
-                             root["status"], root["scope"], " ".join(m.references), name,
+                             m.status, m.scope, " ".join(m.references), name,
                              digest))
         for c in out.self_checks:
             self.db.execute("INSERT INTO self_checks VALUES (?,?,?,?,?,?,?)",
@@ -267,15 +267,6 @@ class Archive:
 
 def _nan_to_none(values) -> list:
     return [None if isinstance(v, float) and v != v else v for v in values]
-
-
-def _cap_header(xml: bytes) -> dict[str, str]:
-    """``status`` and ``scope`` of a CAP message (for the archive's index of CAP files)."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(xml)
-    ns = "{urn:oasis:names:tc:emergency:cap:1.2}"
-    return {k: root.findtext(f"{ns}{k}") or "" for k in ("status", "scope")}
 
 
 def read_table(path: str | Path, table: str) -> pd.DataFrame:

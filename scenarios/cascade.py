@@ -92,9 +92,8 @@ def blast_zones(twin: CityTwin, xy_m: tuple[float, float], tnt_kg: float,
     for level, p_kpa in DAMAGE_LEVELS_KPA.items():
         r = distance_for_overpressure_m(p_kpa, tnt_kg)
         area = centre.buffer(r, quad_segs=32)
-        b = twin.buildings
-        n = int(shapely.intersects(b.geometry.to_numpy(), area).sum()) if len(b) else 0
-        zones[level] = {"overpressure_kpa": p_kpa, "radius_m": round(r, 2), "buildings": n,
+        zones[level] = {"overpressure_kpa": p_kpa, "radius_m": round(r, 2),
+                        "buildings": impact.buildings_inside(area),
                         "population": impact.population_inside(area),
                         "targets": impact.targets_inside(area)}
     return zones
@@ -130,7 +129,7 @@ def _explode(ctx, c: PreparedCascade, k: int, conc_lel_pct: float, t_s: float) -
                                   sc.weather.air_temperature_c + 273.15, sc.weather.pressure_pa)
     tnt_kg = tnt_equivalent_kg(fuel_kg, rule.efficiency)
     xy = (float(c.xyz_m[k, 0]), float(c.xyz_m[k, 1]))
-    zones = blast_zones(ctx.run.twin, xy, tnt_kg)
+    zones = blast_zones(ctx.run.twin, xy, tnt_kg, impact=ctx.impact)
     space = str(c.space_ids[k])
     heavy, windows = zones["heavy_building_damage"], zones["window_breakage"]
     detail = (f"explosion in {space} at {conc_lel_pct:.0f} %LEL ({fuel_kg:.3f} kg CH4, "

@@ -14,29 +14,27 @@ from twin.errors import InputError
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _clock(t_s: float) -> str:
-    from scenarios.scenario import clock_text
-
-    return clock_text(t_s, prefix="")
-
-
 def print_timeline(result, scenario, out=sys.stdout) -> None:
     """A readable timeline: simulated time, wall-clock time of the scenario, what happened."""
     from datetime import timedelta
 
+    from scenarios.scenario import clock_text
+
     print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
     for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
         wall = (scenario.start + timedelta(seconds=t_s)).strftime("%H:%M:%S")
-        print(f"  T+{_clock(t_s)}  {wall}  {message}", file=out)
+        print(f"  {clock_text(t_s)}  {wall}  {message}", file=out)
 
 
 def _progress_printer(stream=sys.stderr):
+    from scenarios.scenario import clock_text
+
     wall0 = time.perf_counter()
 
     def show(t_s: float, duration_s: float, n_obs: int) -> None:
         wall = max(time.perf_counter() - wall0, 1e-9)
-        print(f"  [{100 * t_s / duration_s:5.1f} %] simulated {_clock(t_s)} of "
-              f"{_clock(duration_s)}, {t_s / wall:,.0f}× real time, "
+        print(f"  [{100 * t_s / duration_s:5.1f} %] simulated {clock_text(t_s, prefix='')} of "
+              f"{clock_text(duration_s, prefix='')}, {t_s / wall:,.0f}× real time, "
               f"{n_obs / wall:,.0f} observations/s", file=stream, flush=True)
 
     return show
@@ -45,6 +43,7 @@ def _progress_printer(stream=sys.stderr):
 def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: bool | None = None,
                       render: bool | None = None, quiet: bool = False):
     """Validate, prepare, simulate and write outputs for one scenario file."""
+    from alerting.cap import STATUS_BY_MODE
     from scenarios.kernel import simulate
     from scenarios.prepare import prepare
     from scenarios.scenario import load_scenario
@@ -76,7 +75,7 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
         print(f"Dossiers: {len(dossiers)} files in {out_dir / 'dossiers'}")
     if result.cap_files:
         print(f"CAP 1.2: {len(result.cap_files)} messages in {out_dir / 'cap'} "
-              f"(status {'Exercise' if scenario.mode == 'drill' else 'Test'})")
+              f"(status {STATUS_BY_MODE[scenario.mode]})")
     print(f"Work orders: {result.n_work_order_events} events, {result.n_escalations} "
           "escalation(s)")
     print(f"Archive: {result.archive_path} ({result.n_observations:,} observations, "

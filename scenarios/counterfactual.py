@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from alerting.observation import QUALITY_CLIPPED, QUALITY_OK
-from physics.forcing import ReleaseSchedule, WindSeries
+from physics.forcing import ReleaseSchedule
 from physics.plume import GaussianPuffPlume
 from scenarios.archive import read_table
 from scenarios.cascade import GAS_QUANTITY
+from scenarios.prepare import plume_engine
 from scenarios.replay import (
     COUNTERFACTUAL_STREAM,
     ReplayResult,
@@ -47,8 +48,7 @@ from scenarios.replay import (
     with_network,
 )
 from scenarios.replay_io import Incident, cadence_ticks
-from scenarios.scenario import Weather
-from sensors_sim.catalogue import load_catalogue
+from scenarios.scenario import Weather, clock_text
 from sensors_sim.network import SensorNetwork
 from twin.errors import InputError
 from twin.model import CityTwin
@@ -104,20 +104,11 @@ class PlumeFit:
                 "ranking": self.ranking}
 
 
-def _wind(weather: Weather) -> WindSeries:
-    w = weather.wind
-    return WindSeries(times_s=np.array([p.t_s for p in w], float),
-                      speed_m_s=np.array([p.speed_m_s for p in w], float),
-                      from_deg=np.array([p.from_deg for p in w], float))
-
-
 def _plume(weather: Weather, xy: tuple[float, float], height_m: float, start_s: float,
            rate_kg_s: float) -> GaussianPuffPlume:
-    return GaussianPuffPlume(
-        source_xy_m=xy, source_height_m=height_m,
-        release=ReleaseSchedule.constant(start_s, math.inf, rate_kg_s), wind=_wind(weather),
-        stability=weather.stability, terrain=weather.terrain,
-        temperature_k=weather.air_temperature_c + 273.15, pressure_pa=weather.pressure_pa)
+    """A constant release from ``start_s`` on (never stopping)."""
+    return plume_engine(weather, xy, height_m,
+                        ReleaseSchedule.constant(start_s, math.inf, rate_kg_s))
 
 
 def candidate_sources(twin: CityTwin | None, alarm_xy: np.ndarray,
@@ -257,7 +248,7 @@ def model_sensors(setup: ReplaySetup, fit: PlumeFit, points: list[tuple[str, tup
     gas = net[net["quantity"] == GAS_QUANTITY]
     interval = float(gas["interval_s"].min()) if len(gas) else 10.0
     z_default = float(gas["z_m"].median()) if len(gas) else 0.3
-    cat = load_catalogue()
+    cat = setup.run.catalogue
     rows = []
     for sid, xyz, type_id in points:
         st = cat[type_id]
@@ -304,22 +295,19 @@ class CounterfactualResult:
 
 def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
                          fit: PlumeFit | None) -> ReplaySetup:
-    """The replay setup with the counterfactual's changes."""
+    """The replay setup with the counterfactual's changes (``cf`` checked by
+    ``check_counterfactuals`` and ``fit`` given when it adds or moves sensors, as
+    ``plan_investigation`` ensures)."""
     from alerting.rulebook import load_rulebook
 
     table = setup.run.network.table
     obs, streams = setup.obs, list(setup.streams)
-    check_counterfactuals(setup, [cf])
     drop = list(cf.remove) + list(cf.move)
     table = table[~table["sensor_id"].isin(drop)]
     obs = obs[~obs["sensor_id"].isin(drop)]
     left = set(table["group_id"])
     streams = [s for s in streams if s[0] in left]
-    if cf.needs_fit:
-        if fit is None:
-            raise InputError(cf.label, "adding or moving a sensor needs a fitted hazard model "
-                             "(no gas source could be fitted; give --wind for an external "
-                             "incident)")
+    if cf.needs_fit:  # plan_investigation refused it without a fit
         orig = setup.run.network.table.set_index("sensor_id")
         points = [(f"CF-{k}", xyz, "methane_detector") for k, xyz in enumerate(cf.add, 1)]
         points += [(f"{sid}~moved", xyz if len(xyz) > 2 else (*xyz, orig.loc[sid, "z_m"]),
@@ -424,8 +412,8 @@ class Investigation:
         rows += [("replay", self.replay.summary)]
         rows += [(c.cf.label, c.result.summary) for c in self.counterfactuals]
         for label, s in rows:
-            lv = ", ".join(f"{k} {_t(v)}" for k, v in s["level_first_s"].items())
-            lines.append(f"  {label:<28} first warning {_t(s['first_warning_s'])}; {lv}; "
+            lv = ", ".join(f"{k} {clock_text(v)}" for k, v in s["level_first_s"].items())
+            lines.append(f"  {label:<28} first warning {clock_text(s['first_warning_s'])}; {lv}; "
                          f"{s['warnings']} warning(s)")
         if self.diff is not None:
             counts = pd.Series([d["status"] for d in self.diff]).value_counts().to_dict()
@@ -441,13 +429,9 @@ class Investigation:
         for c in self.counterfactuals:
             for a in c.added:
                 lines.append(f"  {c.cf.label}: model-derived {a['sensor_id']} would have "
-                             f"alarmed at {_t(a['first_alarm_s'])} (in a warning at "
-                             f"{_t(a['in_warning_s'])})")
+                             f"alarmed at {clock_text(a['first_alarm_s'])} (in a warning at "
+                             f"{clock_text(a['in_warning_s'])})")
         return "\n".join(lines)
-
-
-def _t(v: float | None) -> str:
-    return "—" if v is None else f"T+{v:g} s"
 
 
 @dataclass

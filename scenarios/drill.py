@@ -28,7 +28,6 @@ import simpy.rt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alerting.events import CLOSING
 from scenarios.drill_console import (
     Command,
     CommandError,
@@ -50,6 +49,7 @@ from scenarios.drill_score import (
     ActionSeen,
     WarningSeen,
     judge,
+    open_warnings,
     resolve_target,
     warning_for,
 )
@@ -297,9 +297,7 @@ class DrillDirector:
     # -- player commands ------------------------------------------------------------------
     def latest_warning(self) -> str | None:
         """The latest warning raised and still open (what ``{warning}`` means at a console)."""
-        rows = self.warnings_now()
-        ended = {w.warning_id for w in rows if w.event in CLOSING}
-        open_ = [w for w in rows if w.event == "raised" and w.warning_id not in ended]
+        open_ = open_warnings(self.warnings_now())
         return open_[-1].warning_id if open_ else None
 
     def execute(self, cmd: Command, t_s: float, warning_id: str | None = None,

@@ -1,13 +1,15 @@
 """Drill plans: the exercise's MSEL (timed injects), objectives and pacing, as YAML.
 
 A plan names a scenario (a YAML path relative to the plan, or an inline mapping, with
-optional shallow ``overrides``) and lists injects. Hazard injects (``hazard_start``,
-``hazard_stop``, ``rain_change``) are compiled into the scenario before it is prepared;
-sensor-fault injects (``sensor_offline``, ``sensor_stuck``, ``false_alarm``) and information
-injects (``hotline_call``, ``media_report``, ``message``) act at their time. Each inject may
-list the player actions it expects (action, target, time allowed, objective). A contingency
-inject fires only if an expected action is still missing at its deadline. Every check runs
-before anything is written; errors name the plan file and the field.
+optional ``overrides``: dotted path → value, the paths of a study's ``overrides``, e.g.
+``weather.stability`` or ``hazards.main-strike.start_s``) and lists injects. Hazard
+injects (``hazard_start``, ``hazard_stop``, ``rain_change``) are compiled into the scenario
+before it is prepared; sensor-fault injects (``sensor_offline``, ``sensor_stuck``,
+``false_alarm``) and information injects (``hotline_call``, ``media_report``, ``message``)
+act at their time. Each inject may list the player actions it expects (action, target, time
+allowed, objective). A contingency inject fires only if an expected action is still missing
+at its deadline. Every check runs before anything is written; errors name the plan file and
+the field.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scenarios.drill_console import PLAYER_ACTIONS, CommandError, make_command
-from scenarios.scenario import Scenario, parse_scenario
+from scenarios.scenario import PathError, Scenario, apply_path, parse_scenario, split_path
 from twin.errors import InputError
 from twin.yamlfile import input_error_from, read_yaml_mapping
 
@@ -242,7 +244,8 @@ def compile_plan(plan: DrillPlan, source: str, base_dir: Path) -> LoadedPlan:
         sc_source, sc_base = str(sc_path), sc_path.parent
     else:
         data, sc_source, sc_base = copy.deepcopy(plan.scenario), f"{source}: scenario", base_dir
-    data = {**data, **copy.deepcopy(plan.overrides), "mode": "drill"}
+    data = apply_overrides(data, plan.overrides, source)
+    data["mode"] = "drill"
     base = parse_scenario(data, sc_source)
     data = base.model_dump(mode="json")
     ids = [h["id"] for h in data["hazards"]]
@@ -283,19 +286,29 @@ def compile_plan(plan: DrillPlan, source: str, base_dir: Path) -> LoadedPlan:
     return LoadedPlan(plan, source, base_dir, scenario, sc_source, sc_base)
 
 
+def apply_overrides(data: dict, overrides: dict[str, Any], source: str) -> dict:
+    """A copy of the scenario mapping with the plan's ``overrides`` (dotted path → value,
+    as in a study's ``overrides``) set; errors name the plan file and ``overrides.<path>``."""
+    data = copy.deepcopy(data)
+    for path, value in overrides.items():
+        try:
+            target, parts = split_path(path)
+            if target == "rulebook":
+                raise PathError("a drill plan sets scenario fields only; name another "
+                                "rulebook file with 'rulebook: FILE'")
+            apply_path(data, parts, lambda _old, v=value: copy.deepcopy(v))
+        except PathError as exc:
+            raise InputError(source, f"cannot set the override: {exc}",
+                             field=f"overrides.{path}") from exc
+    return data
+
+
 def scaled_rain(hazard: dict, at_s: float, scale: float) -> dict:
     """The hazard's rain as a series, intensities × ``scale`` from drill time ``at_s``."""
-    rain = hazard["rain"]
-    if rain.get("series"):
-        times = np.asarray(rain["series"]["times_s"], float)
-        mm_h = np.asarray(rain["series"]["intensity_mm_h"], float)
-    else:
-        from physics.rainfall import chicago_storm
+    from scenarios.prepare import rain_series
+    from scenarios.scenario import Rain
 
-        c = rain["chicago"]
-        storm = chicago_storm(c["A"], c["C"], c["b"], c["n"], c["return_period_yr"],
-                              c["duration_s"], peak_ratio=c["peak_ratio"], step_s=c["step_s"])
-        times, mm_h = np.asarray(storm.times_s, float), np.asarray(storm.intensity_mm_h, float)
+    times, mm_h, _ = rain_series(Rain.model_validate(hazard["rain"]))
     rel = at_s - float(hazard["start_s"])
     if rel > times[0] and rel not in times:
         k = int(np.searchsorted(times, rel))

@@ -80,6 +80,17 @@ class ExpectedOutcome:
         return asdict(self)
 
 
+def open_warnings(warnings: Sequence[WarningSeen],
+                  until_s: float = math.inf) -> list[WarningSeen]:
+    """The ``raised`` events, in time order, of the warnings raised by ``until_s`` and not
+    cleared or cancelled by then (the last one is what ``open`` and a console's
+    ``{warning}`` mean)."""
+    rows = sorted(warnings, key=lambda w: w.known_at_s)
+    ended = {w.warning_id for w in rows if w.event in CLOSING and w.known_at_s <= until_s}
+    return [w for w in rows if w.event == "raised" and w.known_at_s <= until_s
+            and w.warning_id not in ended]
+
+
 def warning_for(inject: Inject, fired_s: float, warnings: Sequence[WarningSeen],
                 plan: DrillPlan | None = None,
                 fired: dict[str, float] | None = None) -> WarningSeen | None:
@@ -92,9 +103,7 @@ def warning_for(inject: Inject, fired_s: float, warnings: Sequence[WarningSeen],
             return None
         return warning_for(other, fired[other.id], warnings, None, None)
     if inject.warning_rule == "open":
-        ended = {w.warning_id for w in rows if w.event in CLOSING and w.known_at_s <= fired_s}
-        before = [w for w in rows if w.event == "raised" and w.known_at_s <= fired_s
-                  and w.warning_id not in ended]
+        before = open_warnings(rows, fired_s)
         if before:
             return before[-1]
     if inject.kind == "false_alarm":

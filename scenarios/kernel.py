@@ -206,15 +206,19 @@ class RunContext:
             raise ValueError(f"evacuation radius must be > 0 m, got {r:g}")
         return shapely.Point(x, y).buffer(r)
 
-    def _evacuate(self, target: str) -> ActionOutcome:
-        area = self._area(target)
+    @property
+    def impact(self) -> ImpactIndex:
+        """The twin's index of buildings, occupants and protected targets (built once)."""
         if self._impact is None:
             self._impact = ImpactIndex(self.run.twin)
-        b = self.run.twin.buildings
-        n_buildings = int(shapely.intersects(b.geometry.to_numpy(), area).sum()) if len(b) else 0
+        return self._impact
+
+    def _evacuate(self, target: str) -> ActionOutcome:
+        area = self._area(target)
+        n_buildings = self.impact.buildings_inside(area)
         data = {"area_m2": round(float(area.area), 1), "buildings": n_buildings,
-                "population": self._impact.population_inside(area),
-                "targets": self._impact.targets_inside(area)}
+                "population": self.impact.population_inside(area),
+                "targets": self.impact.targets_inside(area)}
         return ActionOutcome(True, f"evacuation of {data['population']} people in "
                                    f"{n_buildings} buildings ordered", data)
 
@@ -324,6 +328,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             "routing": run.routing.model_dump(mode="json"),
             "operations": run.operations.model_dump(mode="json"),
             "twin": run.twin.summary(), "hazards": run.hazard_notes,
+            # each cadence group's interval (a replay ticks its streams on them)
+            "group_intervals_s": {g.group_id: g.interval_s for g in run.network.groups()},
             "libraries": library_versions(), "status": "running",
         })
         archive.write_sensors(sensors)
@@ -379,7 +385,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             if out.cap_messages:
                 paths = write_cap_files(out.cap_messages, run_dir / "cap")
                 result.cap_files.extend(paths)
-                files = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths]
+                # write_cap_files writes exactly m.xml: hash the bytes, not the files
+                files = [(p.name, hashlib.sha256(m.xml).hexdigest())
+                         for p, m in zip(paths, out.cap_messages, strict=True)]
             result.timeline.extend(entries)
             result.warnings.extend(out.warnings)
             result.n_alarms += len(out.alarms)

@@ -30,9 +30,11 @@ from scenarios.scenario import (
     DamBreakHazard,
     FloodModel,
     GasPlumeHazard,
+    Rain,
     Scenario,
     SourceLocation,
     UrbanFloodHazard,
+    Weather,
 )
 from sensors_sim.catalogue import SensorType, load_catalogue
 from sensors_sim.measurement import MeasurementModel
@@ -112,6 +114,37 @@ def resolve_source_xy(twin: CityTwin, loc: SourceLocation, source: str,
     return (p.x, p.y), f"{cand['kind'].iloc[k]} {cand['id'].iloc[k]} near {loc.near_place}"
 
 
+def wind_series(weather: Weather) -> WindSeries:
+    """The scenario's wind points as a forcing series."""
+    w = weather.wind
+    return WindSeries(times_s=np.array([p.t_s for p in w], float),
+                      speed_m_s=np.array([p.speed_m_s for p in w], float),
+                      from_deg=np.array([p.from_deg for p in w], float))
+
+
+def plume_engine(weather: Weather, xy_m: tuple[float, float], height_m: float,
+                 release: ReleaseSchedule) -> GaussianPuffPlume:
+    """A puff-plume engine for a release at ``xy_m`` in the scenario's weather."""
+    return GaussianPuffPlume(
+        source_xy_m=xy_m, source_height_m=height_m, release=release,
+        wind=wind_series(weather), stability=weather.stability, terrain=weather.terrain,
+        temperature_k=weather.air_temperature_c + 273.15, pressure_pa=weather.pressure_pa)
+
+
+def rain_series(rain: Rain) -> tuple[np.ndarray, np.ndarray, str]:
+    """(times s from the hazard's start, intensities mm/h, a description) of a rain spec:
+    the Chicago design storm computed, or the series given."""
+    if rain.chicago is not None:
+        c = rain.chicago
+        storm = chicago_storm(c.A, c.C, c.b, c.n, c.return_period_yr, c.duration_s,
+                              peak_ratio=c.peak_ratio, step_s=c.step_s)
+        return (np.asarray(storm.times_s, float), np.asarray(storm.intensity_mm_h, float),
+                f"Chicago design storm, {c.return_period_yr:g}-year return period, "
+                f"{c.duration_s / 3600:g} h")
+    return (np.asarray(rain.series.times_s, float),
+            np.asarray(rain.series.intensity_mm_h, float), "rain series")
+
+
 def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwin,
                     source: str) -> tuple[GaussianPuffPlume, dict]:
     """A puff-plume engine for one gas release."""
@@ -124,20 +157,8 @@ def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwi
             h.release.pressure_kpa_gauge * 1e3, h.release.hole_diameter_mm * 1e-3,
             temperature_k=temperature_k, discharge_coefficient=h.release.discharge_coefficient,
             ambient_pa=scenario.weather.pressure_pa))
-    w = scenario.weather.wind
-    engine = GaussianPuffPlume(
-        source_xy_m=xy,
-        source_height_m=h.height_m,
-        release=ReleaseSchedule.constant(
-            h.start_s, math.inf if h.stop_s is None else h.stop_s, rate),
-        wind=WindSeries(times_s=np.array([p.t_s for p in w]),
-                        speed_m_s=np.array([p.speed_m_s for p in w]),
-                        from_deg=np.array([p.from_deg for p in w])),
-        stability=scenario.weather.stability,
-        terrain=scenario.weather.terrain,
-        temperature_k=temperature_k,
-        pressure_pa=scenario.weather.pressure_pa,
-    )
+    engine = plume_engine(scenario.weather, xy, h.height_m, ReleaseSchedule.constant(
+        h.start_s, math.inf if h.stop_s is None else h.stop_s, rate))
     note = {"id": h.id, "kind": h.kind, "where": where, "xy_m": [round(xy[0], 2),
             round(xy[1], 2)], "rate_kg_s": rate, "start_s": h.start_s, "stop_s": h.stop_s,
             "summary": f"gas_plume release starts at {where} ({rate:.3f} kg/s)"}
@@ -155,17 +176,7 @@ def build_urban_flood(h: UrbanFloodHazard, k: int, twin: CityTwin,
     """A 2D flood engine on the twin's DEM with the scenario's rain from ``start_s``."""
     where = f"hazards.{k}"
     try:
-        if h.rain.chicago is not None:
-            c = h.rain.chicago
-            storm = chicago_storm(c.A, c.C, c.b, c.n, c.return_period_yr, c.duration_s,
-                                  peak_ratio=c.peak_ratio, step_s=c.step_s)
-            times, mm_h = storm.times_s, storm.intensity_mm_h
-            what = (f"Chicago design storm, {c.return_period_yr:g}-year return period, "
-                    f"{c.duration_s / 3600:g} h")
-        else:
-            times = np.asarray(h.rain.series.times_s, float)
-            mm_h = np.asarray(h.rain.series.intensity_mm_h, float)
-            what = "rain series"
+        times, mm_h, what = rain_series(h.rain)
         rain = RainSeries(np.asarray(times, float) + h.start_s, np.asarray(mm_h, float))
         engine = LocalInertialFlood.from_twin(twin, rain=rain, source=f"{source}: {where}",
                                               **_flood_kwargs(h.model))
@@ -285,18 +296,14 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
     base_dir = base_dir or Path.cwd()
     twin = load_scenario_twin(scenario, base_dir, source)
     hazards, notes = build_hazards(scenario, twin, source)
-    catalogue_path = scenario.sensors.catalogue
-    if catalogue_path is not None and not Path(catalogue_path).is_absolute():
-        catalogue_path = str(base_dir / catalogue_path)
-    catalogue = load_catalogue(catalogue_path)
+    catalogue = catalogue_for(scenario.sensors.catalogue, base_dir)
     network = build_network(scenario, twin, catalogue, source)
-    rulebook_source = _relative(scenario.rulebook, base_dir)
+    rulebook_source = settings_path(scenario.rulebook, base_dir)
     rulebook = load_rulebook(rulebook_source)
-    routing = load_routing(_relative(scenario.routing, base_dir))
-    routing.check_covers([*(r.hazard for r in rulebook.rules),
-                          *(f.hazard for f in rulebook.forecasts)], rulebook.levels,
-                         scenario.routing)
-    operations = load_operations(_relative(scenario.operations, base_dir))
+    routing = load_routing(settings_path(scenario.routing, base_dir))
+    routing.check_covers(rulebook.hazards, rulebook.levels, scenario.routing)
+    operations = load_operations(settings_path(scenario.operations, base_dir))
+    operations.work_orders.check_levels(rulebook.levels, scenario.operations)
     measurement = MeasurementModel(network, catalogue, seed=scenario.seed,
                                    duration_s=scenario.duration_s)
     cascades = prepare_cascades(scenario, twin, source)
@@ -304,11 +311,20 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
                        rulebook, rulebook_source, routing, operations, cascades)
 
 
-def _relative(name: str, base_dir: Path) -> str:
-    """A settings file named in a scenario: ``default`` or a path relative to the scenario."""
+def settings_path(name: str, base_dir: Path) -> str:
+    """A settings file named in a scenario (rulebook, routing, operations, sensor
+    catalogue): ``default`` stays ``default``; a path is taken relative to ``base_dir`` (the
+    scenario's folder) unless absolute."""
     if name == "default" or Path(name).is_absolute():
         return name
-    return str(base_dir / name)
+    return str(Path(base_dir) / name)
+
+
+def catalogue_for(name: str | None, base_dir: Path) -> dict[str, SensorType]:
+    """The sensor catalogue a scenario names (``sensors.catalogue``; None or ``default``:
+    the packaged one), resolved like the other settings files."""
+    path = settings_path(name or "default", base_dir)
+    return load_catalogue(None if path == "default" else path)
 
 
 def sensor_segments(twin: CityTwin, sensors: pd.DataFrame) -> dict[str, frozenset[str]]:

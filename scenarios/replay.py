@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ from alerting.platform import OperationsPolicy, load_operations
 from alerting.routing import RoutingTable, load_routing
 from alerting.rulebook import Rulebook, load_rulebook
 from scenarios.archive import read_table
-from scenarios.prepare import PreparedRun, build_hazards, load_scenario_twin
+from scenarios.prepare import PreparedRun, build_hazards, catalogue_for, load_scenario_twin
 from scenarios.replay_io import Incident, cadence_ticks, normalise_warnings, read_incident
 from scenarios.scenario import (
     Outputs,
@@ -51,7 +52,6 @@ from scenarios.scenario import (
     WindPoint,
     parse_scenario,
 )
-from sensors_sim.catalogue import load_catalogue
 from sensors_sim.network import SensorNetwork
 from twin.errors import InputError
 from twin.model import CityTwin
@@ -227,8 +227,8 @@ def prepare_replay(inc: Incident, *, twin_dir: str | None = None,
     obs, streams = assign_streams(inc, network.table, sc.duration_s)
     # no measurement model: a run with a feed never samples (the feed brings the readings)
     run = PreparedRun(sc, inc.source, twin, hazards, hazard_notes, network,
-                      load_catalogue(), None, rb, str(rulebook or "archived"), routing,
-                      operations)
+                      catalogue_for(sc.sensors.catalogue, Path.cwd()), None, rb,
+                      str(rulebook or "archived"), routing, operations)
     return ReplaySetup(run, obs, streams, label, with_model, notes, inc.anchor)
 
 
@@ -277,10 +277,7 @@ def warning_summary(warnings: pd.DataFrame, levels: list[str]) -> dict[str, Any]
     """Time to the first warning, first time each level was reached, counts."""
     raised = warnings[warnings["event"] != "cancelled"]
     first = float(raised["known_at_s"].min()) if len(raised) else None
-    by_level: dict[str, float | None] = {}
-    for k, name in enumerate(levels, start=1):
-        hit = raised[raised["level"] >= k]
-        by_level[name] = float(hit["known_at_s"].min()) if len(hit) else None
+    by_level = level_first(levels, raised["known_at_s"], raised["level"])
     max_level = int(raised["level"].max()) if len(raised) else 0
     return {"first_warning_s": first, "level_first_s": by_level,
             "max_level": levels[max_level - 1] if max_level else None,
@@ -288,6 +285,16 @@ def warning_summary(warnings: pd.DataFrame, levels: list[str]) -> dict[str, Any]
             "warning_events": len(warnings),
             "first_sensors": (list(raised.sort_values("known_at_s")["sensors"].iloc[0])
                               if len(raised) else [])}
+
+
+def level_first(levels: Sequence[str], known_at_s: Sequence[float] | np.ndarray,
+                level: Sequence[int] | np.ndarray) -> dict[str, float | None]:
+    """Per level name: the first time (``known_at_s``) a warning event was at that level or
+    above, None if never. ``level`` holds the events' level numbers (1 = ``levels[0]``)."""
+    t = np.asarray(known_at_s, dtype=float)
+    lv = np.asarray(level, dtype=int)
+    return {name: (float(t[lv >= k].min()) if (lv >= k).any() else None)
+            for k, name in enumerate(levels, start=1)}
 
 
 def work_order_summary(events: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -344,10 +351,6 @@ def _per_warning(w: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
         g = g.sort_values("known_at_s", kind="stable")
         end = g[g["event"].isin(["cleared", "cancelled"])]
         live = g[~g["event"].isin(["cleared", "cancelled"])]
-        level_first = {}
-        for k, name in enumerate(levels, start=1):
-            hit = live[live["level"] >= k]
-            level_first[name] = float(hit["known_at_s"].min()) if len(hit) else None
         rows.append({
             "warning_id": wid, "hazard": str(g["hazard"].iloc[0]),
             "raised_s": float(g["known_at_s"].iloc[0]),
@@ -356,7 +359,7 @@ def _per_warning(w: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
             "sensors": set().union(*map(set, g["sensors"])),
             "targets": set().union(*map(set, g["targets"])),
             "cancelled": bool((g["event"] == "cancelled").any()),
-            "level_first": level_first})
+            "level_first": level_first(levels, live["known_at_s"], live["level"])})
     return pd.DataFrame(rows)
 
 
@@ -472,8 +475,14 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
     inputs = [args.source, args.inventory, args.warnings, args.work_orders, args.twin,
               args.rulebook]
     _check_out(out, inputs, args.overwrite)
+    twin = None
+    if args.twin is not None:  # loaded once: the inventory's CRS and the replay's twin
+        from twin.store import load_twin
+
+        twin = load_twin(args.twin)
     inc = read_incident(args.source, inventory=args.inventory, warnings=args.warnings,
-                        twin_crs=_twin_crs(args.twin), work_orders=args.work_orders)
+                        twin_crs=None if twin is None else twin.crs.to_string(),
+                        work_orders=args.work_orders)
     cfs: list[Counterfactual] = []
     if args.rulebook:
         cfs.append(Counterfactual(f"rulebook {Path(args.rulebook).name}",
@@ -501,7 +510,8 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
             move={k: v for cf in cfs for k, v in cf.move.items()}))
     wind = _xy(args.wind, "--wind")[:2] if args.wind else None
     plan = plan_investigation(inc, counterfactuals=cfs, twin_dir=args.twin,
-                              with_model=False if args.no_model else None, wind=wind)
+                              with_model=False if args.no_model else None, wind=wind,
+                              twin=twin)
     _fresh_out(out, inputs, args.overwrite)
     inv = plan.run(out)
     html = write_investigation_report(inv, out / "investigation.html")
@@ -531,20 +541,6 @@ def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
 
     _check_out(out, inputs, overwrite)
     prepare_run_dir(out, overwrite)
-
-
-def _twin_crs(twin_dir: str | None) -> str | None:
-    if twin_dir is None:
-        return None
-    man = Path(twin_dir) / "manifest.json"
-    if man.is_file():
-        data = json.loads(man.read_text(encoding="utf-8"))
-        crs = data.get("crs") or (data.get("twin") or {}).get("crs")
-        if crs:
-            return str(crs)
-    from twin.store import load_twin
-
-    return load_twin(twin_dir).crs.to_string()
 
 
 def cmd_replay_export(args: argparse.Namespace) -> int:

@@ -10,17 +10,20 @@ column              required  meaning
 ``phenomenon_time`` yes       ISO 8601 with a UTC offset, or seconds from the incident anchor
 ``result``          yes       the reading (number); empty/NaN only with quality 2 or 3
 ``unit``            yes       must equal the inventory's unit for the sensor
-``result_time``     no        when the platform received it (same forms; default = phenomenon)
+``result_time``     no        when the platform received it (the form of phenomenon_time)
 ``quality``         no        0 ok, 1 clipped, 2 dropped, 3 offline, 4 stuck (or those names)
 ==================  ========  ================================================================
 
-Rows with quality dropped/offline were never received and are skipped. A (sensor,
-phenomenon_time) pair may occur once; per sensor, readings must arrive (``result_time``
-order) in increasing phenomenon time. For a citytwin run (an archive, or an incident folder
-whose ``incident.json`` holds the scenario) each phenomenon time is snapped to the nearest
-tick of its sensor group's cadence (``snap_to_cadence``: within ``cadence_tolerance``, 1 ms,
-so ns/µs rounding of ISO strings and clock jitter are absorbed); a reading further off is
-refused with file, field and row.
+``result_time`` defaults to the phenomenon time; when given it must take the form of
+``phenomenon_time`` (both seconds or both ISO 8601: one time base). Rows with quality
+dropped/offline were never received and are skipped. A (sensor, phenomenon_time) pair may
+occur once; per sensor, readings must arrive (``result_time`` order) in increasing
+phenomenon time. For a citytwin run (an archive, or an incident folder whose
+``incident.json`` holds the scenario) each phenomenon time is snapped to the nearest tick of
+its sensor group's cadence (``snap_to_cadence``: within ``cadence_tolerance``, 1 ms, so
+ns/µs rounding of ISO strings and clock jitter are absorbed); a reading further off is
+refused with file, field and row. The cadences are the run's ``group_intervals_s``
+(``group_intervals``).
 
 Times are seconds from the incident's *anchor* (its wall clock of t = 0): the run's start,
 ``incident.json``'s ``anchor``, or the earliest ISO 8601 time read. Numeric times with no
@@ -81,6 +84,9 @@ WORK_ORDER_EVENTS = ("created", "assigned", "started", "resolved", "reviewed", "
 #: Columns of a normalised warnings frame (what ``diff`` reads).
 WARNING_FRAME = ("warning_id", "event", "time_s", "known_at_s", "hazard", "level",
                  "level_name", "basis", "sensors", "targets", "area_m2")
+#: What an incident folder's ``incident.json`` keeps of a citytwin run's manifest.
+MANIFEST_KEYS = ("run_id", "scenario", "rulebook", "routing", "operations", "start",
+                 "duration_s", "twin", "hazards", "group_intervals_s")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -136,9 +142,8 @@ def read_archive_incident(path: str | Path) -> Incident:
         "quality": obs["quality"].astype(np.int8),
         "unit": unit.reindex(obs["sensor_id"]).to_numpy(dtype=object)})
     scenario = manifest["scenario"]
-    groups = {g["id"]: g.get("interval_s") for g in scenario["sensors"]["groups"]}
-    sensors["interval_s"] = [_group_interval(groups, g, sensors, str(path))
-                             for g in sensors["group_id"]]
+    sensors["interval_s"] = np.nan
+    sensors = group_intervals(sensors, manifest, str(path))
     obs["time_s"], obs["received_s"] = snap_to_cadence(
         obs["time_s"].to_numpy(), obs["received_s"].to_numpy(),
         _intervals_of(obs["sensor_id"], sensors), float(scenario["duration_s"]), str(path),
@@ -215,19 +220,38 @@ def snap_to_cadence(time_s: np.ndarray, received_s: np.ndarray, interval_s: np.n
     return snapped, np.maximum(np.asarray(received_s, dtype=float), snapped)
 
 
-def _group_interval(groups: dict, gid: str, sensors: pd.DataFrame, source: str) -> float:
-    """A group's interval: the scenario's, else the catalogue default, else the data's."""
-    given = groups.get(gid)
-    if given is not None:
-        return float(given)
-    from sensors_sim.catalogue import load_catalogue
+def group_intervals(sensors: pd.DataFrame, manifest: dict[str, Any],
+                    source: str) -> pd.DataFrame:
+    """``sensors`` with each missing ``interval_s`` set to its group's interval in a citytwin
+    run: the archived ``group_intervals_s``, else (archives written before it was kept) the
+    scenario group's ``interval_s``, else the default of its first sensor's type in the
+    scenario's catalogue (resolved as ``prepare`` resolves it, against the working
+    folder)."""
+    missing = sensors["interval_s"].isna().to_numpy()
+    if not missing.any():
+        return sensors
+    known = {str(g): float(v) for g, v in (manifest.get("group_intervals_s") or {}).items()}
+    scenario = manifest["scenario"]
+    catalogue = None
+    out = sensors.copy()
+    for gid in pd.unique(out.loc[missing, "group_id"]):
+        if gid not in known:
+            spec = next((g for g in scenario["sensors"]["groups"] if g["id"] == gid), {})
+            if spec.get("interval_s") is not None:
+                known[gid] = float(spec["interval_s"])
+            else:
+                if catalogue is None:
+                    from scenarios.prepare import catalogue_for
 
-    types = sensors.loc[sensors["group_id"] == gid, "type_id"]
-    cat = load_catalogue()
-    if len(types) and types.iloc[0] in cat:
-        return float(cat[types.iloc[0]].interval_s)
-    raise InputError(source, f"cannot tell the interval of sensor group {gid!r}",
-                     field="sensors.group_id")
+                    catalogue = catalogue_for(scenario["sensors"].get("catalogue"),
+                                              Path.cwd())
+                type_id = out.loc[out["group_id"] == gid, "type_id"].iloc[0]
+                if type_id not in catalogue:
+                    raise InputError(source, f"cannot tell the interval of sensor group "
+                                     f"{gid!r}", field="sensors.group_id")
+                known[gid] = float(catalogue[type_id].interval_s)
+        out.loc[missing & (out["group_id"] == gid).to_numpy(), "interval_s"] = known[gid]
+    return out
 
 
 # --- observation files ---------------------------------------------------------------------
@@ -293,33 +317,41 @@ def read_raw_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def parse_times(values: pd.Series, source: str, column: str,
+def parse_times(values: pd.Series, source: str, column: str | tuple[str, ...],
                 anchor: datetime | None) -> tuple[np.ndarray, datetime | None]:
     """Seconds from ``anchor`` for ISO 8601 (with offset) or numeric times.
 
     Returns the seconds and the anchor used (the earliest time when none was given for ISO
-    times; None for numeric times with no anchor).
+    times; None for numeric times with no anchor). ``column`` may name several columns whose
+    values are concatenated in ``values`` (equal lengths, in that order): they are parsed
+    on one time base, so seconds in one and ISO times in another are refused, and an error
+    names the column and row of the bad value.
     """
+    columns = (column,) if isinstance(column, str) else tuple(column)
+    n = len(values) // len(columns)
+
+    def fail(reason: str, k: int) -> InputError:
+        return InputError(source, reason, field=columns[k // n], feature_id=f"row {k % n + 1}")
+
     if pd.api.types.is_datetime64_any_dtype(values):
         if getattr(values.dt, "tz", None) is None:
-            raise InputError(source, "timestamps need a UTC offset (time zone)", field=column)
+            raise InputError(source, "timestamps need a UTC offset (time zone)",
+                             field=columns[0])
         stamps = values
     elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         secs = values.to_numpy(dtype=float)
         bad = ~np.isfinite(secs)
         if bad.any():
-            raise InputError(source, "unparseable time (empty or not finite)", field=column,
-                             feature_id=f"row {int(np.flatnonzero(bad)[0]) + 1}")
+            raise fail("unparseable time (empty or not finite)", int(np.flatnonzero(bad)[0]))
         return secs, anchor
     else:
         text = values.astype(str).str.strip()
         numeric = pd.to_numeric(text, errors="coerce")
         if numeric.notna().all():
-            return parse_times(numeric, source, column, anchor)
+            return parse_times(numeric, source, columns, anchor)
         if numeric.notna().any():
             k = int(np.flatnonzero(numeric.isna().to_numpy())[0])
-            raise InputError(source, f"mixes seconds and ISO 8601 times ({text.iloc[k]!r})",
-                             field=column, feature_id=f"row {k + 1}")
+            raise fail(f"mixes seconds and ISO 8601 times ({text.iloc[k]!r})", k)
         no_offset = ~text.str.contains(_OFFSET)
         stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
         bad = (stamps.isna() | no_offset).to_numpy()
@@ -327,13 +359,28 @@ def parse_times(values: pd.Series, source: str, column: str,
             k = int(np.flatnonzero(bad)[0])
             why = ("needs a UTC offset, e.g. 2026-06-01T05:30:00+08:00"
                    if not stamps.isna().iloc[k] else "not an ISO 8601 time or seconds")
-            raise InputError(source, f"unparseable time {text.iloc[k]!r}: {why}",
-                             field=column, feature_id=f"row {k + 1}")
+            raise fail(f"unparseable time {text.iloc[k]!r}: {why}", k)
     stamps = stamps.dt.tz_convert("UTC")
     if anchor is None:
         anchor = stamps.min().to_pydatetime()
     base = pd.Timestamp(anchor).tz_convert("UTC")
     return ((stamps - base).dt.total_seconds()).to_numpy(dtype=float), anchor
+
+
+def _time_columns(raw: pd.DataFrame, src: str, columns: tuple[str, ...],
+                  anchor: datetime | None) -> tuple[list[np.ndarray], datetime | None]:
+    """Several time columns parsed on one time base (``parse_times``): seconds per column."""
+    parts = []
+    for c in columns:
+        v = raw[c].reset_index(drop=True)
+        if pd.api.types.is_datetime64_any_dtype(v):
+            if getattr(v.dt, "tz", None) is None:
+                raise InputError(src, "timestamps need a UTC offset (time zone)", field=c)
+            v = v.dt.tz_convert("UTC")  # one dtype across the columns
+        parts.append(v)
+    values = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    secs, anchor = parse_times(values, src, columns, anchor)
+    return np.split(secs, len(columns)), anchor
 
 
 def read_observations(path: str | Path, sensors: pd.DataFrame, *,
@@ -365,20 +412,20 @@ def read_observations(path: str | Path, sensors: pd.DataFrame, *,
                          f"{' …' if len(unknown) > 5 else ''} (not in the sensor inventory)",
                          field="sensor_id", feature_id=f"row {k + 1}")
     ids = inv_ids[pos]
-    time_s, anchor = parse_times(raw["phenomenon_time"], src, "phenomenon_time", anchor)
     if "result_time" in raw.columns and raw["result_time"].notna().any():
         if raw["result_time"].isna().any():
             k = int(np.flatnonzero(raw["result_time"].isna().to_numpy())[0])
             raise InputError(src, "result_time is empty (give it for every row or none)",
                              field="result_time", feature_id=f"row {k + 1}")
-        received_s, anchor = parse_times(raw["result_time"], src, "result_time", anchor)
-        # the anchor may only have been fixed by the received times: recompute
-        time_s, _ = parse_times(raw["phenomenon_time"], src, "phenomenon_time", anchor)
+        # one time base for both: seconds in one and ISO times in the other are refused
+        (time_s, received_s), anchor = _time_columns(
+            raw, src, ("phenomenon_time", "result_time"), anchor)
         early = received_s < time_s
         if early.any():
             raise InputError(src, "result_time is before phenomenon_time", field="result_time",
                              feature_id=f"row {int(np.flatnonzero(early)[0]) + 1}")
     else:
+        (time_s,), anchor = _time_columns(raw, src, ("phenomenon_time",), anchor)
         received_s = time_s.copy()
     quality = _quality(raw, src)
     if duration_s is not None:
@@ -762,13 +809,8 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
     sensors = read_inventory(inventory, crs)
     duration_s = None
     if "scenario" in meta:  # a citytwin run: readings on its groups' cadences
-        scenario = meta["scenario"]
-        duration_s = float(scenario["duration_s"])
-        groups = {g["id"]: g.get("interval_s") for g in scenario["sensors"]["groups"]}
-        missing = sensors["interval_s"].isna()
-        sensors.loc[missing, "interval_s"] = [
-            _group_interval(groups, g, sensors, str(inventory))
-            for g in sensors.loc[missing, "group_id"]]
+        duration_s = float(meta["scenario"]["duration_s"])
+        sensors = group_intervals(sensors, meta, str(inventory))
     obs, anchor = read_observations(obs_path, sensors, anchor=anchor, duration_s=duration_s)
     sensors = fill_intervals(sensors, obs)
     levels = (meta.get("rulebook") or {}).get("levels")
@@ -776,9 +818,7 @@ def read_incident(source: str | Path, *, inventory: str | Path | None = None,
             if warnings is not None else None)
     orders = (read_work_orders_file(work_orders, anchor=anchor)
               if work_orders is not None else None)
-    manifest = {k: meta[k] for k in ("scenario", "rulebook", "routing", "operations",
-                                     "run_id", "start", "duration_s", "twin", "hazards")
-                if k in meta}
+    manifest = {k: meta[k] for k in MANIFEST_KEYS if k in meta}
     return Incident(obs, sensors, warn, anchor, str(crs), str(source), manifest,
                     work_orders=orders)
 
@@ -830,8 +870,7 @@ def export_incident(archive: str | Path, out_dir: str | Path, fmt: str = "parque
     m = inc.manifest
     meta = {"format": "citytwin-incident/1", "anchor": anchor.isoformat(), "crs": inc.crs,
             "source_archive": str(Path(archive)), "observations": path.name,
-            **{k: m[k] for k in ("run_id", "scenario", "rulebook", "routing", "operations",
-                                 "start", "duration_s", "twin", "hazards") if k in m}}
+            **{k: m[k] for k in MANIFEST_KEYS if k in m}}
     (out / "incident.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n",
                                        encoding="utf-8")
     return out

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -331,6 +332,70 @@ class Scenario(_Strict):
         if start.tzinfo is None:
             raise ValueError("needs a UTC offset, e.g. 2026-06-01T08:00:00+08:00")
         return start
+
+
+# --- dotted parameter paths (study overrides and variations, drill overrides) -----------
+
+class PathError(ValueError):
+    """A dotted path that does not lead anywhere in the mapping."""
+
+
+def split_path(path: str) -> tuple[str, list[str]]:
+    """(``"rulebook"`` or ``"scenario"``, segments) of a dotted parameter path."""
+    parts = path.split(".")
+    if any(p == "" for p in parts):
+        raise PathError(f"empty segment in {path!r}")
+    if parts[0] == "rulebook" and len(parts) > 1:
+        return "rulebook", parts[1:]
+    return "scenario", parts
+
+
+def apply_path(root: dict, parts: list[str], fn: Callable[[Any], Any]) -> int:
+    """Replace the value(s) at ``parts`` in ``root`` (in place) by ``fn(old)``.
+
+    Segments: a mapping key; a list index; ``*`` for every list element; or, in a list of
+    mappings, the element whose ``id`` is the segment (``rules.ch4_site_risk``). A missing
+    last key of a mapping is created (``fn`` gets ``None``; the scenario schema still checks
+    it). Returns the number of places set.
+    """
+    def walk(node: Any, k: int, trail: str) -> int:
+        seg, last = parts[k], k == len(parts) - 1
+        where = trail or "the top level"
+        if isinstance(node, dict):
+            if seg not in node:
+                if not last:
+                    raise PathError(f"no field {seg!r} at {where} (has "
+                                    f"{sorted(map(str, node))})")
+                node[seg] = fn(None)
+                return 1
+            if last:
+                node[seg] = fn(node[seg])
+                return 1
+            return walk(node[seg], k + 1, f"{trail}.{seg}".lstrip("."))
+        if isinstance(node, list):
+            if seg == "*":
+                idx = list(range(len(node)))
+            elif seg.lstrip("-").isdigit():
+                i = int(seg)
+                if not 0 <= i < len(node):
+                    raise PathError(f"index {i} out of range at {where} ({len(node)} items)")
+                idx = [i]
+            else:
+                idx = [i for i, e in enumerate(node) if isinstance(e, dict)
+                       and str(e.get("id")) == seg]
+                if not idx:
+                    raise PathError(f"no item with id {seg!r} at {where}")
+            n = 0
+            for i in idx:
+                if last:
+                    node[i] = fn(node[i])
+                    n += 1
+                else:
+                    n += walk(node[i], k + 1, f"{trail}.{i}".lstrip("."))
+            return n
+        raise PathError(f"{where} is a value ({node!r}), not a mapping or list")
+
+    return walk(root, 0, "")
 
 
 def clock_text(t_s: float | None, prefix: str = "T+") -> str:

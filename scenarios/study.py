@@ -56,6 +56,7 @@ from pydantic import (
     model_validator,
 )
 
+from scenarios.scenario import PathError, apply_path, split_path
 from twin.errors import InputError
 from twin.seeding import rng_for, stable_key
 from twin.yamlfile import input_error_from, read_yaml_mapping
@@ -218,71 +219,6 @@ class MemberSpec:
 
 # ---------------------------------------------------------------------------- paths
 
-class PathError(ValueError):
-    """A dotted path that does not lead anywhere in the mapping."""
-
-
-_MISSING = object()
-
-
-def split_path(path: str) -> tuple[str, list[str]]:
-    """(``"rulebook"`` or ``"scenario"``, segments) of a dotted parameter path."""
-    parts = path.split(".")
-    if any(p == "" for p in parts):
-        raise PathError(f"empty segment in {path!r}")
-    if parts[0] == "rulebook" and len(parts) > 1:
-        return "rulebook", parts[1:]
-    return "scenario", parts
-
-
-def apply_path(root: dict, parts: list[str], fn: Callable[[Any], Any]) -> int:
-    """Replace the value(s) at ``parts`` in ``root`` (in place) by ``fn(old)``.
-
-    Segments: a mapping key; a list index; ``*`` for every list element; or, in a list of
-    mappings, the element whose ``id`` is the segment (``rules.ch4_site_risk``). A missing
-    last key of a mapping is created (``fn`` gets ``None``; the scenario schema still checks
-    it). Returns the number of places set.
-    """
-    def walk(node: Any, k: int, trail: str) -> int:
-        seg, last = parts[k], k == len(parts) - 1
-        where = trail or "the top level"
-        if isinstance(node, dict):
-            if seg not in node:
-                if not last:
-                    raise PathError(f"no field {seg!r} at {where} (has "
-                                    f"{sorted(map(str, node))})")
-                node[seg] = fn(None)
-                return 1
-            if last:
-                node[seg] = fn(node[seg])
-                return 1
-            return walk(node[seg], k + 1, f"{trail}.{seg}".lstrip("."))
-        if isinstance(node, list):
-            if seg == "*":
-                idx = list(range(len(node)))
-            elif seg.lstrip("-").isdigit():
-                i = int(seg)
-                if not 0 <= i < len(node):
-                    raise PathError(f"index {i} out of range at {where} ({len(node)} items)")
-                idx = [i]
-            else:
-                idx = [i for i, e in enumerate(node) if isinstance(e, dict)
-                       and str(e.get("id")) == seg]
-                if not idx:
-                    raise PathError(f"no item with id {seg!r} at {where}")
-            n = 0
-            for i in idx:
-                if last:
-                    node[i] = fn(node[i])
-                    n += 1
-                else:
-                    n += walk(node[i], k + 1, f"{trail}.{i}".lstrip("."))
-            return n
-        raise PathError(f"{where} is a value ({node!r}), not a mapping or list")
-
-    return walk(root, 0, "")
-
-
 def get_values(root: dict, parts: list[str]) -> list[Any]:
     """The values at ``parts`` (a copy of the mapping is probed, ``root`` is untouched)."""
     seen: list[Any] = []
@@ -351,7 +287,7 @@ def check_paths(study: Study) -> None:
             target, parts = split_path(p)
             if target == "rulebook":
                 if rulebook is None:
-                    rulebook = base_rulebook(study.base, study.base_dir, study.source)
+                    rulebook = base_rulebook(study.base, study.base_dir)
                 get_values(rulebook, parts)
             else:
                 get_values(study.base, parts)
@@ -366,15 +302,13 @@ def check_paths(study: Study) -> None:
                                  f"found {bad[0]!r}", field=fld)
 
 
-def base_rulebook(scenario: dict, base_dir: Path, source: str) -> dict:
+def base_rulebook(scenario: dict, base_dir: Path) -> dict:
     """The rulebook mapping a scenario names (``default`` or a path relative to it)."""
-    name = str(scenario.get("rulebook", "default"))
-    if name == "default":
-        return default_rulebook_mapping()
-    path = Path(name)
-    if not path.is_absolute():
-        path = base_dir / path
-    return read_yaml_mapping(path, "rulebook")
+    from scenarios.prepare import settings_path
+
+    name = settings_path(str(scenario.get("rulebook", "default")), base_dir)
+    return default_rulebook_mapping() if name == "default" else read_yaml_mapping(
+        Path(name), "rulebook")
 
 
 #: Settings files a scenario names ("default" or a path): field → packaged default.
@@ -404,15 +338,15 @@ def settings_mappings(scenario: dict, base_dir: Path, *, rulebook: bool = True) 
 
 
 def _settings_file(name: str, base_dir: Path, default: tuple[str, str]) -> Any:
+    from scenarios.prepare import settings_path
+
     try:
-        if name == "default":
+        path = settings_path(name, base_dir)
+        if path == "default":
             text = resources.files(default[0]).joinpath(default[1]).read_text(
                 encoding="utf-8")
             return yaml.safe_load(text)
-        path = Path(name)
-        if not path.is_absolute():
-            path = base_dir / path
-        return {"path": str(path), "content": read_yaml_mapping(path, "settings file")}
+        return {"path": path, "content": read_yaml_mapping(Path(path), "settings file")}
     except (InputError, OSError, yaml.YAMLError) as exc:
         return {"path": name, "unreadable": str(exc)}
 
@@ -542,7 +476,7 @@ def materialise(study: Study, variant: str, sets: dict[str, Any], params: dict[s
     if uses_rulebook:
         name = str(scenario.get("rulebook", "default"))
         if name not in rulebook_cache:
-            rulebook_cache[name] = base_rulebook(scenario, study.base_dir, study.source)
+            rulebook_cache[name] = base_rulebook(scenario, study.base_dir)
         rulebook = copy.deepcopy(rulebook_cache[name])
         for fld, p, var, value in changes:
             target, parts = split_path(p)
@@ -784,12 +718,35 @@ def write_plan(study: Study, members: list[MemberSpec], out_dir: Path) -> None:
     plan = {"study": study.spec.model_dump(mode="json"), "source": study.source,
             "base_source": study.base_source, "base_dir": str(study.base_dir),
             "variants": study.variant_names,
+            "labels": [m.label for m in study.spec.metrics],
+            "levels": member_levels(members, study.base_dir),
             "members": [{k: v for k, v in asdict(m).items()
                          if k not in ("scenario", "rulebook", "metrics", "base_dir", "source")}
                         for m in members],
             "base_scenario": study.base,
             "member_scenario": members[0].scenario if members else study.base}
     write_json_atomic(out_dir / "study.json", plan)
+
+
+def member_levels(members: list[MemberSpec], base_dir: Path) -> list[str]:
+    """The warning levels of the members' rulebooks (their union, in rulebook order): the
+    ``time_to_<level>_s`` metrics the members report."""
+    from alerting.rulebook import Rulebook, load_rulebook
+    from scenarios.prepare import settings_path
+
+    levels: list[str] = []
+    seen: set[str] = set()
+    for m in members:
+        if m.rulebook is not None:
+            key = _canonical(m.rulebook)
+            if key not in seen:
+                levels += Rulebook.model_validate(m.rulebook).levels
+        else:
+            key = settings_path(str(m.scenario.get("rulebook", "default")), base_dir)
+            if key not in seen:
+                levels += load_rulebook(key).levels
+        seen.add(key)
+    return list(dict.fromkeys(levels))
 
 
 def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,

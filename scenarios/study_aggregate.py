@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from scenarios.study import METRICS_FILE, _jsonable, write_json_atomic
+from twin.errors import InputError
 from twin.seeding import rng_for
 
 Z95 = 1.959963984540054
@@ -201,7 +202,15 @@ def probability_map(fields: list[np.ndarray], threshold: float) -> np.ndarray:
 
 
 def read_plan(out_dir: Path) -> dict:
-    return json.loads((Path(out_dir) / "study.json").read_text(encoding="utf-8"))
+    """``study.json`` (written by ``study.write_plan``)."""
+    path = Path(out_dir) / "study.json"
+    plan = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("labels", "levels") if k not in plan]
+    if missing:
+        raise InputError(str(path), f"no {' or '.join(missing)} (written by an older "
+                         "citytwin): run 'citytwin study run' on the study again to rewrite "
+                         "the plan (finished members are reused)", field=missing[0])
+    return plan
 
 
 def collect(out_dir: str | Path) -> tuple[dict, list[dict]]:
@@ -282,11 +291,7 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
     study = plan["study"]
     df = results_frame(plan, records)
     df.to_csv(out_dir / "study_results.csv", index=False)
-    labels = [m.get("name") or f"{m['quantity']}_gt_{m['threshold']:g}"
-              for m in study["metrics"]]
-    levels = [c.removeprefix("time_to_").removesuffix("_s") for c in df.columns
-              if c.startswith("time_to_") and c not in (
-                  "time_to_first_detection_s", "time_to_first_warning_s")]
+    labels, levels = plan["labels"], plan["levels"]
     summary: dict[str, Any] = {
         "study": study["name"], "members_planned": len(plan["members"]),
         "members_finished": len(records),

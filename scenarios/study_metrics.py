@@ -220,6 +220,8 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
       hazard reached the first metric's threshold somewhere but no warning counted as a
       detection during the run.
     """
+    from scenarios.replay import level_first
+
     rb = run.rulebook
     t0 = min((h.start_s for h in run.scenario.hazards), default=0.0)
     hits, false_ids = detection_events(result.warnings, hazard_starts(run.scenario.hazards))
@@ -229,9 +231,9 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
         "time_to_first_detection_s": min(detections) - t0 if detections else math.nan,
         "time_to_first_warning_s": min(first) - t0 if first else math.nan,
     }
-    for k, name in enumerate(rb.levels, start=1):
-        ts = [w.known_at_s for w in hits if w.level >= k]
-        out[f"time_to_{name}_s"] = min(ts) - t0 if ts else math.nan
+    reached = level_first(rb.levels, [w.known_at_s for w in hits], [w.level for w in hits])
+    for name, t in reached.items():
+        out[f"time_to_{name}_s"] = math.nan if t is None else t - t0
     best = max((w.level for w in hits), default=0)
     out["max_level"] = rb.level_name(best)
     out["max_level_index"] = int(best)

@@ -419,3 +419,11 @@ def test_free_text_is_escaped_and_control_characters_dropped() -> None:
     assert text(msg, ".//cap:headline") == "EXERCISE: CH4 < 5 % & rising"
     assert text(msg, ".//cap:areaDesc") == "Block A, \"east\" side"
     assert check_cap_structure(msg.xml) == []
+
+
+def test_message_carries_the_status_and_scope_of_its_xml() -> None:
+    for mode in ("drill", "what-if", "replay"):
+        for msg in lifecycle(mode):
+            assert (msg.status, msg.scope) == (text(msg, "cap:status"), text(msg, "cap:scope"))
+    restricted = CapPublisher(context()).publish(item())
+    assert (restricted.status, restricted.scope) == ("Exercise", "Restricted")

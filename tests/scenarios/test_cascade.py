@@ -74,3 +74,22 @@ def test_bad_cascades_name_the_field(write_scenario):
     bad = boom(-1.0)
     with pytest.raises(InputError, match=r"cascades\.0\.ignition_rate_per_h"):
         prepared(write_scenario, cascades=bad)
+
+
+def test_buildings_inside_uses_the_index_and_counts_like_a_full_scan():
+    import shapely
+
+    from alerting.impact import ImpactIndex
+    from scenarios.cascade import blast_zones
+    from twin.synthetic import synthetic_city
+
+    twin = synthetic_city(7, "tiny")
+    index = ImpactIndex(twin)
+    geoms = twin.buildings.geometry.to_numpy()
+    x0, y0, x1, y1 = twin.terrain.bounds
+    for r in (5.0, 60.0, 250.0, 5000.0):
+        area = shapely.Point((x0 + x1) / 2, (y0 + y1) / 2).buffer(r)
+        assert index.buildings_inside(area) == int(shapely.intersects(geoms, area).sum())
+    assert index.buildings_inside(shapely.Polygon()) == 0
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    assert blast_zones(twin, centre, 5.0, impact=index) == blast_zones(twin, centre, 5.0)

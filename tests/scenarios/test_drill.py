@@ -369,3 +369,50 @@ def test_live_drill_reads_the_console_while_paused(tmp_path):
     text = out.getvalue()
     assert "paused" in text and "measure x,y" in text and "resumed" in text
     assert {o["ref"]: o["outcome"] for o in r.aar["expected"]}["evac"] == "met"
+
+
+# --- overrides and hazard-inject errors ------------------------------------------------------
+
+def _plan_error(tmp_path, plan: dict) -> InputError:
+    path = write_yaml(tmp_path / "p.yaml", plan)
+    with pytest.raises(InputError) as exc:
+        load_plan(path)
+    assert exc.value.source == str(path)
+    return exc.value
+
+
+def test_overrides_are_dotted_paths_like_a_studys(tmp_path):
+    plan = base_plan(overrides={"weather.stability": "F", "hazards.main-strike.height_m": 1.0,
+                                "duration_s": 700})
+    sc = load_plan(write_yaml(tmp_path / "p.yaml", plan)).scenario
+    base = short_scenario()
+    assert (sc.weather.stability, sc.hazards[0].height_m, sc.duration_s) == ("F", 1.0, 700.0)
+    assert [w.from_deg for w in sc.weather.wind] == [w["from_deg"]
+                                                     for w in base["weather"]["wind"]]
+    err = _plan_error(tmp_path, base_plan(overrides={"weather.windd.0.from_deg": 10}))
+    assert err.field == "overrides.weather.windd.0.from_deg" and "no field 'windd'" in str(err)
+    err = _plan_error(tmp_path, base_plan(overrides={"rulebook.levels": ["red"]}))
+    assert err.field == "overrides.rulebook.levels" and "scenario fields only" in str(err)
+
+
+FLOOD = {"id": "rain", "kind": "urban_flood", "start_s": 0,
+         "rain": {"series": {"times_s": [0], "intensity_mm_h": [10]}}}
+
+
+@pytest.mark.parametrize(("inject", "field", "words"), [
+    ({"kind": "hazard_start", "hazard": "main-strike"}, "msel.5.hazard", "is started twice"),
+    ({"kind": "rain_change", "hazard": "main-strike", "scale": 2}, "msel.5.hazard",
+     "(gas_plume) has no rain"),
+    ({"kind": "hazard_stop", "hazard": "rain"}, "msel.5.hazard",
+     "only gas releases have a stop time"),
+    ({"kind": "hazard_stop", "hazard": "main-strike", "at_s": 30}, None,
+     "after applying the injects: stop_s must be after start_s"),
+])
+def test_hazard_inject_errors_name_the_plan_and_field(tmp_path, inject, field, words):
+    plan = base_plan()
+    plan["scenario"]["hazards"].append(FLOOD)
+    plan["msel"].append({"id": "extra", "at_s": 120, **inject})
+    err = _plan_error(tmp_path, plan)
+    assert words in str(err), str(err)
+    if field is not None:
+        assert err.field == field

@@ -120,6 +120,11 @@ def test_bad_operations_file_names_file_and_field(write_scenario, tmp_path):
     path = write_scenario(base(operations=str(ops)), "ops-scenario.yaml")
     with pytest.raises(InputError, match=r"ops.yaml: work_orders.unassigned_overdue_s"):
         prepare(load_scenario(path), source=str(path), base_dir=path.parent)
+    # levels are checked against the scenario's rulebook before anything runs
+    ops.write_text("work_orders: {create_from_level: purple}\n")
+    with pytest.raises(InputError, match=r"ops.yaml: work_orders.create_from_level: level "
+                                         r"'purple' is not one of the rulebook's levels"):
+        prepare(load_scenario(path), source=str(path), base_dir=path.parent)
 
 
 def test_breach_width_and_formation_time_can_be_set(write_scenario):

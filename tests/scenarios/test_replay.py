@@ -495,3 +495,172 @@ def test_bad_warnings_of_the_time_name_file_field_and_row(tmp_path):
     bad.write_text("warning_id,time,level_name\nW-1,10,red\n")
     with pytest.raises(InputError, match=r"w\.csv: event: missing column\(s\) \['event'\]"):
         read_warnings_file(bad)
+
+
+# --- more importer errors, sensor group intervals, a saved twin ------------------------------
+
+def _edit_obs(folder, tmp_path, edit):
+    """A copy of an incident folder whose observations (a frame of text) ``edit`` changed."""
+    import shutil
+
+    dst = tmp_path / "edited"
+    shutil.copytree(folder, dst)
+    obs = pd.read_csv(dst / "observations.csv", dtype=str, keep_default_na=False)
+    edit(obs)
+    obs.to_csv(dst / "observations.csv", index=False)
+    return dst
+
+
+def _received_after_a_later_one(obs):
+    later = int(np.flatnonzero(obs["sensor_id"] == obs["sensor_id"].iloc[0])[1])
+    stamp = pd.Timestamp(obs.loc[later, "result_time"]) + pd.Timedelta(seconds=1)
+    obs.loc[0, "result_time"] = stamp.isoformat()
+
+
+def _seconds(obs):
+    """Phenomenon times as seconds from the first one (result times stay ISO)."""
+    t = pd.to_datetime(obs["phenomenon_time"], format="ISO8601")
+    obs["phenomenon_time"] = ((t - t.min()).dt.total_seconds()).map("{:g}".format)
+
+
+@pytest.mark.parametrize(("edit", "field", "row", "words"), [
+    (lambda o: o.loc.__setitem__((3, "result_time"), ""), "result_time", 4,
+     "result_time is empty"),
+    (lambda o: o.loc.__setitem__((3, "result_time"), "2026-06-01T05:00:00+08:00"),
+     "result_time", 4, "result_time is before phenomenon_time"),
+    (_received_after_a_later_one, "result_time", 1, "received after a later one"),
+    (lambda o: o.loc.__setitem__((5, "phenomenon_time"), "300"), "phenomenon_time", 1,
+     "mixes seconds and ISO 8601"),
+    # seconds in one column and ISO times in the other: one time base for both, refused
+    (_seconds, "result_time", 1, "mixes seconds and ISO 8601"),
+])
+def test_more_observation_errors_name_file_field_and_row(csv_folder, tmp_path, edit, field,
+                                                         row, words):
+    with pytest.raises(InputError) as err:
+        read_incident(_edit_obs(csv_folder, tmp_path, edit))
+    e = err.value
+    assert e.source.endswith("observations.csv") and e.field == field, str(e)
+    assert e.feature_id == f"row {row}" and words in str(e)
+
+
+def test_inventory_geometry_and_crs_errors(csv_folder, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    doc = json.loads((csv_folder / "sensors.geojson").read_text())
+    doc["features"][2]["geometry"] = {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}
+    path = tmp_path / "lines.geojson"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"lines\.geojson: geometry \(feature #2\): geometry "
+                                         r"must be a Point, got 'LineString'"):
+        read_incident(csv_folder, inventory=path)
+    props = {"sensor_id": ["S1"], "type_id": ["methane_detector"], "quantity": ["ch4_lel_pct"],
+             "unit": ["%LEL"]}
+    line = [shapely.LineString([(400000, 3400000), (400010, 3400010)])]
+    gpd.GeoDataFrame(props, geometry=line, crs="EPSG:32650").to_file(tmp_path / "l.gpkg")
+    with pytest.raises(InputError, match=r"l\.gpkg: geometry \(feature #0\): geometry must "
+                                         "be a Point"):
+        read_incident(csv_folder, inventory=tmp_path / "l.gpkg")
+    point = [shapely.Point(400000, 3400000)]
+    with pytest.warns(UserWarning, match="crs"):
+        gpd.GeoDataFrame(props, geometry=point).to_file(tmp_path / "nocrs.gpkg")
+    with pytest.raises(InputError, match=r"nocrs\.gpkg: crs: no CRS on the layer"):
+        read_incident(csv_folder, inventory=tmp_path / "nocrs.gpkg")
+
+
+@pytest.mark.parametrize(("sql", "field", "words"), [
+    ("DELETE FROM manifest WHERE key = 'scenario'", "manifest.scenario",
+     "manifest has no scenario"),
+    ("DELETE FROM observation_rows", "observations", "the archive holds no observations"),
+])
+def test_archive_without_scenario_or_observations_is_refused(demo_archive, tmp_path, sql,
+                                                              field, words):
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "archive.sqlite"
+    shutil.copy(demo_archive, copy)
+    with sqlite3.connect(copy) as db:
+        db.execute(sql)
+    with pytest.raises(InputError) as err:
+        read_incident(copy)
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_group_intervals_are_archived_and_resolved_once_per_group(demo_archive, tmp_path):
+    import shutil
+    import sqlite3
+
+    from scenarios.archive import read_manifest
+    from scenarios.replay_io import group_intervals
+
+    assert read_manifest(demo_archive)["group_intervals_s"] == {"ch4-wells": 10.0}
+    inc = read_incident(demo_archive)
+    assert set(inc.sensors["interval_s"]) == {10.0}
+    # an archive written before the intervals were kept: the scenario's group interval
+    old = tmp_path / "old.sqlite"
+    shutil.copy(demo_archive, old)
+    with sqlite3.connect(old) as db:
+        db.execute("DELETE FROM manifest WHERE key = 'group_intervals_s'")
+    pd.testing.assert_frame_equal(read_incident(old).sensors, inc.sensors)
+    # no interval anywhere: the default of the type in the scenario's own catalogue
+    text = resources.files("sensors_sim").joinpath("data/catalogue.yaml").read_text()
+    cat = tmp_path / "cat.yaml"
+    cat.write_text(text.replace("interval_s: 10.0             # drill cadence",
+                                "interval_s: 7.0  #", 1))
+    manifest = {"scenario": {"sensors": {"catalogue": str(cat), "groups": [
+        {"id": "g", "interval_s": None}, {"id": "h", "interval_s": 30.0}]}}}
+    sensors = pd.DataFrame({"group_id": ["g", "h", "g"], "type_id": ["methane_detector"] * 3,
+                            "interval_s": [np.nan, np.nan, 5.0]})
+    got = group_intervals(sensors, manifest, "src")
+    assert got["interval_s"].tolist() == [7.0, 30.0, 5.0]
+    sensors["type_id"] = "no_such_type"
+    with pytest.raises(InputError, match="cannot tell the interval of sensor group 'g'"):
+        group_intervals(sensors, manifest, "src")
+
+
+def test_cli_replays_an_external_incident_on_a_saved_twin(csv_folder, tmp_path, monkeypatch,
+                                                          capsys):
+    """--twin DIR: a saved twin (its manifest's CRS is a mapping) is loaded once, for the
+    inventory's CRS and for the replay."""
+    import shutil
+
+    import scenarios.prepare
+    import twin.store
+    from twin.store import save_twin
+
+    save_twin(synthetic_city(7, "tiny"), tmp_path / "twin")
+    inc = tmp_path / "external"
+    inc.mkdir()
+    for name in ("observations.csv", "sensors.geojson"):
+        shutil.copy(csv_folder / name, inc / name)
+    loads = []
+    real = twin.store.load_twin
+
+    def counting(folder):
+        loads.append(folder)
+        return real(folder)
+
+    monkeypatch.setattr(twin.store, "load_twin", counting)
+    monkeypatch.setattr(scenarios.prepare, "load_twin", counting)
+    p = argparse.ArgumentParser()
+    add_replay_commands(p.add_subparsers(dest="command"))
+    args = p.parse_args(["replay", "run", str(inc / "observations.csv"), "--inventory",
+                         str(inc / "sensors.geojson"), "--twin", str(tmp_path / "twin"),
+                         "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    assert len(loads) == 1
+    assert (tmp_path / "out" / "investigation.html").is_file()
+    manifest = json.loads(read_table(tmp_path / "out" / "replay" / "archive.sqlite",
+                                     "manifest").set_index("key").loc["scenario", "value"])
+    assert manifest["twin"]["path"] == str((tmp_path / "twin").resolve())
+    assert "Replay of" in capsys.readouterr().out
+
+
+def test_level_first_is_the_first_time_at_or_above_each_level():
+    from scenarios.replay import level_first
+
+    levels = ["blue", "yellow", "orange", "red"]
+    got = level_first(levels, [50.0, 10.0, 30.0, 40.0], [2, 1, 3, 1])
+    assert got == {"blue": 10.0, "yellow": 30.0, "orange": 30.0, "red": None}
+    assert level_first(levels, [], []) == dict.fromkeys(levels)

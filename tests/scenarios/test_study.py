@@ -570,3 +570,39 @@ def test_cli_study_run_and_report(write_study, tmp_path, capsys):
     assert (out / "study_report.html").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["comparisons"][0]["variant"] == "B"
+    # the plan names the metric labels and the levels the aggregation reads
+    plan = json.loads((out / "study.json").read_text())
+    assert plan["labels"] == ["lel10"] and plan["levels"] == summary["levels"]
+    assert plan["levels"] == ["blue", "yellow", "orange", "red"]
+    assert "time_to_red_s" in (out / "study_results.csv").read_text().splitlines()[0]
+    # a plan written before they were kept: rerun the study to rewrite it
+    del plan["levels"]
+    (out / "study.json").write_text(json.dumps(plan))
+    with pytest.raises(InputError, match="study.json: levels: no levels.*study run"):
+        args.func(args)
+
+
+def _plan_and_validate(study_file):
+    from scenarios.study import validate_members
+
+    study = load_study(study_file)
+    validate_members(study, plan_members(study))
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    (lambda d: d["variants"]["B"].update(twin={"synthetic": {"seed": 8, "size": "tiny"}}),
+     "variants.B.twin", "every member must use the same twin"),
+    (lambda d: d["variations"].update({"weather.stability": {"offset_uniform": [0, 1]}}),
+     "variations.weather.stability", "offset_uniform needs numbers at the path, found 'E'"),
+    # the override empties the list the variation then reaches into
+    (lambda d: d["overrides"].update(hazards=[]),
+     "variations.hazards.0.release.hole_diameter_mm", "cannot set the parameter: index 0"),
+])
+def test_study_errors_name_the_study_file_and_field(write_study, change, field, words):
+    data = study_data()
+    change(data)
+    path = write_study(data)
+    with pytest.raises(InputError) as err:
+        _plan_and_validate(path)
+    assert err.value.source == str(path) and err.value.field == field
+    assert words in str(err.value), str(err.value)
