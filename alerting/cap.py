@@ -52,7 +52,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from alerting.events import CLOSING
+from citytwin.alerting.events import CLOSING
 
 if TYPE_CHECKING:
     import xmlschema

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alerting.detect_kernel import (
+from citytwin.alerting.detect_kernel import (
     COMBINE_MAX,
     COMBINE_WEIGHTED,
     KIND_COMPOSITE,
@@ -21,7 +21,7 @@ from alerting.detect_kernel import (
     RING,
     detect,
 )
-from alerting.rulebook import Rule, Rulebook
+from citytwin.alerting.rulebook import Rule, Rulebook
 
 _KINDS = {"threshold": KIND_THRESHOLD, "rate_of_rise": KIND_RATE, "composite": KIND_COMPOSITE}
 

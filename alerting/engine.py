@@ -24,16 +24,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from alerting.detect_kernel import check_order
-from alerting.detection import DetectionState, LevelChanges
-from alerting.events import AlarmChange, WarningEvent
-from alerting.impact import ImpactIndex
-from alerting.observation import USABLE_QUALITIES, Observation, ObservationBatch
-from alerting.routing import RoutingTable, load_routing
-from alerting.rulebook import Forecast, Rulebook
-from alerting.warnings import AreaProvider, WarningBoard
-from twin.errors import InputError
-from twin.model import CityTwin
+from citytwin.alerting.detect_kernel import check_order
+from citytwin.alerting.detection import DetectionState, LevelChanges
+from citytwin.alerting.events import AlarmChange, WarningEvent
+from citytwin.alerting.impact import ImpactIndex
+from citytwin.alerting.observation import USABLE_QUALITIES, Observation, ObservationBatch
+from citytwin.alerting.routing import RoutingTable, load_routing
+from citytwin.alerting.rulebook import Forecast, Rulebook
+from citytwin.alerting.warnings import AreaProvider, WarningBoard
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
 
 INVENTORY_COLUMNS = ("sensor_id", "type_id", "quantity", "unit", "x_m", "y_m")
 DISORDER_POLICIES = ("reject", "drop")

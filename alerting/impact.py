@@ -6,7 +6,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from twin.model import CityTwin
+from citytwin.twin.model import CityTwin
 
 
 class ImpactIndex:

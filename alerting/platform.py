@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.cap import CapContext, CapInput, CapMessage, CapPublisher
-from alerting.engine import DroppedObservation, Engine
-from alerting.events import CLOSING, AlarmChange, WarningEvent
-from alerting.observation import Observation, ObservationBatch
-from alerting.selfchecks import SelfCheckEvent, SelfCheckPolicy, SelfChecks
-from alerting.workorders import WorkOrder, WorkOrderDesk, WorkOrderEvent, WorkOrderPolicy
-from twin.yamlfile import load_yaml_model
+from citytwin.alerting.cap import CapContext, CapInput, CapMessage, CapPublisher
+from citytwin.alerting.engine import DroppedObservation, Engine
+from citytwin.alerting.events import CLOSING, AlarmChange, WarningEvent
+from citytwin.alerting.observation import Observation, ObservationBatch
+from citytwin.alerting.selfchecks import SelfCheckEvent, SelfCheckPolicy, SelfChecks
+from citytwin.alerting.workorders import WorkOrder, WorkOrderDesk, WorkOrderEvent, WorkOrderPolicy
+from citytwin.twin.yamlfile import load_yaml_model
 
 #: Actions taken on a warning (the rest act on work orders).
 WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")
@@ -53,7 +53,7 @@ class OperationsPolicy(BaseModel):
 
 def load_operations(source: str = "default") -> OperationsPolicy:
     """Load an operations policy from YAML, or the shipped default for ``"default"``."""
-    return load_yaml_model(source, OperationsPolicy, "operations policy", package="alerting",
+    return load_yaml_model(source, OperationsPolicy, "operations policy", package="citytwin.alerting",
                            default_resource="data/default_operations.yaml")
 
 

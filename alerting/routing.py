@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import InputError
-from twin.yamlfile import load_yaml_model
+from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import load_yaml_model
 
 DEFAULT_ROUTING = "default"
 ROLES = ("owner", "department", "district", "city", "public")
@@ -139,5 +139,5 @@ class Routing:
 
 def load_routing(source: str | Path = DEFAULT_ROUTING) -> RoutingTable:
     """Load a routing table from a YAML path, or the shipped default for ``"default"``."""
-    return load_yaml_model(source, RoutingTable, "routing table", package="alerting",
+    return load_yaml_model(source, RoutingTable, "routing table", package="citytwin.alerting",
                            default_resource="data/default_routing.yaml")

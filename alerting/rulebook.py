@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.yamlfile import load_yaml_model
+from citytwin.twin.yamlfile import load_yaml_model
 
 DEFAULT_RULEBOOK = "default"
 
@@ -252,5 +252,5 @@ class Rulebook(_Strict):
 
 def load_rulebook(source: str | Path = DEFAULT_RULEBOOK) -> Rulebook:
     """Load a rulebook from a YAML path, or the shipped default for ``"default"``."""
-    return load_yaml_model(source, Rulebook, "rulebook", package="alerting",
+    return load_yaml_model(source, Rulebook, "rulebook", package="citytwin.alerting",
                            default_resource="data/default_rulebook.yaml")

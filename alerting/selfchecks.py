@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
+from citytwin.alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
 
 DAY_S = 86400.0
 #: Quality codes of rows the platform never actually received (see sensors_sim.measurement).

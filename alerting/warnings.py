@@ -28,10 +28,10 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from alerting.events import CLOSING, AlarmChange, WarningEvent
-from alerting.impact import ImpactIndex
-from alerting.routing import RoutingTable
-from alerting.rulebook import Forecast, Rule, Rulebook
+from citytwin.alerting.events import CLOSING, AlarmChange, WarningEvent
+from citytwin.alerting.impact import ImpactIndex
+from citytwin.alerting.routing import RoutingTable
+from citytwin.alerting.rulebook import Forecast, Rule, Rulebook
 
 #: (hazard, quantity, threshold, t_s) → footprint geometry in the twin CRS, or None.
 AreaProvider = Callable[[str, str, float, float], BaseGeometry | None]

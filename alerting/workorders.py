@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.events import WarningEvent
-from alerting.routing import RoutingTable
-from twin.errors import InputError
+from citytwin.alerting.events import WarningEvent
+from citytwin.alerting.routing import RoutingTable
+from citytwin.twin.errors import InputError
 
 #: action → (states it may be taken in, state it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -1,5 +1,9 @@
 """Meshes from the twin (terrain, extruded buildings) and 3D exchange formats."""
 
-from assets3d.meshes import buildings_mesh, export_glb, terrain_mesh
+if __name__ != "citytwin.assets3d":  # the repo root on sys.path must not shadow the installed root
+    raise ImportError(f"import citytwin.assets3d, not {__name__}: citytwin installs its packages "
+                      "under one root (pip install -e . , then import citytwin.assets3d)")
+
+from citytwin.assets3d.meshes import buildings_mesh, export_glb, terrain_mesh
 
 __all__ = ["buildings_mesh", "export_glb", "terrain_mesh"]

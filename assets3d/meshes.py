@@ -9,8 +9,8 @@ import numpy as np
 import shapely
 import trimesh
 
-from twin.model import CityTwin
-from twin.terrain import Terrain
+from citytwin.twin.model import CityTwin
+from citytwin.twin.terrain import Terrain
 
 
 def terrain_mesh(terrain: Terrain, stride: int = 1) -> trimesh.Trimesh:

@@ -3,7 +3,11 @@
 Importing this package registers every engine in ``ENGINES``.
 """
 
-from physics.base import (
+if __name__ != "citytwin.physics":  # the repo root on sys.path must not shadow the installed root
+    raise ImportError(f"import citytwin.physics, not {__name__}: citytwin installs its packages "
+                      "under one root (pip install -e . , then import citytwin.physics)")
+
+from citytwin.physics.base import (
     ENGINES,
     FieldGrid,
     HazardEngine,
@@ -12,10 +16,10 @@ from physics.base import (
     polygonize,
     register_engine,
 )
-from physics.dambreak import DamBreakFlood as DamBreakFlood  # registers "dam_break"
-from physics.flood import LocalInertialFlood as LocalInertialFlood  # registers "flood"
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
+from citytwin.physics.dambreak import DamBreakFlood as DamBreakFlood  # registers "dam_break"
+from citytwin.physics.flood import LocalInertialFlood as LocalInertialFlood  # registers "flood"
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
 
 __all__ = [
     "ENGINES",

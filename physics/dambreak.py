@@ -48,10 +48,10 @@ import rasterio.features
 from affine import Affine
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
-from physics.base import FieldGrid, QuantityInfo, as_points, grid_axes, register_engine
-from physics.flood import Hydrograph, LineInflow, LocalInertialFlood
-from physics.forcing import interp_scalar
-from twin.errors import InputError
+from citytwin.physics.base import FieldGrid, QuantityInfo, as_points, grid_axes, register_engine
+from citytwin.physics.flood import Hydrograph, LineInflow, LocalInertialFlood
+from citytwin.physics.forcing import interp_scalar
+from citytwin.twin.errors import InputError
 
 G_M_S2 = 9.81
 """Gravitational acceleration (m/s²), as in the regressions' SI forms."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from physics.gas import CH4_LEL_VOL_FRAC, CH4_UEL_VOL_FRAC, gas_density_kg_m3
+from citytwin.physics.gas import CH4_LEL_VOL_FRAC, CH4_UEL_VOL_FRAC, gas_density_kg_m3
 
 CH4_HEAT_OF_COMBUSTION_J_KG = 50.0e6
 """Methane lower heating value (J/kg)."""

@@ -76,18 +76,18 @@ import numpy as np
 from affine import Affine
 from numpy.typing import ArrayLike
 
-from physics import flood_kernels as fk
-from physics.base import (
+from citytwin.physics import flood_kernels as fk
+from citytwin.physics.base import (
     Bounds,
     HazardEngine,
     QuantityInfo,
     as_points,
     register_engine,
 )
-from physics.forcing import as_times_s
-from physics.numba_setup import KERNEL_LOCK
-from physics.rainfall import MM_H_TO_M_S, RainSeries
-from twin.errors import InputError
+from citytwin.physics.forcing import as_times_s
+from citytwin.physics.numba_setup import KERNEL_LOCK
+from citytwin.physics.rainfall import MM_H_TO_M_S, RainSeries
+from citytwin.twin.errors import InputError
 
 G_M_S2 = fk.G_M_S2
 

@@ -69,7 +69,7 @@ import math
 
 import numpy as np
 
-from physics.numba_setup import (  # noqa: F401  (numba re-exported for tests/benchmarks)
+from citytwin.physics.numba_setup import (  # noqa: F401  (numba re-exported for tests/benchmarks)
     BACKENDS,
     HAVE_NUMBA,
     njit,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from physics.gas import CH4_GAMMA, CH4_MOLAR_MASS_KG_MOL, R_J_MOL_K, STANDARD_PRESSURE_PA
+from citytwin.physics.gas import CH4_GAMMA, CH4_MOLAR_MASS_KG_MOL, R_J_MOL_K, STANDARD_PRESSURE_PA
 
 
 def critical_pressure_ratio(gamma: float = CH4_GAMMA) -> float:

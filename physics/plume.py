@@ -47,8 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from physics import puffsum
-from physics.base import (
+from citytwin.physics import puffsum
+from citytwin.physics.base import (
     Bounds,
     FieldGrid,
     HazardEngine,
@@ -57,20 +57,20 @@ from physics.base import (
     grid_axes,
     register_engine,
 )
-from physics.dispersion import (
+from citytwin.physics.dispersion import (
     briggs_coefficients,
     briggs_sigmas_from,
     check_stability,
     check_terrain,
 )
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.gas import (
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.gas import (
     CH4_LEL_VOL_FRAC,
     STANDARD_PRESSURE_PA,
     STANDARD_TEMPERATURE_K,
     gas_density_kg_m3,
 )
-from physics.numba_setup import BACKENDS, HAVE_NUMBA, njit
+from citytwin.physics.numba_setup import BACKENDS, HAVE_NUMBA, njit
 
 _NORM = 1.0 / (2.0 * math.pi) ** 1.5
 

@@ -27,7 +27,7 @@ import types
 
 import numpy as np
 
-from physics.numba_setup import (  # noqa: F401  (numba re-exported for benchmarks)
+from citytwin.physics.numba_setup import (  # noqa: F401  (numba re-exported for benchmarks)
     BACKENDS,
     HAVE_NUMBA,
     KERNEL_LOCK,

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from physics.forcing import as_times_s
-from twin.errors import InputError
+from citytwin.physics.forcing import as_times_s
+from citytwin.twin.errors import InputError
 
 MM_H_TO_M_S = 1.0 / 3.6e6
 """1 mm/h in m/s."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from twin.errors import InputError
-from twin.yamlfile import read_yaml_mapping
+from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import read_yaml_mapping
 
 #: Seconds per day (rates in the catalogue are per day; everything inside is SI).
 SECONDS_PER_DAY = 86_400.0
@@ -70,7 +70,7 @@ _SIGNED_FIELDS = ("range_min", "range_max")
 
 def default_catalogue_path() -> Path:
     """Path of the catalogue shipped in ``sensors_sim/data``."""
-    return Path(str(resources.files("sensors_sim") / "data" / DEFAULT_CATALOGUE))
+    return Path(str(resources.files("citytwin.sensors_sim") / "data" / DEFAULT_CATALOGUE))
 
 
 def load_catalogue(path: str | Path | None = None) -> dict[str, SensorType]:

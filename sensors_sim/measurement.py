@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensors_sim.catalogue import SECONDS_PER_DAY, SensorType
-from sensors_sim.network import CadenceGroup, SensorNetwork
-from twin.errors import InputError
-from twin.seeding import rng_for
+from citytwin.sensors_sim.catalogue import SECONDS_PER_DAY, SensorType
+from citytwin.sensors_sim.network import CadenceGroup, SensorNetwork
+from citytwin.twin.errors import InputError
+from citytwin.twin.seeding import rng_for
 
 #: Quality codes (the same numbers as ``alerting.observation``).
 QUALITY_OK = 0

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from sensors_sim.catalogue import SensorType, load_catalogue
-from twin.errors import InputError
-from twin.model import CityTwin
+from citytwin.sensors_sim.catalogue import SensorType, load_catalogue
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
 
 #: Columns of the sensor table, in order.
 COLUMNS = ("sensor_id", "type_id", "quantity", "unit", "x_m", "y_m", "z_m", "asset_network",

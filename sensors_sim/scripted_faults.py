@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from sensors_sim.measurement import QUALITY_OFFLINE, QUALITY_OK, QUALITY_STUCK
+from citytwin.sensors_sim.measurement import QUALITY_OFFLINE, QUALITY_OK, QUALITY_STUCK
 
 FAULT_KINDS = ("offline", "stuck", "false_alarm")
 FaultKind = Literal["offline", "stuck", "false_alarm"]

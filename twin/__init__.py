@@ -1,13 +1,17 @@
 """City twin: terrain, buildings, pipe networks and places in one projected CRS (metres)."""
 
-from twin.errors import InputError, TwinValidationError
-from twin.model import CityTwin
-from twin.network import PipeNetwork
-from twin.realcity import build_twin_from_files
-from twin.store import load_twin, save_twin
-from twin.synthetic import synthetic_city
-from twin.terrain import Terrain
-from twin.validation import validate_twin
+if __name__ != "citytwin.twin":  # the repo root on sys.path must not shadow the installed root
+    raise ImportError(f"import citytwin.twin, not {__name__}: citytwin installs its packages "
+                      "under one root (pip install -e . , then import citytwin.twin)")
+
+from citytwin.twin.errors import InputError, TwinValidationError
+from citytwin.twin.model import CityTwin
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.realcity import build_twin_from_files
+from citytwin.twin.store import load_twin, save_twin
+from citytwin.twin.synthetic import synthetic_city
+from citytwin.twin.terrain import Terrain
+from citytwin.twin.validation import validate_twin
 
 __all__ = [
     "CityTwin", "InputError", "PipeNetwork", "Terrain", "TwinValidationError",

@@ -24,10 +24,10 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import Resampling, reproject
 
-from twin.errors import TwinValidationError
-from twin.model import BUILDING_COLUMNS
-from twin.terrain import Terrain
-from twin.validation import _listing, check_crs
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.model import BUILDING_COLUMNS
+from citytwin.twin.terrain import Terrain
+from citytwin.twin.validation import _listing, check_crs
 
 try:  # GDAL errors raised while reading (truncated strips, bad tags)
     from rasterio._err import CPLE_BaseError as _GDALError

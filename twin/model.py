@@ -8,8 +8,8 @@ import geopandas as gpd
 import numpy as np
 from pyproj import CRS
 
-from twin.network import PipeNetwork
-from twin.terrain import Terrain
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.terrain import Terrain
 
 #: Columns of the buildings layer (besides geometry = footprint polygon).
 BUILDING_COLUMNS = ("id", "height_m", "floors", "use", "occupants", "year_built")

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from twin.errors import TwinValidationError
-from twin.loaders import buildings_from_footprints, load_dem, load_layer, parse_crs
-from twin.model import BUILDING_COLUMNS, CityTwin, empty_layer
-from twin.validation import validate_twin
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.loaders import buildings_from_footprints, load_dem, load_layer, parse_crs
+from citytwin.twin.model import BUILDING_COLUMNS, CityTwin, empty_layer
+from citytwin.twin.validation import validate_twin
 
 
 def build_twin_from_files(

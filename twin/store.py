@@ -40,12 +40,12 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 from rasterio.errors import RasterioError
 
-from twin.errors import TwinValidationError
-from twin.loaders import normalise_crs, rio_crs
-from twin.model import CityTwin
-from twin.network import PipeNetwork
-from twin.terrain import Terrain
-from twin.validation import validate_twin
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.loaders import normalise_crs, rio_crs
+from citytwin.twin.model import CityTwin
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.terrain import Terrain
+from citytwin.twin.validation import validate_twin
 
 try:
     from rasterio._err import CPLE_BaseError as _GDALError

@@ -23,10 +23,10 @@ from affine import Affine
 from pyproj import CRS
 from shapely.geometry import LineString, Point, Polygon
 
-from twin.model import BUILDING_COLUMNS, CityTwin
-from twin.network import PipeNetwork
-from twin.seeding import rng_for
-from twin.terrain import Terrain
+from citytwin.twin.model import BUILDING_COLUMNS, CityTwin
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.seeding import rng_for
+from citytwin.twin.terrain import Terrain
 
 CRS_EPSG = 32650
 ORIGIN_X_M = 400_000.0

@@ -33,16 +33,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from twin.errors import TwinValidationError
-from twin.model import (
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.model import (
     BUILDING_COLUMNS,
     PLACE_COLUMNS,
     PLACE_KINDS,
     RESERVOIR_COLUMNS,
     CityTwin,
 )
-from twin.network import LINK_COLUMNS, NODE_COLUMNS, PipeNetwork
-from twin.terrain import Terrain
+from citytwin.twin.network import LINK_COLUMNS, NODE_COLUMNS, PipeNetwork
+from citytwin.twin.terrain import Terrain
 
 #: Allowed geometry types per kind of layer (None: any type).
 _POLYGONAL = ("Polygon", "MultiPolygon")

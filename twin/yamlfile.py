@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from twin.errors import InputError
+from citytwin.twin.errors import InputError
 
 
 def parse_yaml_mapping(text: str, source: str, what: str) -> dict:

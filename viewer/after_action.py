@@ -25,18 +25,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scenarios.archive import read_manifest, read_table  # noqa: E402
-from scenarios.drill_plan import DrillPlan  # noqa: E402
-from scenarios.drill_score import (  # noqa: E402
+from citytwin.scenarios.drill.plan import DrillPlan  # noqa: E402
+from citytwin.scenarios.drill.score import (  # noqa: E402
     RATINGS,
     ActionSeen,
     WarningSeen,
     ratings,
     score,
 )
-from scenarios.scenario import clock_text  # noqa: E402
-from viewer.dossier import page  # noqa: E402
-from viewer.report import (  # noqa: E402
+from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
+from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
+from citytwin.viewer.dossier import page  # noqa: E402
+from citytwin.viewer.report import (  # noqa: E402
     LEVEL_COLOURS,
     _badge,
     _esc,

@@ -43,10 +43,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
-from alerting.events import CLOSING  # noqa: E402
-from scenarios.archive import SCHEMA, TABLES  # noqa: E402
-from twin.errors import InputError  # noqa: E402
-from viewer.report import (  # noqa: E402
+from citytwin.alerting.events import CLOSING  # noqa: E402
+from citytwin.scenarios.run.archive import SCHEMA, TABLES  # noqa: E402
+from citytwin.twin.errors import InputError  # noqa: E402
+from citytwin.viewer.report import (  # noqa: E402
     LEVEL_COLOURS,
     _badge,
     _clock,
@@ -57,7 +57,7 @@ from viewer.report import (  # noqa: E402
 )
 
 if TYPE_CHECKING:
-    from twin.model import CityTwin
+    from citytwin.twin.model import CityTwin
 
 DOSSIER_FORMAT = 1
 #: Readings shown before the first exceedance and after the end of an incident.

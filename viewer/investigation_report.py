@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alerting.events import CLOSING
-from viewer.dossier import page
-from viewer.report import LEVEL_COLOURS, _badge, _clock, _esc, _png, _scroll_table
+from citytwin.alerting.events import CLOSING
+from citytwin.viewer.dossier import page
+from citytwin.viewer.report import LEVEL_COLOURS, _badge, _clock, _esc, _png, _scroll_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scenarios.counterfactual import Investigation
+    from citytwin.scenarios.replay.counterfactual import Investigation
 
 
 def _t(t_s: float | None) -> str:
@@ -115,8 +115,8 @@ def work_order_table(inv: Investigation) -> str:
     """The response of the time beside the replay's: per work order of the time, when it was
     created, assigned, closed and escalated, and the same for the replay's order of the
     matching warning (matched through the warning diff)."""
-    from scenarios.replay import work_order_summary
-    from scenarios.replay_io import read_work_orders_file
+    from citytwin.scenarios.replay.readers import read_work_orders_file
+    from citytwin.scenarios.replay.session import work_order_summary
 
     then = work_order_summary(inv.incident.work_orders)
     now = work_order_summary(read_work_orders_file(inv.replay.archive_path))

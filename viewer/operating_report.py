@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from viewer.dossier import (  # noqa: E402
+from citytwin.viewer.dossier import (  # noqa: E402
     RunData,
     incidents,
     load_run,
@@ -60,7 +60,7 @@ from viewer.dossier import (  # noqa: E402
     section_table,
     stats,
 )
-from viewer.report import LEVEL_COLOURS, _clock, _png, _table  # noqa: E402
+from citytwin.viewer.report import LEVEL_COLOURS, _clock, _png, _table  # noqa: E402
 
 PERIODS = ("week", "month")
 REPORT_FORMAT = 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assets3d.meshes import buildings_mesh, terrain_mesh
-from twin.model import CityTwin
+from citytwin.assets3d.meshes import buildings_mesh, terrain_mesh
+from citytwin.twin.model import CityTwin
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no X server needed
 

@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
-from scenarios.archive import read_manifest, read_table  # noqa: E402
-from scenarios.scenario import clock_text  # noqa: E402
-from twin.model import CityTwin  # noqa: E402
+from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
+from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
+from citytwin.twin.model import CityTwin  # noqa: E402
 
 LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1e88e5", "yellow": "#fdd835",
                  "orange": "#fb8c00", "red": "#e53935"}

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from viewer.dossier import page  # noqa: E402
-from viewer.report import LEVEL_COLOURS, _png, _table  # noqa: E402
+from citytwin.viewer.dossier import page  # noqa: E402
+from citytwin.viewer.report import LEVEL_COLOURS, _png, _table  # noqa: E402
 
 
 def _s(v, spec: str = ".0f", unit: str = "") -> str:

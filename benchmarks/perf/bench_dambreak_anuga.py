@@ -48,7 +48,7 @@ import numpy as np
 from _common import machine_line
 from affine import Affine
 
-from physics.flood import LocalInertialFlood
+from citytwin.physics.flood import LocalInertialFlood
 
 VALIDATION_DIR = Path(__file__).resolve().parents[1] / "validation"
 if str(VALIDATION_DIR) not in sys.path:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from _common import machine_line
 
-from alerting import Engine, Observation, ObservationBatch, load_rulebook
-from alerting.platform import Platform, load_operations
+from citytwin.alerting import Engine, Observation, ObservationBatch, load_rulebook
+from citytwin.alerting.platform import Platform, load_operations
 
 
 def inventory(n: int) -> pd.DataFrame:

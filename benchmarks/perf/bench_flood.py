@@ -20,9 +20,9 @@ import numpy as np
 from _common import machine_line
 from affine import Affine
 
-from physics import flood_kernels as fk
-from physics.flood import LocalInertialFlood
-from physics.rainfall import RainSeries
+from citytwin.physics import flood_kernels as fk
+from citytwin.physics.flood import LocalInertialFlood
+from citytwin.physics.rainfall import RainSeries
 
 N = 1024
 N_NUMPY = 256

@@ -21,11 +21,11 @@ import simpy
 import yaml
 from _common import machine_line
 
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import parse_scenario
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import parse_scenario
 
-DEMO = Path(str(resources.files("scenarios").joinpath("data/gas_leak_drill.yaml")))
+DEMO = Path(str(resources.files("citytwin.scenarios").joinpath("data/gas_leak_drill.yaml")))
 
 
 def scenario(observations: str) -> dict:

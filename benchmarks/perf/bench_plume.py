@@ -22,9 +22,9 @@ import time
 import numpy as np
 from _common import machine_line
 
-from physics import puffsum
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
+from citytwin.physics import puffsum
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
 
 N_POINTS = 10_000
 REPEATS = 30

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from _common import machine_line
 
-from scenarios.replay import IncidentFeed, assign_streams, prepare_replay
-from scenarios.replay_io import read_incident, write_inventory_geojson
+from citytwin.scenarios.replay.readers import read_incident, write_inventory_geojson
+from citytwin.scenarios.replay.session import IncidentFeed, assign_streams, prepare_replay
 
 ANCHOR = pd.Timestamp("2026-06-01T05:30:00+08:00")
 CRS = "EPSG:32650"  # the synthetic city's
@@ -75,7 +75,7 @@ def main() -> None:
         inc = read_incident(path, inventory=folder / "sensors.geojson", twin_crs=CRS,
                             anchor=ANCHOR.to_pydatetime())
         t_import = time.perf_counter() - t0
-        from scenarios.kernel import simulate
+        from citytwin.scenarios.run.kernel import simulate
 
         rows = {}
         for archive in ("none", "all"):

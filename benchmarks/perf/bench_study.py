@@ -21,10 +21,10 @@ from pathlib import Path
 
 from _common import machine_line
 
-from scenarios.study import load_study, plan_members, run_member, run_study
-from scenarios.study_exec import local_executor
+from citytwin.scenarios.study.ensemble import load_study, plan_members, run_member, run_study
+from citytwin.scenarios.study.executor import local_executor
 
-STUDY = Path(str(resources.files("scenarios").joinpath("data/study_gas_leak.yaml")))
+STUDY = Path(str(resources.files("citytwin.scenarios").joinpath("data/study_gas_leak.yaml")))
 
 #: Member time by component: (label, (file, function)) — the function's inclusive time. The
 #: warning-area and snapshot rows are partly inside the sensor-tick and platform rows (the

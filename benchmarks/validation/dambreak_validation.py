@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from physics.dambreak import (
+from citytwin.physics.dambreak import (
     BreachSpec,
     LevelVolumeCurve,
     breach_hydrograph,
@@ -165,7 +165,7 @@ def teton_rows() -> list[dict]:
 
 
 def synthetic_rows() -> list[dict]:
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     twin = synthetic_city(seed=7, size="tiny")
     res_layer = twin.reservoirs.set_index("id")

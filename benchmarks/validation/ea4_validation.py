@@ -64,7 +64,7 @@ def skipped_rows(reason: str) -> list[dict]:
 
 def build_engine(case: EA4Case, cell_m: float, **kwargs):
     """The flood engine on a ``cell_m`` grid of the Test 4 floodplain."""
-    from physics.flood import Hydrograph, LineInflow, LocalInertialFlood
+    from citytwin.physics.flood import Hydrograph, LineInflow, LocalInertialFlood
 
     cols = round(case.width_m / cell_m)
     rows = round(case.height_m / cell_m)

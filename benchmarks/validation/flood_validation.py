@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from physics.flood import (
+from citytwin.physics.flood import (
     DrainInlets,
     Hydrograph,
     LineInflow,
@@ -38,7 +38,7 @@ from physics.flood import (
     PointInflow,
     StageBoundary,
 )
-from physics.rainfall import MM_H_TO_M_S, RainSeries, chicago_storm, chicago_total_mm
+from citytwin.physics.rainfall import MM_H_TO_M_S, RainSeries, chicago_storm, chicago_total_mm
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -102,7 +102,7 @@ def volume_balance() -> list[dict]:
             abs(mb.inflow_m3 / inflow_exact - 1.0) < 1e-12),
     ]
     # the synthetic city under a design storm
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     city = synthetic_city(seed=7, size="tiny")
     storm = chicago_storm(**BEIJING, return_period_yr=10.0, duration_s=3600.0)

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.terrain import Terrain
+from citytwin.twin.terrain import Terrain
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -101,7 +101,7 @@ def inlet_cells(case: MerewetherCase, blocked: np.ndarray) -> tuple[np.ndarray, 
 def inlet_inflows(case: MerewetherCase, blocked: np.ndarray) -> tuple:
     """The 19.7 m³/s inlet as one ``LineInflow`` per grid row of the inlet circle, each
     carrying the share of the open cells it covers (every cell gets the same rate)."""
-    from physics.flood import Hydrograph, LineInflow
+    from citytwin.physics.flood import Hydrograph, LineInflow
 
     xs, ys = inlet_cells(case, blocked)
     inflows = []
@@ -116,7 +116,7 @@ def inlet_inflows(case: MerewetherCase, blocked: np.ndarray) -> tuple:
 
 def build_engine(case: MerewetherCase, **kwargs):
     """The flood engine for the case (buildings and NODATA blocked, road friction, inlet)."""
-    from physics.flood import LocalInertialFlood
+    from citytwin.physics.flood import LocalInertialFlood
 
     blocked = case.blocked()
     z = np.where(np.isfinite(case.elevation_m), case.elevation_m,
@@ -182,7 +182,7 @@ def engine_config(engine) -> str:
 
 
 def _supports(option: str) -> bool:
-    from physics.flood import LocalInertialFlood
+    from citytwin.physics.flood import LocalInertialFlood
 
     return option in inspect.signature(LocalInertialFlood.__init__).parameters
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from physics.base import grid_axes, grid_points
-from physics.dispersion import briggs_sigmas
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
-from physics.stats import fac2, fractional_bias, nmse
+from citytwin.physics.base import grid_axes, grid_points
+from citytwin.physics.dispersion import briggs_sigmas
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
+from citytwin.physics.stats import fac2, fractional_bias, nmse
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alerting.rulebook import Rulebook
+from citytwin.alerting.rulebook import Rulebook
 
 
 def make_inventory(n: int, spacing_m: float = 1000.0) -> pd.DataFrame:

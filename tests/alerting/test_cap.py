@@ -12,8 +12,8 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from alerting import cap
-from alerting.cap import (
+from citytwin.alerting import cap
+from citytwin.alerting.cap import (
     CAP_NS,
     CapContext,
     CapInput,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from alerting.detector import LevelDetector
+from citytwin.alerting.detector import LevelDetector
 
 THRESHOLDS = np.array([10.0, 25.0, 50.0, 80.0])
 

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting import Engine, Observation, ObservationBatch, load_rulebook
-from alerting.rulebook import Rulebook
-from twin.errors import InputError
+from citytwin.alerting import Engine, Observation, ObservationBatch, load_rulebook
+from citytwin.alerting.rulebook import Rulebook
+from citytwin.twin.errors import InputError
 
 from .conftest import make_inventory, simple_rulebook
 
@@ -104,7 +104,7 @@ def test_unusable_quality_and_nan_are_skipped(inventory):
 
 
 def test_rulebook_errors_name_the_field(tmp_path):
-    from alerting.rulebook import load_rulebook
+    from citytwin.alerting.rulebook import load_rulebook
 
     p = tmp_path / "rb.yaml"
     p.write_text("name: x\nlevels: [blue, yellow, red]\nrules:\n"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import shapely
 
-from alerting import Engine, ObservationBatch
+from citytwin.alerting import Engine, ObservationBatch
 
 from .conftest import make_inventory, simple_rulebook
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting import Engine, Observation, ObservationBatch
-from alerting.cap import CapContext
-from alerting.platform import OperationsPolicy, Platform, load_operations
-from scenarios.archive import Archive, content_digest, read_table
+from citytwin.alerting import Engine, Observation, ObservationBatch
+from citytwin.alerting.cap import CapContext
+from citytwin.alerting.platform import OperationsPolicy, Platform, load_operations
+from citytwin.scenarios.run.archive import Archive, content_digest, read_table
 
 from .conftest import make_inventory, simple_rulebook
 
@@ -172,7 +172,7 @@ def test_streaming_and_batches_give_identical_archives_with_disorder(tmp_path_fa
 def test_reject_mode_refuses_disorder_and_leaves_state_untouched(tmp_path):
     p = make_platform()
     feed(p, ["S000"], [10], [30])
-    from twin.errors import InputError
+    from citytwin.twin.errors import InputError
 
     with pytest.raises(InputError, match="out-of-order observation for sensor S000"):
         feed(p, ["S001", "S000"], [20, 5], [90, 90])
@@ -185,8 +185,8 @@ def test_reject_mode_refuses_disorder_and_leaves_state_untouched(tmp_path):
 
 
 def test_operations_levels_are_checked_against_the_rulebook():
-    from alerting.rulebook import Rulebook
-    from twin.errors import InputError
+    from citytwin.alerting.rulebook import Rulebook
+    from citytwin.twin.errors import InputError
 
     three = Rulebook.model_validate({
         "name": "three", "levels": ["yellow", "orange", "red"],
@@ -209,7 +209,7 @@ def test_operations_levels_are_checked_against_the_rulebook():
 
 
 def test_a_forecast_only_hazard_is_a_self_checked_subsystem():
-    from alerting.rulebook import Rulebook
+    from citytwin.alerting.rulebook import Rulebook
 
     data = simple_rulebook().model_dump(mode="json")
     data["forecasts"] = [{"id": "flood_fc", "hazard": "dam_break", "quantity": "depth_m",

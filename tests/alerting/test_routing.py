@@ -2,8 +2,8 @@
 
 import pytest
 
-from alerting.routing import load_routing
-from twin.errors import InputError
+from citytwin.alerting.routing import load_routing
+from citytwin.twin.errors import InputError
 
 
 @pytest.fixture(scope="module")

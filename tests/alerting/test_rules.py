@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting import Engine, ObservationBatch
-from alerting.detection import DetectionState
-from alerting.detector import LevelDetector
-from alerting.rulebook import Rulebook
-from twin.errors import InputError
+from citytwin.alerting import Engine, ObservationBatch
+from citytwin.alerting.detection import DetectionState
+from citytwin.alerting.detector import LevelDetector
+from citytwin.alerting.rulebook import Rulebook
+from citytwin.twin.errors import InputError
 
 from .conftest import make_inventory
 
@@ -210,7 +210,7 @@ def test_forecast_level_is_capped_and_clears_when_no_longer_predicted():
 
 
 def test_protected_target_inside_lifts_level_and_population_too():
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     twin = synthetic_city(7, "tiny")
     target = twin.protected_targets.iloc[0]
@@ -258,7 +258,7 @@ def test_three_level_rulebook():
 def test_rulebook_rejects_inconsistent_rules(tmp_path, bad, match):
     import yaml
 
-    from alerting.rulebook import load_rulebook
+    from citytwin.alerting.rulebook import load_rulebook
 
     data = {"name": "x", "levels": LEVELS,
             "rules": [{"id": "base", **CH4, "thresholds": {"blue": 10}}], **bad}

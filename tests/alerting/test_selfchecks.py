@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE, QUALITY_OK
-from alerting.selfchecks import DAY_S, SelfCheckEvent, SelfCheckPolicy, SelfChecks
+from citytwin.alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE, QUALITY_OK
+from citytwin.alerting.selfchecks import DAY_S, SelfCheckEvent, SelfCheckPolicy, SelfChecks
 
 W = 600.0   # default confirm window
 

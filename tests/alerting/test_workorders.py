@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from alerting.events import WarningEvent
-from alerting.routing import load_routing
-from alerting.workorders import WorkOrderDesk, WorkOrderPolicy
+from citytwin.alerting.events import WarningEvent
+from citytwin.alerting.routing import load_routing
+from citytwin.alerting.workorders import WorkOrderDesk, WorkOrderPolicy
 
 LEVELS = ["blue", "yellow", "orange", "red"]
 HOUR, DAY = 3600.0, 86400.0

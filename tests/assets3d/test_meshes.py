@@ -5,8 +5,8 @@ import pytest
 import shapely
 import trimesh
 
-from assets3d import buildings_mesh, export_glb, terrain_mesh
-from twin.synthetic import synthetic_city
+from citytwin.assets3d import buildings_mesh, export_glb, terrain_mesh
+from citytwin.twin.synthetic import synthetic_city
 
 
 @pytest.fixture(scope="module")

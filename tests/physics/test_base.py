@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from shapely.geometry import Point
 
-from physics import ENGINES, GaussianPuffPlume, get_engine, register_engine
-from physics.base import FieldGrid, HazardEngine, grid_axes, polygonize
+from citytwin.physics import ENGINES, GaussianPuffPlume, get_engine, register_engine
+from citytwin.physics.base import FieldGrid, HazardEngine, grid_axes, polygonize
 
 
 def make_grid(values, res=10.0, x0=0.0, y_top=100.0):

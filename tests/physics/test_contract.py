@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from shapely.geometry import MultiPolygon, Point, Polygon
 
-from physics import ENGINES, HazardEngine, QuantityInfo
+from citytwin.physics import ENGINES, HazardEngine, QuantityInfo
 
 ENGINE_CLASSES = [ENGINES[kind] for kind in sorted(ENGINES)]
 
@@ -135,7 +135,7 @@ def test_default_bounds_hold_the_hazard(engine):
 
 
 def test_adaptive_footprint_resolution():
-    from physics.base import adaptive_resolution_m
+    from citytwin.physics.base import adaptive_resolution_m
 
     assert adaptive_resolution_m((0.0, 0.0, 100.0, 50.0)) == 5.0
     assert adaptive_resolution_m((0.0, 0.0, 8000.0, 100.0)) == 20.0

@@ -10,7 +10,7 @@ import pytest
 from affine import Affine
 from shapely.geometry import Polygon, box
 
-from physics.dambreak import (
+from citytwin.physics.dambreak import (
     BreachSpec,
     LevelVolumeCurve,
     breach_hydrograph,
@@ -18,8 +18,8 @@ from physics.dambreak import (
     peak_outflow_regressions,
     resolve_breach,
 )
-from physics.flood import Hydrograph
-from twin.errors import InputError
+from citytwin.physics.flood import Hydrograph
+from citytwin.twin.errors import InputError
 
 DX = 5.0
 
@@ -321,14 +321,14 @@ def test_inflow_that_overfills_the_curve_is_rejected():
 # ------------------------------------------------------------------ the dam_break engine
 @pytest.fixture(scope="module")
 def tiny_twin():
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     return synthetic_city(seed=7, size="tiny")
 
 
 def test_dam_break_flood_from_twin(tiny_twin):
-    from physics import ENGINES
-    from physics.dambreak import DamBreakFlood
+    from citytwin.physics import ENGINES
+    from citytwin.physics.dambreak import DamBreakFlood
 
     assert ENGINES["dam_break"] is DamBreakFlood
     flood = DamBreakFlood.from_twin(tiny_twin)
@@ -365,7 +365,7 @@ def test_dam_break_flood_from_twin(tiny_twin):
 
 
 def test_dam_break_flood_piping_and_bad_ids(tiny_twin):
-    from physics.dambreak import DamBreakFlood
+    from citytwin.physics.dambreak import DamBreakFlood
 
     flood = DamBreakFlood.from_twin(tiny_twin, mode="piping", buildings="none", drains=False)
     assert flood.breach.regime[0] == 1 and flood.breach.collapse_s is not None
@@ -380,8 +380,8 @@ def test_dam_break_flood_piping_and_bad_ids(tiny_twin):
 
 
 def test_dam_break_flood_activity_and_reservoir_level_field():
-    from physics.base import grid_axes
-    from physics.dambreak import DamBreakFlood
+    from citytwin.physics.base import grid_axes
+    from citytwin.physics.dambreak import DamBreakFlood
 
     flood = DamBreakFlood.example()
     res = flood.breach

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from physics.dispersion import briggs_sigmas, pasquill_stability_class
+from citytwin.physics.dispersion import briggs_sigmas, pasquill_stability_class
 
 # The table transcribed from PHYSICS.md, one formula per cell: (sigma_y(x), sigma_z(x)).
 TABLE = {

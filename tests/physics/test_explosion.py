@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from physics.explosion import (
+from citytwin.physics.explosion import (
     DAMAGE_LEVELS_KPA,
     EXPLOSIVE_RANGE_LEL_PCT,
     distance_for_overpressure_m,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from physics import flood_kernels as fk
-from physics.flood import (
+from citytwin.physics import flood_kernels as fk
+from citytwin.physics.flood import (
     DEFAULT_INLET_CAPACITY_M3_S,
     DrainInlets,
     Hydrograph,
@@ -19,8 +19,8 @@ from physics.flood import (
     hazard_class,
     hazard_rating,
 )
-from physics.rainfall import MM_H_TO_M_S, RainSeries, chicago_storm, chicago_total_mm
-from twin.errors import InputError
+from citytwin.physics.rainfall import MM_H_TO_M_S, RainSeries, chicago_storm, chicago_total_mm
+from citytwin.twin.errors import InputError
 
 G = 9.81
 BACKENDS = ["numba", "numpy"] if fk.HAVE_NUMBA else ["numpy"]
@@ -502,7 +502,7 @@ def test_non_finite_depths_stop_the_run(backend):
 # --------------------------------------------------------------------------- twin
 @pytest.fixture(scope="module")
 def city():
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     return synthetic_city(seed=7, size="tiny")
 

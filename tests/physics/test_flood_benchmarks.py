@@ -158,7 +158,7 @@ def test_merewether_coarsening_keeps_georeference(mw):
 @pytest.fixture(scope="module")
 def ea4_coarse(test4_dir):
     """EA Test 4 on a 20 m grid, the full 5 h, depths every 60 s at the six points."""
-    pytest.importorskip("physics.flood")
+    pytest.importorskip("citytwin.physics.flood")
     v = _module("ea4_validation")
     case = v.load_ea4(test4_dir)
     reference = v.read_stage_output(test4_dir / "reference" / "ea4-1m-acc.stage")
@@ -193,7 +193,7 @@ def test_ea4_coarse_volume(ea4_coarse):
 
 def test_merewether_coarse_run(merewether_dir):
     """4 m cells, 600 s: water reaches every observation point and the volume balances."""
-    pytest.importorskip("physics.flood")
+    pytest.importorskip("citytwin.physics.flood")
     v = _module("merewether_validation")
     case = v.load_merewether(merewether_dir).coarsened(4)
     blocked = case.blocked()

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
 
 
 def test_release_steps_and_exact_integral():

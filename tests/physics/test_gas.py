@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from physics.gas import (
+from citytwin.physics.gas import (
     CH4_LEL_IEC_VOL_FRAC,
     CH4_LEL_VOL_FRAC,
     CH4_UEL_VOL_FRAC,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from physics.leak import critical_pressure_ratio, orifice_mass_rate_kg_s
+from citytwin.physics.leak import critical_pressure_ratio, orifice_mass_rate_kg_s
 
 R = 8.314462618
 M = 0.01604

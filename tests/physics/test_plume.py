@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from shapely.geometry import Point
 
-from physics import puffsum
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.gas import kg_m3_to_ppm, ppm_to_lel_pct
-from physics.plume import GaussianPuffPlume
+from citytwin.physics import puffsum
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.gas import kg_m3_to_ppm, ppm_to_lel_pct
+from citytwin.physics.plume import GaussianPuffPlume
 
 
 def plume(**overrides) -> GaussianPuffPlume:
@@ -367,8 +367,8 @@ def test_constructor_errors():
 def test_forecast_copy_holds_the_wind_observed_now():
     """A forecast made at 600 s knows the westerly blowing then, not the later shift to a
     southerly that the scenario scripts for 1200 s (persistence)."""
-    from physics.forcing import ReleaseSchedule, WindSeries
-    from physics.plume import GaussianPuffPlume
+    from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+    from citytwin.physics.plume import GaussianPuffPlume
 
     wind = WindSeries(np.array([0.0, 1000.0, 1200.0]), np.array([3.0, 3.0, 3.0]),
                       np.array([270.0, 270.0, 180.0]))

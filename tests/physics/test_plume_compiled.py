@@ -17,11 +17,11 @@ import types
 import numpy as np
 import pytest
 
-from physics import forcing, puffsum
-from physics import plume as plume_mod
-from physics.base import HazardEngine, adaptive_resolution_m
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
+from citytwin.physics import forcing, puffsum
+from citytwin.physics import plume as plume_mod
+from citytwin.physics.base import HazardEngine, adaptive_resolution_m
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
 
 pytestmark = pytest.mark.skipif(not puffsum.HAVE_NUMBA, reason="numba not installed")
 

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from physics import puffsum
-from physics.base import grid_axes, grid_points
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
+from citytwin.physics import puffsum
+from citytwin.physics.base import grid_axes, grid_points
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
 
 # wind cases over one hour (urban terrain, 0.1 kg/s from t = 0)
 WIND_CASES = {

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from physics import puffsum
-from physics.puffsum import puff_concentration
+from citytwin.physics import puffsum
+from citytwin.physics.puffsum import puff_concentration
 
 needs_numba = pytest.mark.skipif(not puffsum.HAVE_NUMBA, reason="numba not installed")
 
@@ -138,7 +138,7 @@ def test_empty_inputs_and_backend_check():
 
 
 def test_one_numba_setup_for_all_kernels():
-    from physics import flood, flood_kernels, numba_setup, plume
+    from citytwin.physics import flood, flood_kernels, numba_setup, plume
 
     assert puffsum.BACKENDS is flood_kernels.BACKENDS is plume.BACKENDS is numba_setup.BACKENDS
     assert puffsum.KERNEL_LOCK is flood.KERNEL_LOCK is numba_setup.KERNEL_LOCK

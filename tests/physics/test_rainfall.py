@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from physics.rainfall import (
+from citytwin.physics.rainfall import (
     MM_H_TO_M_S,
     RainSeries,
     chicago_cumulative_mm,
@@ -13,7 +13,7 @@ from physics.rainfall import (
     chicago_total_mm,
     idf_intensity_mm_min,
 )
-from twin.errors import InputError
+from citytwin.twin.errors import InputError
 
 BEIJING = dict(A=10.662, C=0.811, b=8.0, n=0.711)  # GB 50014 commentary example, A in mm/min
 

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from physics.stats import fac2, fractional_bias, geometric_mean_bias, geometric_variance, nmse
+from citytwin.physics.stats import (
+    fac2,
+    fractional_bias,
+    geometric_mean_bias,
+    geometric_variance,
+    nmse,
+)
 
 
 def test_perfect_model():

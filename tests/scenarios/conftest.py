@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-DEMO = Path(str(resources.files("scenarios").joinpath("data/gas_leak_drill.yaml")))
+DEMO = Path(str(resources.files("citytwin.scenarios").joinpath("data/gas_leak_drill.yaml")))
 
 
 def short_scenario(**changes) -> dict:

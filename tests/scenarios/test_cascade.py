@@ -5,13 +5,13 @@ recorded as a chain; blast zones from TNT equivalence."""
 import numpy as np
 import pytest
 
-from physics.explosion import distance_for_overpressure_m
-from scenarios.archive import read_table
-from scenarios.cascade import GAS_QUANTITY
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
-from twin.errors import InputError
+from citytwin.physics.explosion import distance_for_overpressure_m
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.cascade import GAS_QUANTITY
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
+from citytwin.twin.errors import InputError
 
 from .conftest import short_scenario
 
@@ -79,9 +79,9 @@ def test_bad_cascades_name_the_field(write_scenario):
 def test_buildings_inside_uses_the_index_and_counts_like_a_full_scan():
     import shapely
 
-    from alerting.impact import ImpactIndex
-    from scenarios.cascade import blast_zones
-    from twin.synthetic import synthetic_city
+    from citytwin.alerting.impact import ImpactIndex
+    from citytwin.scenarios.run.cascade import blast_zones
+    from citytwin.twin.synthetic import synthetic_city
 
     twin = synthetic_city(7, "tiny")
     index = ImpactIndex(twin)

@@ -2,7 +2,7 @@
 
 import json
 
-from scenarios.cli import main
+from citytwin.scenarios.cli.main import main
 
 
 def test_build_gothenburg_twin_from_real_files(gothenburg_dir, tmp_path, capsys):

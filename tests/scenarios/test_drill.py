@@ -12,22 +12,22 @@ import pytest
 import simpy
 import yaml
 
-from scenarios.archive import read_table
-from scenarios.drill import load_players, run_drill
-from scenarios.drill_console import (
+from citytwin.scenarios.drill.console import (
     Command,
     CommandError,
     DrillConsole,
     make_command,
     parse_command,
 )
-from scenarios.drill_plan import load_plan, scaled_rain
-from scenarios.drill_score import ExpectedOutcome, rate
-from twin.errors import InputError
+from citytwin.scenarios.drill.director import load_players, run_drill
+from citytwin.scenarios.drill.plan import load_plan, scaled_rain
+from citytwin.scenarios.drill.score import ExpectedOutcome, rate
+from citytwin.scenarios.run.archive import read_table
+from citytwin.twin.errors import InputError
 
 from .conftest import short_scenario
 
-DATA = Path(str(resources.files("scenarios").joinpath("data")))
+DATA = Path(str(resources.files("citytwin.scenarios").joinpath("data")))
 CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"
 LEAK_SENSOR = "ch4-wells:GN00008"      # the valve well at the leak on the tiny city
 
@@ -95,7 +95,7 @@ def test_injects_fire_at_their_exact_drill_times(tmp_path):
 
 
 def test_real_time_pacing_keeps_the_inject_order_and_times(tmp_path, monkeypatch):
-    import scenarios.drill as drill_module
+    import citytwin.scenarios.drill.director as drill_module
 
     made = []
     real_make_env = drill_module.make_env

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from physics.flood import LocalInertialFlood, hazard_rating
-from scenarios.flood_impact import describe, flood_impact
-from twin.synthetic import synthetic_city
+from citytwin.physics.flood import LocalInertialFlood, hazard_rating
+from citytwin.scenarios.run.flood_impact import describe, flood_impact
+from citytwin.twin.synthetic import synthetic_city
 
 
 def test_a_still_pond_reaches_every_building_at_once_with_its_depth():
@@ -39,9 +39,9 @@ def test_forecasts_watch_a_place_inside_a_building_at_its_walls():
     point the pond around it reads 0 m; on the ring around the building it reads 0.4 m."""
     import shapely
 
-    from alerting.rulebook import Forecast
-    from scenarios.flood_impact import footprints_of, ring_points
-    from scenarios.kernel import FORECAST_RING_M, forecast_targets
+    from citytwin.alerting.rulebook import Forecast
+    from citytwin.scenarios.run.flood_impact import footprints_of, ring_points
+    from citytwin.scenarios.run.kernel import FORECAST_RING_M, forecast_targets
 
     twin = synthetic_city(7, "tiny")
     z = twin.terrain.elevation_m

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from scenarios.archive import read_manifest, read_table
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
-from twin.errors import InputError
+from citytwin.scenarios.run.archive import read_manifest, read_table
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
+from citytwin.twin.errors import InputError
 
 from .conftest import DEMO
 

@@ -7,12 +7,12 @@ import sqlite3
 import numpy as np
 import pytest
 
-from scenarios.archive import Archive, content_digest, read_manifest, read_table
-from scenarios.cli import main
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
-from sensors_sim.measurement import MeasurementModel
+from citytwin.scenarios.cli.main import main
+from citytwin.scenarios.run.archive import Archive, content_digest, read_manifest, read_table
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
+from citytwin.sensors_sim.measurement import MeasurementModel
 
 from .conftest import short_scenario
 
@@ -88,7 +88,7 @@ def test_archive_refuses_to_overwrite(tmp_path):
 
 def test_interrupted_run_leaves_a_readable_archive_marked_running(write_scenario, tmp_path,
                                                                  monkeypatch):
-    import scenarios.kernel as kernel
+    import citytwin.scenarios.run.kernel as kernel
 
     calls = {"n": 0}
     original = MeasurementModel.measure
@@ -144,8 +144,8 @@ def test_dem_without_crs_is_rejected_by_twin_build(tmp_path, capsys):
 def test_dangling_link_in_twin_is_rejected_before_any_archive(write_scenario, tmp_path, capsys):
     import geopandas as gpd
 
-    from twin.store import save_twin
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.store import save_twin
+    from citytwin.twin.synthetic import synthetic_city
 
     folder = save_twin(synthetic_city(7, "tiny"), tmp_path / "twin")
     links = gpd.read_file(folder / "layers.gpkg", layer="gas_links")

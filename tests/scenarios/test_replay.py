@@ -9,26 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.plume import GaussianPuffPlume
-from scenarios.archive import read_table
-from scenarios.counterfactual import (
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.plume import GaussianPuffPlume
+from citytwin.scenarios.replay.counterfactual import (
     Counterfactual,
     fit_gas_source,
     run_investigation,
 )
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.replay import add_replay_commands, prepare_replay, run_replay
-from scenarios.replay_io import export_incident, read_incident
-from scenarios.scenario import Weather, WindPoint, load_scenario
-from twin.errors import InputError
-from twin.synthetic import synthetic_city
-from viewer.investigation_report import investigation_html
+from citytwin.scenarios.replay.readers import export_incident, read_incident
+from citytwin.scenarios.replay.session import add_replay_commands, prepare_replay, run_replay
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import Weather, WindPoint, load_scenario
+from citytwin.twin.errors import InputError
+from citytwin.twin.synthetic import synthetic_city
+from citytwin.viewer.investigation_report import investigation_html
 
 from .conftest import short_scenario
 
-REVISED = str(resources.files("scenarios").joinpath("data/rulebook_revised.yaml"))
+REVISED = str(resources.files("citytwin.scenarios").joinpath("data/rulebook_revised.yaml"))
 SOURCE_XY = (400452.0, 3400202.0)  # valve well GN00008 near P-plaza, tiny city seed 7
 
 
@@ -338,7 +338,7 @@ def test_cli_bad_input_leaves_out_untouched(demo_archive, tmp_path):
 # --- cadence, anchors -----------------------------------------------------------------------
 
 def test_iso_rounded_times_snap_onto_a_fast_cadence():
-    from scenarios.replay_io import cadence_ticks, parse_times, snap_to_cadence
+    from citytwin.scenarios.replay.readers import cadence_ticks, parse_times, snap_to_cadence
 
     ticks = cadence_ticks(0.1, 60.0)  # summed like SimPy: 0.30000000000000004, …
     anchor = pd.Timestamp("2026-06-01T05:30:00+08:00")
@@ -399,7 +399,7 @@ def test_off_cadence_reading_is_refused_at_import(csv_folder, tmp_path):
 
 
 def test_numeric_times_without_anchor_show_t_plus_only(csv_folder, tmp_path):
-    from scenarios.replay import PLACEHOLDER_START
+    from citytwin.scenarios.replay.session import PLACEHOLDER_START
 
     anchor = pd.Timestamp(json.loads((csv_folder / "incident.json").read_text())["anchor"])
     obs = pd.read_csv(csv_folder / "observations.csv", dtype=str, keep_default_na=False)
@@ -433,7 +433,10 @@ def test_numeric_times_without_anchor_show_t_plus_only(csv_folder, tmp_path):
 def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive, tmp_path):
     import inspect
 
-    from scenarios import cascade, counterfactual, replay, replay_io
+    from citytwin.scenarios.replay import counterfactual
+    from citytwin.scenarios.replay import readers as replay_io
+    from citytwin.scenarios.replay import session as replay
+    from citytwin.scenarios.run import cascade
 
     assert "read_sql" not in inspect.getsource(replay_io)
     assert "GAS_QUANTITY = " not in inspect.getsource(counterfactual)
@@ -452,8 +455,8 @@ def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive,
 
 def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_archive, csv_folder,
                                                                       tmp_path):
-    from scenarios.replay import work_order_summary
-    from scenarios.replay_io import read_work_orders_file
+    from citytwin.scenarios.replay.readers import read_work_orders_file
+    from citytwin.scenarios.replay.session import work_order_summary
 
     then = read_incident(demo_archive).work_orders
     events = read_table(demo_archive, "work_order_events")
@@ -483,7 +486,7 @@ def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_arch
 
 
 def test_bad_warnings_of_the_time_name_file_field_and_row(tmp_path):
-    from scenarios.replay_io import read_warnings_file
+    from citytwin.scenarios.replay.readers import read_warnings_file
 
     bad = tmp_path / "w.csv"
     bad.write_text("warning_id,event,time,level_name\nW-1,raised,10,red\nW-1,vanished,20,red\n")
@@ -591,8 +594,8 @@ def test_group_intervals_are_archived_and_resolved_once_per_group(demo_archive, 
     import shutil
     import sqlite3
 
-    from scenarios.archive import read_manifest
-    from scenarios.replay_io import group_intervals
+    from citytwin.scenarios.replay.readers import group_intervals
+    from citytwin.scenarios.run.archive import read_manifest
 
     assert read_manifest(demo_archive)["group_intervals_s"] == {"ch4-wells": 10.0}
     inc = read_incident(demo_archive)
@@ -604,7 +607,7 @@ def test_group_intervals_are_archived_and_resolved_once_per_group(demo_archive, 
         db.execute("DELETE FROM manifest WHERE key = 'group_intervals_s'")
     pd.testing.assert_frame_equal(read_incident(old).sensors, inc.sensors)
     # no interval anywhere: the default of the type in the scenario's own catalogue
-    text = resources.files("sensors_sim").joinpath("data/catalogue.yaml").read_text()
+    text = resources.files("citytwin.sensors_sim").joinpath("data/catalogue.yaml").read_text()
     cat = tmp_path / "cat.yaml"
     cat.write_text(text.replace("interval_s: 10.0             # drill cadence",
                                 "interval_s: 7.0  #", 1))
@@ -625,9 +628,9 @@ def test_cli_replays_an_external_incident_on_a_saved_twin(csv_folder, tmp_path, 
     inventory's CRS and for the replay."""
     import shutil
 
-    import scenarios.prepare
-    import twin.store
-    from twin.store import save_twin
+    import citytwin.scenarios.run.prepare as prepare_mod
+    import citytwin.twin.store as store_mod
+    from citytwin.twin.store import save_twin
 
     save_twin(synthetic_city(7, "tiny"), tmp_path / "twin")
     inc = tmp_path / "external"
@@ -635,14 +638,14 @@ def test_cli_replays_an_external_incident_on_a_saved_twin(csv_folder, tmp_path, 
     for name in ("observations.csv", "sensors.geojson"):
         shutil.copy(csv_folder / name, inc / name)
     loads = []
-    real = twin.store.load_twin
+    real = store_mod.load_twin
 
     def counting(folder):
         loads.append(folder)
         return real(folder)
 
-    monkeypatch.setattr(twin.store, "load_twin", counting)
-    monkeypatch.setattr(scenarios.prepare, "load_twin", counting)
+    monkeypatch.setattr(store_mod, "load_twin", counting)
+    monkeypatch.setattr(prepare_mod, "load_twin", counting)
     p = argparse.ArgumentParser()
     add_replay_commands(p.add_subparsers(dest="command"))
     args = p.parse_args(["replay", "run", str(inc / "observations.csv"), "--inventory",
@@ -658,7 +661,7 @@ def test_cli_replays_an_external_incident_on_a_saved_twin(csv_folder, tmp_path, 
 
 
 def test_level_first_is_the_first_time_at_or_above_each_level():
-    from scenarios.replay import level_first
+    from citytwin.scenarios.replay.session import level_first
 
     levels = ["blue", "yellow", "orange", "red"]
     got = level_first(levels, [50.0, 10.0, 30.0, 40.0], [2, 1, 3, 1])

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from alerting.observation import ObservationBatch
-from scenarios.archive import read_table
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
+from citytwin.alerting.observation import ObservationBatch
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
 
 from .conftest import short_scenario
 
@@ -103,8 +103,8 @@ def test_scripted_faults_override_the_measurements(write_scenario, tmp_path):
 
 
 def test_a_false_alarm_is_received_even_when_the_sensor_dropped_that_reading():
-    from sensors_sim.measurement import QUALITY_CLIPPED, QUALITY_DROPPED, QUALITY_OFFLINE
-    from sensors_sim.scripted_faults import ScriptedFaults
+    from citytwin.sensors_sim.measurement import QUALITY_CLIPPED, QUALITY_DROPPED, QUALITY_OFFLINE
+    from citytwin.sensors_sim.scripted_faults import ScriptedFaults
 
     f = ScriptedFaults(["s0", "s1", "s2"])
     f.add("false_alarm", ["s0", "s1"], 10, 20, value=50.0)
@@ -127,7 +127,7 @@ def test_a_false_alarm_is_received_even_when_the_sensor_dropped_that_reading():
 
 
 def test_fault_errors_name_the_problem(write_scenario):
-    from sensors_sim.scripted_faults import ScriptedFaults
+    from citytwin.sensors_sim.scripted_faults import ScriptedFaults
 
     f = ScriptedFaults(["s1", "s2"])
     with pytest.raises(KeyError, match="nope"):

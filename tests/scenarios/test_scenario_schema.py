@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scenarios.scenario import load_scenario, parse_scenario
-from twin.errors import InputError
+from citytwin.scenarios.spec.scenario import load_scenario, parse_scenario
+from citytwin.twin.errors import InputError
 
-DEMO = Path(str(resources.files("scenarios").joinpath("data/gas_leak_drill.yaml")))
+DEMO = Path(str(resources.files("citytwin.scenarios").joinpath("data/gas_leak_drill.yaml")))
 
 
 @pytest.fixture

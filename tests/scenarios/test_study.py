@@ -12,14 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scenarios.study import (
-    add_study_commands,
-    apply_path,
-    load_study,
-    plan_members,
-    run_study,
-)
-from scenarios.study_aggregate import (
+from citytwin.scenarios.study.aggregate import (
     bootstrap_median_difference,
     compare,
     distribution,
@@ -29,16 +22,23 @@ from scenarios.study_aggregate import (
     probability_map,
     wilson_interval,
 )
-from scenarios.study_exec import SerialExecutor, local_executor
-from scenarios.study_metrics import (
+from citytwin.scenarios.study.ensemble import (
+    add_study_commands,
+    apply_path,
+    load_study,
+    plan_members,
+    run_study,
+)
+from citytwin.scenarios.study.executor import SerialExecutor, local_executor
+from citytwin.scenarios.study.metrics import (
     ExposureIndex,
     detection_events,
     exposure,
     make_grid,
     member_metrics,
 )
-from twin.errors import InputError
-from twin.seeding import rng_for
+from citytwin.twin.errors import InputError
+from citytwin.twin.seeding import rng_for
 
 from .conftest import DEMO
 
@@ -176,7 +176,7 @@ def test_unknown_parameter_path_names_the_study_file_and_field(write_study, path
     study_file = write_study(data)
     with pytest.raises(InputError) as err:
         members = plan_members(load_study(study_file))
-        from scenarios.study import validate_members
+        from citytwin.scenarios.study.ensemble import validate_members
 
         validate_members(load_study(study_file), members)
     assert err.value.source == str(study_file)
@@ -320,8 +320,8 @@ def _warning(t, wid, event, hazard="gas_leak", level=1):
 
 
 def test_only_warnings_of_the_hazard_after_its_start_count_as_detections(monkeypatch):
-    import scenarios.study_metrics as sm
-    from alerting.rulebook import load_rulebook
+    import citytwin.scenarios.study.metrics as sm
+    from citytwin.alerting.rulebook import load_rulebook
 
     warnings = [_warning(300, "W1", "raised"),                  # noise before the leak
                 _warning(400, "W1", "cleared", level=0),
@@ -486,7 +486,7 @@ def test_changed_parameters_are_recomputed(write_study, tmp_path):
 
 def test_edited_settings_files_and_another_code_version_rerun_members(write_study, tmp_path,
                                                                      monkeypatch):
-    rulebook = yaml.safe_load(resources.files("alerting").joinpath(
+    rulebook = yaml.safe_load(resources.files("citytwin.alerting").joinpath(
         "data/default_rulebook.yaml").read_text())
     rb_path = tmp_path / "my_rulebook.yaml"
     rb_path.write_text(yaml.safe_dump(rulebook, sort_keys=False))
@@ -507,13 +507,13 @@ def test_edited_settings_files_and_another_code_version_rerun_members(write_stud
     assert second.members[0].param_hash != m.param_hash
     assert second.computed == [m.member_id] and second.reused == []
     # Routing, operations and catalogue files, and the code version, are in the hash too.
-    import scenarios.study as study_mod
+    import citytwin.scenarios.study.ensemble as study_mod
 
     monkeypatch.setattr(study_mod, "code_version", lambda: "999.0")
     assert plan_members(load_study(study_file))[0].param_hash != second.members[0].param_hash
     monkeypatch.undo()
     routing = tmp_path / "routing.yaml"
-    routing.write_text(resources.files("alerting").joinpath(
+    routing.write_text(resources.files("citytwin.alerting").joinpath(
         "data/default_routing.yaml").read_text())
     data["overrides"]["routing"] = "routing.yaml"  # relative to the base scenario
     data["base"] = yaml.safe_load(DEMO.read_text())  # inline: relative to the study file
@@ -583,7 +583,7 @@ def test_cli_study_run_and_report(write_study, tmp_path, capsys):
 
 
 def _plan_and_validate(study_file):
-    from scenarios.study import validate_members
+    from citytwin.scenarios.study.ensemble import validate_members
 
     study = load_study(study_file)
     validate_members(study, plan_members(study))

@@ -5,12 +5,12 @@ import hashlib
 
 import yaml
 
-from alerting.cap import check_cap_structure, validate_cap
-from scenarios.archive import read_table
-from scenarios.cli import main
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
+from citytwin.alerting.cap import check_cap_structure, validate_cap
+from citytwin.scenarios.cli.main import main
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
 
 from .conftest import short_scenario
 

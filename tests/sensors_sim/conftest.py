@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sensors_sim.catalogue import SensorType, load_catalogue
+from citytwin.sensors_sim.catalogue import SensorType, load_catalogue
+from citytwin.twin.model import CityTwin
 from tests.sensors_sim.support import make_tiny_twin
-from twin.model import CityTwin
 
 
 @pytest.fixture(scope="session")

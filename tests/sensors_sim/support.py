@@ -11,10 +11,10 @@ from affine import Affine
 from pyproj import CRS
 from shapely.geometry import LineString, Point
 
-from sensors_sim.catalogue import SensorType
-from twin.model import CityTwin
-from twin.network import PipeNetwork
-from twin.terrain import Terrain
+from citytwin.sensors_sim.catalogue import SensorType
+from citytwin.twin.model import CityTwin
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.terrain import Terrain
 
 EPSG = 32650  # WGS 84 / UTM zone 50N: projected, metres
 X0, Y0 = 400_000.0, 3_500_000.0  # upper-left corner of the tiny terrain

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sensors_sim.catalogue import (
+from citytwin.sensors_sim.catalogue import (
     ENTRY_FIELDS,
     SensorType,
     default_catalogue_path,
     load_catalogue,
     parse_sensor_type,
 )
-from twin.errors import InputError
+from citytwin.twin.errors import InputError
 
 EXPECTED = {
     "methane_detector": ("ch4_lel_pct", "%LEL"),
@@ -67,7 +67,7 @@ def test_heat_detector_lag_follows_rti(catalogue):
 
 
 def test_default_rulebook_names_catalogue_types_with_same_quantity_and_unit(catalogue):
-    path = Path(str(resources.files("alerting") / "data" / "default_rulebook.yaml"))
+    path = Path(str(resources.files("citytwin.alerting") / "data" / "default_rulebook.yaml"))
     if not path.is_file():
         pytest.skip("alerting default rulebook not present")
     rules = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sensors_sim import measurement as msr
-from sensors_sim.measurement import (
+from citytwin.sensors_sim import measurement as msr
+from citytwin.sensors_sim.measurement import (
     QUALITY_CLIPPED,
     QUALITY_DROPPED,
     QUALITY_OFFLINE,
@@ -18,10 +18,10 @@ from sensors_sim.measurement import (
     draw_episodes,
     expected_offline_fraction,
 )
-from sensors_sim.network import SensorNetwork
+from citytwin.sensors_sim.network import SensorNetwork
+from citytwin.twin.errors import InputError
+from citytwin.twin.seeding import rng_for
 from tests.sensors_sim.support import gauge, gauge_records
-from twin.errors import InputError
-from twin.seeding import rng_for
 
 DAY_S = 86_400.0
 
@@ -42,7 +42,7 @@ def _run(model: MeasurementModel, times_s: np.ndarray, truth) -> dict[str, np.nd
 
 
 def test_quality_codes_match_alerting():
-    obs = pytest.importorskip("alerting.observation")
+    obs = pytest.importorskip("citytwin.alerting.observation")
     for name in ("QUALITY_OK", "QUALITY_CLIPPED", "QUALITY_DROPPED", "QUALITY_OFFLINE",
                  "QUALITY_STUCK"):
         assert getattr(msr, name) == getattr(obs, name)

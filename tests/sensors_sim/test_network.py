@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensors_sim.network import COLUMNS, SensorNetwork, place_on_network_nodes
+from citytwin.sensors_sim.network import COLUMNS, SensorNetwork, place_on_network_nodes
+from citytwin.twin.errors import InputError
 from tests.sensors_sim.support import EPSG, gauge, gauge_records
-from twin.errors import InputError
 
 
 def _rec(sid: str, **kw: object) -> dict:

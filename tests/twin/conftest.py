@@ -14,9 +14,9 @@ from affine import Affine
 from pyproj import CRS
 from shapely.geometry import LineString, Point
 
-from twin.model import CityTwin
-from twin.network import PipeNetwork
-from twin.terrain import Terrain
+from citytwin.twin.model import CityTwin
+from citytwin.twin.network import PipeNetwork
+from citytwin.twin.terrain import Terrain
 
 #: SWEREF99 TM: projected, metres.
 EPSG = 3006

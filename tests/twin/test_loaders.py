@@ -15,9 +15,9 @@ from pyproj import CRS, Transformer
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import Point, Polygon
 
-from twin.errors import TwinValidationError
-from twin.loaders import buildings_from_footprints, load_dem, load_layer
-from twin.terrain import Terrain
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.loaders import buildings_from_footprints, load_dem, load_layer
+from citytwin.twin.terrain import Terrain
 
 X0, Y0 = 500_000.0, 6_400_000.0
 GRID = Affine(1.0, 0.0, X0, 0.0, -1.0, Y0)  # 1 m cells, 40 × 50

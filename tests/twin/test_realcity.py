@@ -11,10 +11,10 @@ import shapely
 from affine import Affine
 from pyproj import CRS
 
-from twin.errors import TwinValidationError
-from twin.realcity import build_twin_from_files
-from twin.store import load_twin, save_twin
-from twin.validation import validate_twin
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.realcity import build_twin_from_files
+from citytwin.twin.store import load_twin, save_twin
+from citytwin.twin.validation import validate_twin
 
 X0, Y0 = 500_000.0, 6_400_000.0
 GRID = Affine(2.0, 0.0, X0, 0.0, -2.0, Y0)  # 2 m cells, 30 × 40 → 80 m × 60 m

@@ -14,11 +14,11 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 from shapely.geometry import MultiPolygon, box
 
-import twin.store as store
-from twin.errors import TwinValidationError
-from twin.model import CityTwin
-from twin.store import load_twin, save_twin
-from twin.synthetic import synthetic_city
+import citytwin.twin.store as store
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.model import CityTwin
+from citytwin.twin.store import load_twin, save_twin
+from citytwin.twin.synthetic import synthetic_city
 
 
 def raises(match: str):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 
-from twin.synthetic import SIZES_M, synthetic_city
+from citytwin.twin.synthetic import SIZES_M, synthetic_city
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,6 @@ def test_larger_sizes_scale_and_bad_size_is_rejected():
 
 
 def test_passes_twin_validation_without_warnings(city):
-    from twin.validation import validate_twin
+    from citytwin.twin.validation import validate_twin
 
     assert validate_twin(city, "synthetic") == []

@@ -13,10 +13,10 @@ from affine import Affine
 from pyproj import CRS
 from shapely.geometry import LineString, Point, Polygon
 
-from twin.errors import TwinValidationError
-from twin.synthetic import synthetic_city
-from twin.terrain import Terrain
-from twin.validation import validate_twin
+from citytwin.twin.errors import TwinValidationError
+from citytwin.twin.synthetic import synthetic_city
+from citytwin.twin.terrain import Terrain
+from citytwin.twin.validation import validate_twin
 
 SRC = "city.gpkg"
 

@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 import shapely
 
-from scenarios.archive import SCHEMA
-from twin.errors import InputError
-from viewer.dossier import build_dossiers, load_run, stats, wall_clock
+from citytwin.scenarios.run.archive import SCHEMA
+from citytwin.twin.errors import InputError
+from citytwin.viewer.dossier import build_dossiers, load_run, stats, wall_clock
 
 START = "2026-06-01T05:30:00+08:00"
 DURATION_S = 14400.0
@@ -385,7 +385,7 @@ def test_html_is_self_contained_with_every_section(archive, tmp_path):
 
 
 def test_map_over_the_twin(tmp_path):
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.synthetic import synthetic_city
 
     archive = make_archive(tmp_path / "archive.sqlite")
     paths = build_dossiers(archive, tmp_path / "d", twin=synthetic_city(7, "small"))
@@ -488,7 +488,7 @@ def test_a_warning_raised_again_after_its_all_clear_is_open(tmp_path):
 
 
 def test_pushes_none_delivered(tmp_path):
-    from viewer.operating_report import operating_report
+    from citytwin.viewer.operating_report import operating_report
 
     archive = make_archive(tmp_path / "archive.sqlite")
     db = sqlite3.connect(archive)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from viewer.investigation_report import level_steps
+from citytwin.viewer.investigation_report import level_steps
 
 
 def test_level_steps_follow_open_warnings():

@@ -8,14 +8,14 @@ from datetime import date
 
 import pytest
 
-from tests.viewer.test_dossier import S4, S5, make_archive
-from twin.errors import InputError
-from viewer.operating_report import (
+from citytwin.twin.errors import InputError
+from citytwin.viewer.operating_report import (
     operating_report,
     period_key,
     period_label,
     write_operating_report,
 )
+from tests.viewer.test_dossier import S4, S5, make_archive
 
 SECTIONS = ("Summary", "Warnings by hazard and level", "Time to first warning", "Work orders",
             "Overdue", "Escalations", "Cancelled warnings (false alarms)",
@@ -201,7 +201,7 @@ def test_the_same_archive_given_twice_counts_once(archive):
 def test_alarm_episodes_merge_rules_of_one_sensor():
     import pandas as pd
 
-    from viewer.operating_report import alarm_episodes
+    from citytwin.viewer.operating_report import alarm_episodes
 
     alarms = pd.DataFrame(
         [(1, 10.0, "s1", "level", "gas_leak", 0, 2), (2, 10.0, "s1", "rate", "gas_leak", 0, 1),
@@ -216,7 +216,7 @@ def test_alarm_episodes_merge_rules_of_one_sensor():
 def test_each_finding_is_cleared_by_the_next_all_clear_of_its_check_and_subject():
     import pandas as pd
 
-    from viewer.operating_report import _all_clears
+    from citytwin.viewer.operating_report import _all_clears
 
     checks = pd.DataFrame(
         [(1, 10.0, "offline", "s1", "raised"), (2, 15.0, "offline", "s2", "raised"),
@@ -235,11 +235,11 @@ def test_a_real_run_archive(tmp_path):
 
     import yaml
 
-    from scenarios.kernel import simulate
-    from scenarios.prepare import prepare
-    from scenarios.scenario import load_scenario
+    from citytwin.scenarios.run.kernel import simulate
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.scenarios.spec.scenario import load_scenario
+    from citytwin.viewer.dossier import build_dossiers
     from tests.scenarios.conftest import short_scenario
-    from viewer.dossier import build_dossiers
 
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(short_scenario()))

@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from scenarios.kernel import simulate
-from scenarios.prepare import prepare
-from scenarios.scenario import load_scenario
+from citytwin.scenarios.run.kernel import simulate
+from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.spec.scenario import load_scenario
 from tests.scenarios.conftest import short_scenario
 
 
@@ -25,7 +25,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_report_has_timeline_warnings_and_plots(finished_run):
-    from viewer.report import write_report
+    from citytwin.viewer.report import write_report
 
     run, result = finished_run
     html = write_report(result.archive_path, run.twin,
@@ -42,7 +42,7 @@ def test_render_writes_a_picture_of_the_plume(finished_run):
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from PIL import Image
 
-    from viewer.render import load_fields, render_run
+    from citytwin.viewer.render import load_fields, render_run
 
     run, result = finished_run
     t_s, fields = load_fields(result.run_dir / "hazard_field.npz")

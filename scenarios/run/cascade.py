@@ -21,18 +21,23 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from alerting.impact import ImpactIndex
-from physics.explosion import (
+from citytwin.alerting.impact import ImpactIndex
+from citytwin.physics.explosion import (
     DAMAGE_LEVELS_KPA,
     EXPLOSIVE_RANGE_LEL_PCT,
     distance_for_overpressure_m,
     methane_in_space_kg,
     tnt_equivalent_kg,
 )
-from scenarios.scenario import DamBreakHazard, GasExplosionCascade, GasPlumeHazard, Scenario
-from twin.errors import InputError
-from twin.model import CityTwin
-from twin.seeding import rng_for
+from citytwin.scenarios.spec.scenario import (
+    DamBreakHazard,
+    GasExplosionCascade,
+    GasPlumeHazard,
+    Scenario,
+)
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
+from citytwin.twin.seeding import rng_for
 
 #: The quantity a gas-explosion cascade watches.
 GAS_QUANTITY = "ch4_lel_pct"

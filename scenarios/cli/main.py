@@ -9,7 +9,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from twin.errors import InputError
+from citytwin.twin.errors import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -18,7 +18,7 @@ def print_timeline(result, scenario, out=sys.stdout) -> None:
     """A readable timeline: simulated time, wall-clock time of the scenario, what happened."""
     from datetime import timedelta
 
-    from scenarios.scenario import clock_text
+    from citytwin.scenarios.spec.scenario import clock_text
 
     print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
     for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
@@ -27,7 +27,7 @@ def print_timeline(result, scenario, out=sys.stdout) -> None:
 
 
 def _progress_printer(stream=sys.stderr):
-    from scenarios.scenario import clock_text
+    from citytwin.scenarios.spec.scenario import clock_text
 
     wall0 = time.perf_counter()
 
@@ -43,10 +43,10 @@ def _progress_printer(stream=sys.stderr):
 def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: bool | None = None,
                       render: bool | None = None, quiet: bool = False):
     """Validate, prepare, simulate and write outputs for one scenario file."""
-    from alerting.cap import STATUS_BY_MODE
-    from scenarios.kernel import simulate
-    from scenarios.prepare import prepare
-    from scenarios.scenario import load_scenario
+    from citytwin.alerting.cap import STATUS_BY_MODE
+    from citytwin.scenarios.run.kernel import simulate
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.scenarios.spec.scenario import load_scenario
 
     scenario = load_scenario(path)
     run = prepare(scenario, source=str(path), base_dir=path.parent)
@@ -57,19 +57,19 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
                       progress=None if quiet else _progress_printer())
     print_timeline(result, scenario)
     if report if report is not None else scenario.outputs.report:
-        from viewer.report import write_report
+        from citytwin.viewer.report import write_report
 
         path_html = write_report(result.archive_path, run.twin, out_dir / "report.html")
         print(f"\nReport: {path_html}")
     if render if render is not None else scenario.outputs.render:
-        from viewer.render import render_run
+        from citytwin.viewer.render import render_run
 
         floods = any(h.kind in ("urban_flood", "dam_break") for h in scenario.hazards)
         png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png",
                          crop_m=None if floods else 500.0)  # floods: the whole valley
         print(f"Render: {png}")
     if scenario.outputs.dossiers:
-        from viewer.dossier import build_dossiers
+        from citytwin.viewer.dossier import build_dossiers
 
         dossiers = build_dossiers(result.archive_path, out_dir / "dossiers", twin=run.twin)
         print(f"Dossiers: {len(dossiers)} files in {out_dir / 'dossiers'}")
@@ -85,7 +85,7 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
 
 
 def cmd_demo(args) -> int:
-    path = Path(str(resources.files("scenarios").joinpath("data/gas_leak_drill.yaml")))
+    path = Path(str(resources.files("citytwin.scenarios").joinpath("data/gas_leak_drill.yaml")))
     print("citytwin demo: gas-leak drill on the synthetic city\n")
     run_scenario_file(path, Path(args.out), overwrite=True, quiet=args.quiet)
     return EXIT_OK
@@ -100,8 +100,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from scenarios.prepare import prepare
-    from scenarios.scenario import load_scenario
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.scenarios.spec.scenario import load_scenario
 
     path = Path(args.scenario)
     scenario = load_scenario(path)
@@ -113,9 +113,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_twin_build(args) -> int:
-    from twin.realcity import build_twin_from_files
-    from twin.store import save_twin
-    from twin.synthetic import synthetic_city
+    from citytwin.twin.realcity import build_twin_from_files
+    from citytwin.twin.store import save_twin
+    from citytwin.twin.synthetic import synthetic_city
 
     if args.synthetic is not None:
         size = float(args.size) if args.size.replace(".", "", 1).isdigit() else args.size
@@ -135,7 +135,7 @@ def cmd_twin_build(args) -> int:
 
 
 def cmd_twin_info(args) -> int:
-    from twin.store import load_twin
+    from citytwin.twin.store import load_twin
 
     twin = load_twin(args.folder)
     print(json.dumps(twin.summary(), indent=2))
@@ -143,7 +143,7 @@ def cmd_twin_info(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from viewer.operating_report import operating_report, report_html
+    from citytwin.viewer.operating_report import operating_report, report_html
 
     out = Path(args.out)
     report = operating_report(args.archives, period=args.period, start=args.start)
@@ -164,7 +164,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_dossier(args) -> int:
-    from viewer.dossier import build_dossiers
+    from citytwin.viewer.dossier import build_dossiers
 
     paths = build_dossiers(args.archive, Path(args.out))
     print(f"{len(paths) // 2} dossier(s) in {args.out}")
@@ -219,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default="dossiers", help="folder to write")
     ds.set_defaults(func=cmd_dossier)
 
-    from scenarios.drill import add_drill_commands
-    from scenarios.replay import add_replay_commands
-    from scenarios.study import add_study_commands
+    from citytwin.scenarios.drill.director import add_drill_commands
+    from citytwin.scenarios.replay.session import add_replay_commands
+    from citytwin.scenarios.study.ensemble import add_study_commands
 
     add_drill_commands(sub)
     add_study_commands(sub)

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alerting.platform import PlatformOutput
+from citytwin.alerting.platform import PlatformOutput
 
 SCHEMA_VERSION = 3
 SCHEMA = """

@@ -22,10 +22,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from scenarios.drill_console import PLAYER_ACTIONS, CommandError, make_command
-from scenarios.scenario import PathError, Scenario, apply_path, parse_scenario, split_path
-from twin.errors import InputError
-from twin.yamlfile import input_error_from, read_yaml_mapping
+from citytwin.scenarios.drill.console import PLAYER_ACTIONS, CommandError, make_command
+from citytwin.scenarios.spec.scenario import (
+    PathError,
+    Scenario,
+    apply_path,
+    parse_scenario,
+    split_path,
+)
+from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
 HAZARD_INJECTS = ("hazard_start", "hazard_stop", "rain_change")
 #: Sensor-fault inject kind → ``ScriptedFaults`` kind.
@@ -305,8 +311,8 @@ def apply_overrides(data: dict, overrides: dict[str, Any], source: str) -> dict:
 
 def scaled_rain(hazard: dict, at_s: float, scale: float) -> dict:
     """The hazard's rain as a series, intensities × ``scale`` from drill time ``at_s``."""
-    from scenarios.prepare import rain_series
-    from scenarios.scenario import Rain
+    from citytwin.scenarios.run.prepare import rain_series
+    from citytwin.scenarios.spec.scenario import Rain
 
     times, mm_h, _ = rain_series(Rain.model_validate(hazard["rain"]))
     rel = at_s - float(hazard["start_s"])

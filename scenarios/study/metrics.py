@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from scenarios.flood_impact import footprints_of
-from twin.errors import InputError
+from citytwin.scenarios.run.flood_impact import footprints_of
+from citytwin.twin.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
       hazard reached the first metric's threshold somewhere but no warning counted as a
       detection during the run.
     """
-    from scenarios.replay import level_first
+    from citytwin.scenarios.replay.session import level_first
 
     rb = run.rulebook
     t0 = min((h.start_s for h in run.scenario.hazards), default=0.0)

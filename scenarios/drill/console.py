@@ -33,7 +33,7 @@ from typing import Any, TextIO
 import simpy
 import simpy.rt
 
-from scenarios.scenario import clock_text
+from citytwin.scenarios.spec.scenario import clock_text
 
 WORK_ORDER_ACTIONS = ("assign", "start", "resolve", "review", "reject", "close", "escalate")
 WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")

@@ -29,8 +29,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from alerting.events import CLOSING
-from scenarios.drill_plan import DrillPlan, Expected, Inject, expected_ref
+from citytwin.alerting.events import CLOSING
+from citytwin.scenarios.drill.plan import DrillPlan, Expected, Inject, expected_ref
 
 RATINGS = {"P": "Performed without challenges", "S": "Performed with some challenges",
            "M": "Performed with major challenges", "U": "Unable to be performed",

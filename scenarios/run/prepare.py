@@ -14,19 +14,19 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from alerting.engine import Engine
-from alerting.platform import OperationsPolicy, load_operations
-from alerting.routing import RoutingTable, load_routing
-from alerting.rulebook import Rulebook, load_rulebook
-from physics.base import HazardEngine
-from physics.dambreak import DamBreakFlood
-from physics.flood import LocalInertialFlood
-from physics.forcing import ReleaseSchedule, WindSeries
-from physics.leak import orifice_mass_rate_kg_s
-from physics.plume import GaussianPuffPlume
-from physics.rainfall import RainSeries, chicago_storm
-from scenarios.cascade import PreparedCascade, prepare_cascades
-from scenarios.scenario import (
+from citytwin.alerting.engine import Engine
+from citytwin.alerting.platform import OperationsPolicy, load_operations
+from citytwin.alerting.routing import RoutingTable, load_routing
+from citytwin.alerting.rulebook import Rulebook, load_rulebook
+from citytwin.physics.base import HazardEngine
+from citytwin.physics.dambreak import DamBreakFlood
+from citytwin.physics.flood import LocalInertialFlood
+from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.leak import orifice_mass_rate_kg_s
+from citytwin.physics.plume import GaussianPuffPlume
+from citytwin.physics.rainfall import RainSeries, chicago_storm
+from citytwin.scenarios.run.cascade import PreparedCascade, prepare_cascades
+from citytwin.scenarios.spec.scenario import (
     DamBreakHazard,
     FloodModel,
     GasPlumeHazard,
@@ -36,13 +36,13 @@ from scenarios.scenario import (
     UrbanFloodHazard,
     Weather,
 )
-from sensors_sim.catalogue import SensorType, load_catalogue
-from sensors_sim.measurement import MeasurementModel
-from sensors_sim.network import SensorNetwork, place_at_points, place_on_network_nodes
-from twin.errors import InputError
-from twin.model import CityTwin
-from twin.store import load_twin
-from twin.synthetic import synthetic_city
+from citytwin.sensors_sim.catalogue import SensorType, load_catalogue
+from citytwin.sensors_sim.measurement import MeasurementModel
+from citytwin.sensors_sim.network import SensorNetwork, place_at_points, place_on_network_nodes
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
+from citytwin.twin.store import load_twin
+from citytwin.twin.synthetic import synthetic_city
 
 
 @dataclass

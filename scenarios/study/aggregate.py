@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scenarios.study import METRICS_FILE, _jsonable, write_json_atomic
-from twin.errors import InputError
-from twin.seeding import rng_for
+from citytwin.scenarios.study.ensemble import METRICS_FILE, _jsonable, write_json_atomic
+from citytwin.twin.errors import InputError
+from citytwin.twin.seeding import rng_for
 
 Z95 = 1.959963984540054
 
@@ -328,7 +328,7 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
 def write_maps(out_dir: Path, plan: dict, df: pd.DataFrame, labels: list[str],
                variants: list[str], twin=None) -> list[dict]:
     """P(max field > threshold) per cell for each metric and variant (.npy and .png)."""
-    from scenarios.study_metrics import grid_for
+    from citytwin.scenarios.study.metrics import grid_for
 
     if twin is None:
         twin = plan_twin(plan)
@@ -354,8 +354,8 @@ def write_maps(out_dir: Path, plan: dict, df: pd.DataFrame, labels: list[str],
 
 def plan_twin(plan: dict):
     """The base scenario's twin (the synthetic city is rebuilt in milliseconds)."""
-    from scenarios.prepare import load_scenario_twin
-    from scenarios.scenario import parse_scenario
+    from citytwin.scenarios.run.prepare import load_scenario_twin
+    from citytwin.scenarios.spec.scenario import parse_scenario
 
     sc = parse_scenario(plan["member_scenario"], plan["base_source"])
     return load_scenario_twin(sc, Path(plan["base_dir"]), plan["base_source"])
@@ -363,7 +363,7 @@ def plan_twin(plan: dict):
 
 def map_png(prob: np.ndarray, grid, twin, path: Path, title: str) -> Path:
     """A probability map over the buildings (PNG)."""
-    from viewer.study_report import probability_figure
+    from citytwin.viewer.study_report import probability_figure
 
     fig = probability_figure(prob, grid, twin, title)
     fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -25,21 +25,21 @@ import numpy as np
 import shapely
 import simpy
 
-from alerting.cap import CapContext, write_cap_files
-from alerting.engine import Engine
-from alerting.events import WarningEvent
-from alerting.impact import ImpactIndex
-from alerting.observation import ObservationBatch
-from alerting.platform import Platform, PlatformOutput
-from alerting.rulebook import Forecast
-from physics.base import FieldGrid, HazardEngine
-from physics.flood import LocalInertialFlood
-from scenarios.archive import Archive
-from scenarios.cascade import cascade_processes
-from scenarios.flood_impact import footprints_of, report_flood_impact, ring_points
-from scenarios.prepare import PreparedRun, inventory_frame, make_engine
-from sensors_sim.scripted_faults import ScriptedFaults
-from twin.seeding import rng_for, stable_key
+from citytwin.alerting.cap import CapContext, write_cap_files
+from citytwin.alerting.engine import Engine
+from citytwin.alerting.events import WarningEvent
+from citytwin.alerting.impact import ImpactIndex
+from citytwin.alerting.observation import ObservationBatch
+from citytwin.alerting.platform import Platform, PlatformOutput
+from citytwin.alerting.rulebook import Forecast
+from citytwin.physics.base import FieldGrid, HazardEngine
+from citytwin.physics.flood import LocalInertialFlood
+from citytwin.scenarios.run.archive import Archive
+from citytwin.scenarios.run.cascade import cascade_processes
+from citytwin.scenarios.run.flood_impact import footprints_of, report_flood_impact, ring_points
+from citytwin.scenarios.run.prepare import PreparedRun, inventory_frame, make_engine
+from citytwin.sensors_sim.scripted_faults import ScriptedFaults
+from citytwin.twin.seeding import rng_for, stable_key
 
 LIBRARIES = ("citytwin", "numpy", "scipy", "simpy", "numba", "pandas", "shapely", "pyproj",
              "geopandas", "pydantic")

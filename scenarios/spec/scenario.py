@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from twin.errors import InputError
-from twin.yamlfile import input_error_from, read_yaml_mapping
+from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
 
 class _Strict(BaseModel):

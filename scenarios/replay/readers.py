@@ -62,10 +62,10 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS, Transformer
 
-from alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
-from scenarios.archive import WARNING_COLUMNS, read_manifest, read_table
-from sensors_sim.network import COLUMNS as SENSOR_TABLE_COLUMNS
-from twin.errors import InputError
+from citytwin.alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
+from citytwin.scenarios.run.archive import WARNING_COLUMNS, read_manifest, read_table
+from citytwin.sensors_sim.network import COLUMNS as SENSOR_TABLE_COLUMNS
+from citytwin.twin.errors import InputError
 
 OBSERVATION_FORMATS = ("csv", "parquet", "jsonl")
 OBS_REQUIRED = ("sensor_id", "phenomenon_time", "result", "unit")
@@ -241,7 +241,7 @@ def group_intervals(sensors: pd.DataFrame, manifest: dict[str, Any],
                 known[gid] = float(spec["interval_s"])
             else:
                 if catalogue is None:
-                    from scenarios.prepare import catalogue_for
+                    from citytwin.scenarios.run.prepare import catalogue_for
 
                     catalogue = catalogue_for(scenario["sensors"].get("catalogue"),
                                               Path.cwd())

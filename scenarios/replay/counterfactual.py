@@ -30,13 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerting.observation import QUALITY_CLIPPED, QUALITY_OK
-from physics.forcing import ReleaseSchedule
-from physics.plume import GaussianPuffPlume
-from scenarios.archive import read_table
-from scenarios.cascade import GAS_QUANTITY
-from scenarios.prepare import plume_engine
-from scenarios.replay import (
+from citytwin.alerting.observation import QUALITY_CLIPPED, QUALITY_OK
+from citytwin.physics.forcing import ReleaseSchedule
+from citytwin.physics.plume import GaussianPuffPlume
+from citytwin.scenarios.replay.readers import Incident, cadence_ticks
+from citytwin.scenarios.replay.session import (
     COUNTERFACTUAL_STREAM,
     ReplayResult,
     ReplaySetup,
@@ -47,11 +45,13 @@ from scenarios.replay import (
     warning_summary,
     with_network,
 )
-from scenarios.replay_io import Incident, cadence_ticks
-from scenarios.scenario import Weather, clock_text
-from sensors_sim.network import SensorNetwork
-from twin.errors import InputError
-from twin.model import CityTwin
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.cascade import GAS_QUANTITY
+from citytwin.scenarios.run.prepare import plume_engine
+from citytwin.scenarios.spec.scenario import Weather, clock_text
+from citytwin.sensors_sim.network import SensorNetwork
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
 
 #: Start-time candidates: this far before the first exceedance (s).
 START_OFFSETS_S = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
@@ -298,7 +298,7 @@ def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
     """The replay setup with the counterfactual's changes (``cf`` checked by
     ``check_counterfactuals`` and ``fit`` given when it adds or moves sensors, as
     ``plan_investigation`` ensures)."""
-    from alerting.rulebook import load_rulebook
+    from citytwin.alerting.rulebook import load_rulebook
 
     table = setup.run.network.table
     obs, streams = setup.obs, list(setup.streams)
@@ -327,7 +327,7 @@ def check_counterfactuals(setup: ReplaySetup, cfs: Sequence[Counterfactual]) -> 
     """Refuse a bad counterfactual before anything runs (InputError naming the option):
     a sensor id to remove or move that is not in the inventory, a rulebook that does not
     load, a position to add or move to outside the twin's terrain."""
-    from alerting.rulebook import load_rulebook
+    from citytwin.alerting.rulebook import load_rulebook
 
     ids = set(setup.run.network.table["sensor_id"])
     xmin, ymin, xmax, ymax = (float(v) for v in setup.run.twin.terrain.bounds)

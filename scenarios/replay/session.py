@@ -33,14 +33,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerting.observation import ObservationBatch
-from alerting.platform import OperationsPolicy, load_operations
-from alerting.routing import RoutingTable, load_routing
-from alerting.rulebook import Rulebook, load_rulebook
-from scenarios.archive import read_table
-from scenarios.prepare import PreparedRun, build_hazards, catalogue_for, load_scenario_twin
-from scenarios.replay_io import Incident, cadence_ticks, normalise_warnings, read_incident
-from scenarios.scenario import (
+from citytwin.alerting.observation import ObservationBatch
+from citytwin.alerting.platform import OperationsPolicy, load_operations
+from citytwin.alerting.routing import RoutingTable, load_routing
+from citytwin.alerting.rulebook import Rulebook, load_rulebook
+from citytwin.scenarios.replay.readers import (
+    Incident,
+    cadence_ticks,
+    normalise_warnings,
+    read_incident,
+)
+from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.prepare import (
+    PreparedRun,
+    build_hazards,
+    catalogue_for,
+    load_scenario_twin,
+)
+from citytwin.scenarios.spec.scenario import (
     Outputs,
     Placement,
     Scenario,
@@ -52,9 +62,9 @@ from scenarios.scenario import (
     WindPoint,
     parse_scenario,
 )
-from sensors_sim.network import SensorNetwork
-from twin.errors import InputError
-from twin.model import CityTwin
+from citytwin.sensors_sim.network import SensorNetwork
+from citytwin.twin.errors import InputError
+from citytwin.twin.model import CityTwin
 
 #: Stream name of counterfactual (model-derived) sensors.
 COUNTERFACTUAL_STREAM = "counterfactual"
@@ -257,7 +267,7 @@ class ReplayResult:
 def run_replay(setup: ReplaySetup, run_dir: Path, label: str = "replay", *,
                overwrite: bool = True) -> ReplayResult:
     """Run the kernel with the incident feed into ``run_dir``."""
-    from scenarios.kernel import simulate
+    from citytwin.scenarios.run.kernel import simulate
 
     feed = IncidentFeed(setup.obs, setup.streams)
     run = setup.run
@@ -468,8 +478,8 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
     terrain, the source fitted when a counterfactual needs it — only then is ``--out``
     cleared (``--overwrite``) and written.
     """
-    from scenarios.counterfactual import Counterfactual, plan_investigation
-    from viewer.investigation_report import write_investigation_report
+    from citytwin.scenarios.replay.counterfactual import Counterfactual, plan_investigation
+    from citytwin.viewer.investigation_report import write_investigation_report
 
     out = Path(args.out) if args.out else Path("runs") / "replay"
     inputs = [args.source, args.inventory, args.warnings, args.work_orders, args.twin,
@@ -477,7 +487,7 @@ def cmd_replay_run(args: argparse.Namespace) -> int:
     _check_out(out, inputs, args.overwrite)
     twin = None
     if args.twin is not None:  # loaded once: the inventory's CRS and the replay's twin
-        from twin.store import load_twin
+        from citytwin.twin.store import load_twin
 
         twin = load_twin(args.twin)
     inc = read_incident(args.source, inventory=args.inventory, warnings=args.warnings,
@@ -537,7 +547,7 @@ def _check_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
 def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
     """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
     and never one holding an input. Call it once every input has been checked."""
-    from scenarios.kernel import prepare_run_dir
+    from citytwin.scenarios.run.kernel import prepare_run_dir
 
     _check_out(out, inputs, overwrite)
     prepare_run_dir(out, overwrite)
@@ -545,7 +555,7 @@ def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
 
 def cmd_replay_export(args: argparse.Namespace) -> int:
     """`citytwin replay export`: a run archive as an incident folder."""
-    from scenarios.replay_io import export_incident, read_archive_incident
+    from citytwin.scenarios.replay.readers import export_incident, read_archive_incident
 
     _check_out(Path(args.out), [args.archive], args.overwrite)
     inc = read_archive_incident(args.archive)  # a bad archive leaves --out untouched

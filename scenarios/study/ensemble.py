@@ -56,10 +56,10 @@ from pydantic import (
     model_validator,
 )
 
-from scenarios.scenario import PathError, apply_path, split_path
-from twin.errors import InputError
-from twin.seeding import rng_for, stable_key
-from twin.yamlfile import input_error_from, read_yaml_mapping
+from citytwin.scenarios.spec.scenario import PathError, apply_path, split_path
+from citytwin.twin.errors import InputError
+from citytwin.twin.seeding import rng_for, stable_key
+from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
 #: Bump when member outputs change meaning: cached members with another version rerun.
 #: 2: detection metrics count only warnings of the scenario's hazard after its start.
@@ -234,7 +234,7 @@ def get_values(root: dict, parts: list[str]) -> list[Any]:
 # ---------------------------------------------------------------------------- loading
 
 def default_rulebook_mapping() -> dict:
-    text = resources.files("alerting").joinpath("data/default_rulebook.yaml").read_text(
+    text = resources.files("citytwin.alerting").joinpath("data/default_rulebook.yaml").read_text(
         encoding="utf-8")
     return yaml.safe_load(text)
 
@@ -304,7 +304,7 @@ def check_paths(study: Study) -> None:
 
 def base_rulebook(scenario: dict, base_dir: Path) -> dict:
     """The rulebook mapping a scenario names (``default`` or a path relative to it)."""
-    from scenarios.prepare import settings_path
+    from citytwin.scenarios.run.prepare import settings_path
 
     name = settings_path(str(scenario.get("rulebook", "default")), base_dir)
     return default_rulebook_mapping() if name == "default" else read_yaml_mapping(
@@ -312,9 +312,9 @@ def base_rulebook(scenario: dict, base_dir: Path) -> dict:
 
 
 #: Settings files a scenario names ("default" or a path): field → packaged default.
-SETTINGS_FILES = {"rulebook": ("alerting", "data/default_rulebook.yaml"),
-                  "routing": ("alerting", "data/default_routing.yaml"),
-                  "operations": ("alerting", "data/default_operations.yaml")}
+SETTINGS_FILES = {"rulebook": ("citytwin.alerting", "data/default_rulebook.yaml"),
+                  "routing": ("citytwin.alerting", "data/default_routing.yaml"),
+                  "operations": ("citytwin.alerting", "data/default_operations.yaml")}
 
 
 def settings_mappings(scenario: dict, base_dir: Path, *, rulebook: bool = True) -> dict:
@@ -333,12 +333,12 @@ def settings_mappings(scenario: dict, base_dir: Path, *, rulebook: bool = True) 
     sensors = scenario.get("sensors")
     name = sensors.get("catalogue") if isinstance(sensors, dict) else None
     out["catalogue"] = _settings_file("default" if name is None else str(name), base_dir,
-                                      ("sensors_sim", "data/catalogue.yaml"))
+                                      ("citytwin.sensors_sim", "data/catalogue.yaml"))
     return out
 
 
 def _settings_file(name: str, base_dir: Path, default: tuple[str, str]) -> Any:
-    from scenarios.prepare import settings_path
+    from citytwin.scenarios.run.prepare import settings_path
 
     try:
         path = settings_path(name, base_dir)
@@ -498,8 +498,8 @@ def _apply(study: Study, root: dict, parts: list[str], fn: Callable, fld: str) -
 def validate_members(study: Study, members: list[MemberSpec]) -> None:
     """Schema-check each distinct (variant, sweep point) member, and the extremes drawn:
     InputError naming the study file and the study field to blame."""
-    from alerting.rulebook import Rulebook
-    from scenarios.scenario import parse_scenario
+    from citytwin.alerting.rulebook import Rulebook
+    from citytwin.scenarios.spec.scenario import parse_scenario
 
     seen: set[tuple[str, int]] = set()
     for m in [*members, *_extreme_members(study, members[0])]:
@@ -630,8 +630,8 @@ def run_member(member: MemberSpec, members_dir: str, numba_threads: int | None =
 
 
 def _run_member_in(member: MemberSpec, folder: Path) -> dict:
-    from scenarios.kernel import simulate
-    from scenarios.study_metrics import FieldRecorder, member_metrics
+    from citytwin.scenarios.run.kernel import simulate
+    from citytwin.scenarios.study.metrics import FieldRecorder, member_metrics
 
     run = prepare_member(member, folder)
     recorder = FieldRecorder(run, member.metrics, member.source)
@@ -675,8 +675,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def prepare_member(member: MemberSpec, folder: Path):
     """parse_scenario → prepare for a member (its rulebook written beside it if changed)."""
-    from scenarios.prepare import prepare
-    from scenarios.scenario import parse_scenario
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.scenarios.spec.scenario import parse_scenario
 
     scenario = dict(member.scenario)
     if member.rulebook is not None:
@@ -731,8 +731,8 @@ def write_plan(study: Study, members: list[MemberSpec], out_dir: Path) -> None:
 def member_levels(members: list[MemberSpec], base_dir: Path) -> list[str]:
     """The warning levels of the members' rulebooks (their union, in rulebook order): the
     ``time_to_<level>_s`` metrics the members report."""
-    from alerting.rulebook import Rulebook, load_rulebook
-    from scenarios.prepare import settings_path
+    from citytwin.alerting.rulebook import Rulebook, load_rulebook
+    from citytwin.scenarios.run.prepare import settings_path
 
     levels: list[str] = []
     seen: set[str] = set()
@@ -757,8 +757,8 @@ def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,
     an interrupted study resumes where it stopped."""
     from concurrent.futures import as_completed
 
-    from scenarios.study_aggregate import aggregate
-    from scenarios.study_exec import SerialExecutor, local_executor
+    from citytwin.scenarios.study.aggregate import aggregate
+    from citytwin.scenarios.study.executor import SerialExecutor, local_executor
 
     if not isinstance(study, Study):
         study = load_study(study)
@@ -825,7 +825,7 @@ def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,
                 executor.shutdown(wait=True)
     outcome.summary = aggregate(out_dir)
     if report:
-        from viewer.study_report import write_study_report
+        from citytwin.viewer.study_report import write_study_report
 
         outcome.report = write_study_report(out_dir)
     return outcome
@@ -834,8 +834,8 @@ def run_study(study: Study | str | Path, out_dir: str | Path, executor=None,
 def check_metrics(study: Study, member: MemberSpec) -> None:
     """The first member prepares (twin, sources, sensors) and each metric's quantity is
     produced by one of its hazards."""
-    from scenarios.prepare import prepare
-    from scenarios.scenario import parse_scenario
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.scenarios.spec.scenario import parse_scenario
 
     probe = copy.deepcopy(member.scenario)
     if member.rulebook is not None:
@@ -889,7 +889,7 @@ def cmd_study_run(args) -> int:
     import sys
     import time
 
-    from scenarios.study_exec import executor_for
+    from citytwin.scenarios.study.executor import executor_for
 
     study = load_study(Path(args.study), samples=args.samples)
     out = Path(args.out) if args.out else Path("runs") / study.spec.name
@@ -926,8 +926,8 @@ def cmd_study_run(args) -> int:
 
 
 def cmd_study_report(args) -> int:
-    from scenarios.study_aggregate import aggregate
-    from viewer.study_report import write_study_report
+    from citytwin.scenarios.study.aggregate import aggregate
+    from citytwin.viewer.study_report import write_study_report
 
     folder = Path(args.folder)
     if not (folder / "study.json").exists():

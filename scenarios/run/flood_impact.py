@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from physics.flood import LocalInertialFlood, hazard_rating
-from twin.model import CityTwin
+from citytwin.physics.flood import LocalInertialFlood, hazard_rating
+from citytwin.twin.model import CityTwin
 
 #: Points on each ring around a footprint.
 RING_POINTS = 24

@@ -28,14 +28,14 @@ import simpy.rt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from scenarios.drill_console import (
+from citytwin.scenarios.drill.console import (
     Command,
     CommandError,
     DrillConsole,
     make_command,
     start_reader,
 )
-from scenarios.drill_plan import (
+from citytwin.scenarios.drill.plan import (
     FAULT_INJECTS,
     DrillPlan,
     Inject,
@@ -45,7 +45,7 @@ from scenarios.drill_plan import (
     load_plan,
     parse_plan,
 )
-from scenarios.drill_score import (
+from citytwin.scenarios.drill.score import (
     ActionSeen,
     WarningSeen,
     judge,
@@ -53,9 +53,9 @@ from scenarios.drill_score import (
     resolve_target,
     warning_for,
 )
-from scenarios.scenario import clock_text
-from twin.errors import InputError
-from twin.yamlfile import input_error_from
+from citytwin.scenarios.spec.scenario import clock_text
+from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import input_error_from
 
 #: How often (s of drill time) the director looks for new warnings to trigger players.
 WATCH_S = 1.0
@@ -370,9 +370,9 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
     ``real_time`` is given); without, it is live: commands are read from
     ``console_input`` (default stdin) at the plan's pace (default real time).
     """
-    from scenarios.kernel import simulate
-    from scenarios.prepare import prepare
-    from viewer.after_action import write_after_action
+    from citytwin.scenarios.run.kernel import simulate
+    from citytwin.scenarios.run.prepare import prepare
+    from citytwin.viewer.after_action import write_after_action
 
     out = out or sys.stdout
 
@@ -437,7 +437,7 @@ def print_summary(aar: dict, write: Callable[[str], None]) -> None:
 
 def report_from_run_dir(path: str | Path, plan_path: str | Path | None = None):
     """Rewrite the after-action report of a drill run folder (or of its archive)."""
-    from viewer.after_action import write_after_action
+    from citytwin.viewer.after_action import write_after_action
 
     path = Path(path)
     run_dir = path.parent if path.suffix == ".sqlite" else path

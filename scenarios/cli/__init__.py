@@ -1,0 +1,1 @@
+"""The ``citytwin`` command line (all argparse lives here; the only part importing viewer/)."""

@@ -1,0 +1,1 @@
+"""Drills: exercise plans, injects, pacing, players and after-action scoring."""

@@ -1,0 +1,1 @@
+"""Incident replay: readers per format, the observation feed, diffs and counterfactuals."""

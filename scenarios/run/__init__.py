@@ -1,0 +1,1 @@
+"""One run: prepare a scenario, the SimPy kernel, the archive writer and reader, cascades."""

@@ -1,0 +1,1 @@
+"""Scenario files: the YAML schema (pydantic) and dotted parameter paths."""

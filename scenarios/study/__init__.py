@@ -1,0 +1,1 @@
+"""What-if ensembles: study files, members, executors, metrics and aggregation."""
