@@ -1,8 +1,8 @@
 """Detection and warning logic: observations → alarms → warnings (the same on live data)."""
 
-if __name__ != "citytwin.alerting":  # the repo root on sys.path must not shadow the installed root
-    raise ImportError(f"import citytwin.alerting, not {__name__}: citytwin installs its packages "
-                      "under one root (pip install -e . , then import citytwin.alerting)")
+if __name__ != "citytwin.alerting":  # the repo root on sys.path must not shadow the install
+    raise ImportError(f"import citytwin.alerting, not {__name__} (citytwin installs its "
+                      "packages under one root: pip install -e .)")
 
 from citytwin.alerting.engine import Engine, EngineOutput
 from citytwin.alerting.events import AlarmChange, WarningEvent

@@ -53,7 +53,8 @@ class OperationsPolicy(BaseModel):
 
 def load_operations(source: str = "default") -> OperationsPolicy:
     """Load an operations policy from YAML, or the shipped default for ``"default"``."""
-    return load_yaml_model(source, OperationsPolicy, "operations policy", package="citytwin.alerting",
+    return load_yaml_model(source, OperationsPolicy, "operations policy",
+                           package="citytwin.alerting",
                            default_resource="data/default_operations.yaml")
 
 

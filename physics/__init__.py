@@ -3,9 +3,9 @@
 Importing this package registers every engine in ``ENGINES``.
 """
 
-if __name__ != "citytwin.physics":  # the repo root on sys.path must not shadow the installed root
-    raise ImportError(f"import citytwin.physics, not {__name__}: citytwin installs its packages "
-                      "under one root (pip install -e . , then import citytwin.physics)")
+if __name__ != "citytwin.physics":  # the repo root on sys.path must not shadow the install
+    raise ImportError(f"import citytwin.physics, not {__name__} (citytwin installs its "
+                      "packages under one root: pip install -e .)")
 
 from citytwin.physics.base import (
     ENGINES,

@@ -1,8 +1,8 @@
 """City twin: terrain, buildings, pipe networks and places in one projected CRS (metres)."""
 
-if __name__ != "citytwin.twin":  # the repo root on sys.path must not shadow the installed root
-    raise ImportError(f"import citytwin.twin, not {__name__}: citytwin installs its packages "
-                      "under one root (pip install -e . , then import citytwin.twin)")
+if __name__ != "citytwin.twin":  # the repo root on sys.path must not shadow the install
+    raise ImportError(f"import citytwin.twin, not {__name__} (citytwin installs its "
+                      "packages under one root: pip install -e .)")
 
 from citytwin.twin.errors import InputError, TwinValidationError
 from citytwin.twin.model import CityTwin
