@@ -35,13 +35,13 @@ from citytwin.scenarios.drill.score import (  # noqa: E402
 )
 from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
 from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
-from citytwin.viewer.dossier import page  # noqa: E402
-from citytwin.viewer.report import (  # noqa: E402
+from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,
-    _badge,
-    _esc,
-    _png,
-    _scroll_table,
+    badge,
+    esc,
+    page,
+    png,
+    scroll_table,
 )
 
 RATING_RULE = ("P: all expected actions met on time; S: all done, some late; M: at least one "
@@ -228,7 +228,7 @@ def timeline_plot(data: dict[str, Any]) -> str:
     ax.set_xlim(0, end_s / 60)
     ax.set_xlabel("drill time (min)")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def after_action_html(data: dict[str, Any]) -> str:
@@ -245,52 +245,52 @@ def after_action_html(data: dict[str, Any]) -> str:
                                   f"{c['n/a']} not applicable"),
              ("CAP messages", f"{data['cap']['messages']} (status "
                               f"{', '.join(data['cap']['statuses']) or '—'})")]
-    parts = [f"<h1>After-action report: {_esc(data['drill'])}</h1>",
-             f'<p class="note">{_esc(data["description"])}</p>' if data["description"] else "",
-             _scroll_table(["", ""], [[_esc(k), _esc(v)] for k, v in facts])]
+    parts = [f"<h1>After-action report: {esc(data['drill'])}</h1>",
+             f'<p class="note">{esc(data["description"])}</p>' if data["description"] else "",
+             scroll_table(["", ""], [[esc(k), esc(v)] for k, v in facts])]
     parts.append("<h2>Objective ratings</h2>")
-    parts.append(_scroll_table(
+    parts.append(scroll_table(
         ["objective", "capability", "rating", "met", "late", "missed", "n/a"],
-        [[f"{_esc(o['id'])}: {_esc(o['title'])}", _esc(o["capability"]),
-          _badge(o["rating"], RATING_COLOURS[o["rating"]]) + " " + _esc(o["rating_text"]),
+        [[f"{esc(o['id'])}: {esc(o['title'])}", esc(o["capability"]),
+          badge(o["rating"], RATING_COLOURS[o["rating"]]) + " " + esc(o["rating_text"]),
           str(o["met"]), str(o["late"]), str(o["missed"]), str(o["not_applicable"])]
          for o in data["objectives"]]))
-    parts.append(f'<p class="note">Rating rule (HSEEP scale): {_esc(data["rating_rule"])}</p>')
+    parts.append(f'<p class="note">Rating rule (HSEEP scale): {esc(data["rating_rule"])}</p>')
     parts.append("<h2>Expected actions</h2>")
-    parts.append(_scroll_table(
+    parts.append(scroll_table(
         ["ref", "objective", "expected", "reference", "target", "done", "delay", "outcome",
          "note"],
-        [[_esc(o["ref"]), _esc(o["objective"]), _esc(f"{o['action']} {o['target']}".strip()),
-          _esc(f"{clock_text(o['reference_s'])} ({o['after']})"),
-          _esc(f"{o['within_s']:g} s → {clock_text(o['due_s'])}"),
-          _esc(clock_text(o["done_s"]) + (f" by {o['actor']}" if o["actor"] else "")),
-          _esc("—" if o["delay_s"] is None else f"{o['delay_s']:g} s"
-               + (f" ({o['late_by_s']:g} s late)" if o["late_by_s"] else "")),
-          _badge(o["outcome"], OUTCOME_COLOURS[o["outcome"]]), _esc(o["note"] or "")]
+        [[esc(o["ref"]), esc(o["objective"]), esc(f"{o['action']} {o['target']}".strip()),
+          esc(f"{clock_text(o['reference_s'])} ({o['after']})"),
+          esc(f"{o['within_s']:g} s → {clock_text(o['due_s'])}"),
+          esc(clock_text(o["done_s"]) + (f" by {o['actor']}" if o["actor"] else "")),
+          esc("—" if o["delay_s"] is None else f"{o['delay_s']:g} s"
+              + (f" ({o['late_by_s']:g} s late)" if o["late_by_s"] else "")),
+          badge(o["outcome"], OUTCOME_COLOURS[o["outcome"]]), esc(o["note"] or "")]
          for o in data["expected"]]))
     parts.append("<h2>Timeline</h2>")
     parts.append(f'<img alt="drill timeline" src="{timeline_plot(data)}">')
-    parts.append(_scroll_table(
+    parts.append(scroll_table(
         ["time", "lane", "what", "detail"],
-        [[_esc(clock_text(r["time_s"])), _esc(r["lane"]), _esc(r["what"]), _esc(r["detail"])]
+        [[esc(clock_text(r["time_s"])), esc(r["lane"]), esc(r["what"]), esc(r["detail"])]
          for r in data["timeline"]]))
     parts.append("<h2>Injects (MSEL)</h2>")
-    parts.append(_scroll_table(
+    parts.append(scroll_table(
         ["id", "kind", "planned", "fired", "message"],
-        [[_esc(i["id"]), _esc(i["kind"] + (f" (if {i['contingency']} missing)"
-                                           if i["contingency"] else "")),
-          _esc(clock_text(i["planned_s"])),
-          _esc("did not fire" if i["fired_s"] is None else clock_text(i["fired_s"])),
-          _esc(i["message"])]
+        [[esc(i["id"]), esc(i["kind"] + (f" (if {i['contingency']} missing)"
+                                        if i["contingency"] else "")),
+          esc(clock_text(i["planned_s"])),
+          esc("did not fire" if i["fired_s"] is None else clock_text(i["fired_s"])),
+          esc(i["message"])]
          for i in data["injects"]]))
     parts.append("<h2>Improvement plan</h2>")
     if data["improvement_plan"]:
-        parts.append(_scroll_table(
+        parts.append(scroll_table(
             ["objective", "issue", "recommended corrective action", "responsible unit",
              "target date"],
-            [[_esc(f"{r['objective']}: {r['objective_title']}"), _esc(r["issue"]),
-              _esc(r["corrective_action"]), _esc(r["responsible_unit"]),
-              _esc(r["target_date"])] for r in data["improvement_plan"]]))
+            [[esc(f"{r['objective']}: {r['objective_title']}"), esc(r["issue"]),
+              esc(r["corrective_action"]), esc(r["responsible_unit"]),
+              esc(r["target_date"])] for r in data["improvement_plan"]]))
     else:
         parts.append("<p>Every expected action was met on time: no corrective action.</p>")
     return page(f"After-action report — {data['drill']}", "\n".join(parts))

@@ -46,15 +46,16 @@ import shapely  # noqa: E402
 from citytwin.alerting.events import CLOSING  # noqa: E402
 from citytwin.scenarios.run.archive import SCHEMA, TABLES  # noqa: E402
 from citytwin.twin.errors import InputError  # noqa: E402
-from citytwin.viewer.report import (  # noqa: E402
+from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,
-    _badge,
-    _clock,
-    _esc,
-    _png,
-    _table,
-    map_plot,
+    badge,
+    clock,
+    esc,
+    page,
+    png,
+    table,
 )
+from citytwin.viewer.report import map_plot  # noqa: E402
 
 if TYPE_CHECKING:
     from citytwin.twin.model import CityTwin
@@ -76,23 +77,6 @@ REQUIRED_MANIFEST = ("run_id", "scenario", "start")
 #: The tables read into memory (observations are queried per incident).
 _EVENT_TABLES = tuple(t for t in TABLES if t != "observations")
 _ORDER = {"sensors": "sensor_key", "work_orders": "created_s, work_order_id"}
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0.8em;
-       color: #222; line-height: 1.4; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-.badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.3em; color: #000;
-         font-weight: bold; }
-.note { color: #555; font-size: 0.9em; }
-figure { display: inline-block; margin: 0.5em; max-width: 48%; }
-@media (max-width: 600px) { body { padding: 0.4em; } table { font-size: 0.78em; } }
-"""
-
 
 # --- reading an archive ------------------------------------------------------------------
 
@@ -612,7 +596,7 @@ def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> 
     axl.xaxis.set_major_locator(locator)
     axl.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axl.set_xlabel(f"wall-clock time ({_offset_label(anchor)})")
-    return _png(fig)
+    return png(fig)
 
 
 def area_plot(data: dict[str, Any]) -> str | None:
@@ -649,7 +633,7 @@ def area_plot(data: dict[str, Any]) -> str | None:
     ax.set_title("Warning areas (outlines: each event; filled: at the maximum) and sensors",
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
-    return _png(fig)
+    return png(fig)
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -672,7 +656,7 @@ def _show(value: Any) -> str:
 
 def _t(key: str) -> tuple[str, Any]:
     """'t' column (T+hh:mm:ss and seconds) for a time key."""
-    return ("t", lambda r: "—" if r.get(key) is None else f"{_clock(r[key])} ({r[key]:g} s)")
+    return ("t", lambda r: "—" if r.get(key) is None else f"{clock(r[key])} ({r[key]:g} s)")
 
 
 def _w(key: str) -> tuple[str, Any]:
@@ -683,21 +667,13 @@ def section_table(rows: list[dict], columns: list[tuple[str, Any]], empty: str) 
     """A scrollable table, or a sentence when there are no rows."""
     if not rows:
         return f"<p>{html.escape(empty)}</p>"
-    return f'<div class="scroll">{_table(_frame(rows, columns))}</div>'
+    return f'<div class="scroll">{table(_frame(rows, columns))}</div>'
 
 
 def _dur(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     return f"{seconds:g} s ({seconds / 60:.1f} min)"
-
-
-def page(title: str, body: str) -> str:
-    """A self-contained HTML page (inline CSS, no scripts, viewport for phones)."""
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style></head><body>\n"
-            f"{body}\n</body></html>\n")
 
 
 def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = None) -> str:
@@ -708,10 +684,10 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
     facts = [
         ("Hazard", s["hazard"]), ("Basis", ", ".join(s["bases"])),
         ("Outcome", s["outcome"] + (f" — {s['end_reason']}" if s["end_reason"] else "")),
-        ("First exceedance", f"{s['first_exceedance_wall']} ({_clock(s['first_exceedance_s'])})"),
-        ("Raised", f"{s['raised_wall']} ({_clock(s['raised_s'])}), "
+        ("First exceedance", f"{s['first_exceedance_wall']} ({clock(s['first_exceedance_s'])})"),
+        ("Raised", f"{s['raised_wall']} ({clock(s['raised_s'])}), "
                    f"{_dur(s['time_to_warning_s'])} after the first exceedance"),
-        ("Levels reached", " → ".join(f"{x['level_name']} ({_clock(x['known_at_s'])})"
+        ("Levels reached", " → ".join(f"{x['level_name']} ({clock(x['known_at_s'])})"
                                       for x in s["levels_over_time"])),
         ("Maximum level",
          f"{s['max_level_name']} (level {s['max_level']}) at {m['known_at_wall']}"),
@@ -723,19 +699,19 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
         ("Sensors", _show(s["sensors"])), ("Rules", _show(s["rules"])),
         ("Escalations", s["escalations"]),
         ("Ended", "still open at the end of the run" if s["ended_s"] is None
-         else f"{s['ended_wall']} ({_clock(s['ended_s'])})"),
+         else f"{s['ended_wall']} ({clock(s['ended_s'])})"),
         ("Duration to " + ("all-clear" if s["outcome"] == "cleared" else s["outcome"]),
          _dur(s["duration_s"] if s["duration_s"] is not None else s["open_at_run_end_s"])),
         ("Pushes delivered", f"{s['pushes_delivered']} of {s['pushes']}"),
     ]
-    facts_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts)
+    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     obs = data["observations"]
     ob = pd.DataFrame(obs["rows"], columns=obs["columns"])
     if len(ob):
         wide = ob.pivot(index=["time_s", "time_wall"], columns="sensor_id",
                         values="value").reset_index()
         wide.columns.name = None
-        wide.insert(0, "t", wide["time_s"].map(_clock))
+        wide.insert(0, "t", wide["time_s"].map(clock))
         wide = wide.drop(columns="time_s").rename(columns={"time_wall": "wall clock"})
         wide = wide.map(lambda v: "—" if isinstance(v, float) and math.isnan(v) else v)
         step = math.ceil(len(wide) / MAX_TABLE_ROWS)
@@ -744,7 +720,7 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
         wide = wide.iloc[::step]
         readings = (f"<details><summary>Readings table ({len(ob)} readings of "
                     f"{ob['sensor_id'].nunique()} sensor(s){thinned})</summary>"
-                    f'<div class="scroll">{_table(wide)}</div></details>')
+                    f'<div class="scroll">{table(wide)}</div></details>')
     else:
         readings = "<p>No readings of its sensors in the window.</p>"
     thr = "; ".join(f"{r['rule_id']}: " + ", ".join(f"{k} {v:g} {r['unit']}"
@@ -767,27 +743,27 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
     for o in data["work_orders"]:
         head = [("Work order", o["work_order_id"]), ("Lead unit", o["lead_unit"]),
                 ("Level", o["level_name"]), ("Actions", _show(o["actions"])),
-                ("Created", f"{o['created_wall']} ({_clock(o['created_s'])})"),
-                ("Deadline", f"{o['deadline_wall']} ({_clock(o['deadline_s'])})"),
+                ("Created", f"{o['created_wall']} ({clock(o['created_s'])})"),
+                ("Deadline", f"{o['deadline_wall']} ({clock(o['deadline_s'])})"),
                 ("State at end of run", o["state_at_end"]),
                 ("Time to assignment", _dur(o["time_to_assignment_s"])),
                 ("Time to closure", _dur(o["time_to_closure_s"])),
                 ("Overdue", _show(o["overdue_events"]))]
         orders.append(
-            f"<h3>{_esc(o['work_order_id'])}</h3><table>"
-            + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in head)
+            f"<h3>{esc(o['work_order_id'])}</h3><table>"
+            + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in head)
             + "</table>" + section_table(o["events"], [
                 _t("time_s"), _w("time_s"), ("event", "event"), ("state", "state"),
                 ("who", "actor"), ("note", "note")], "No events."))
-    body = f"""<h1>Event dossier {_esc(wid)} {_badge(s['max_level_name'].upper(), colour)}</h1>
-<p class="note">{_esc(s['hazard'])} · run {_esc(data['run']['run_id'])}
-({_esc(data['run']['scenario'])}, {_esc(data['run']['mode'])}) · times are seconds from the
-start (T+) and wall-clock from the anchor {_esc(data['times']['anchor'])}</p>
+    body = f"""<h1>Event dossier {esc(wid)} {badge(s['max_level_name'].upper(), colour)}</h1>
+<p class="note">{esc(s['hazard'])} · run {esc(data['run']['run_id'])}
+({esc(data['run']['scenario'])}, {esc(data['run']['mode'])}) · times are seconds from the
+start (T+) and wall-clock from the anchor {esc(data['times']['anchor'])}</p>
 <h2>Summary</h2><div class="scroll"><table>{facts_html}</table></div>
 <h2>Abnormal data</h2>
-<p>Readings of the incident's sensors from {_esc(obs['from_wall'])} to {_esc(obs['to_wall'])}
+<p>Readings of the incident's sensors from {esc(obs['from_wall'])} to {esc(obs['to_wall'])}
 ({obs['pre_s']:g} s before the first exceedance to {obs['post_s']:g} s after the
-{_END_WORDS.get(s['outcome'], s['outcome'])}). Thresholds: {_esc(thr)}.</p>
+{_END_WORDS.get(s['outcome'], s['outcome'])}). Thresholds: {esc(thr)}.</p>
 <img alt="readings and level" src="{plot}">
 {readings}
 <h2>Alarm changes</h2>
@@ -826,8 +802,8 @@ start (T+) and wall-clock from the anchor {_esc(data['times']['anchor'])}</p>
                                      ('value', 'value'), ('detail', 'detail')],
                'No self-check findings on its sensors in the window.')}
 <h2>Provenance</h2>
-<p>Archive {_esc(data['run']['archive'])}, run {_esc(data['run']['run_id'])}, seed
-{_esc(data['run']['seed'])}, run status {_esc(data['run']['status'])}. The JSON dossier
+<p>Archive {esc(data['run']['archive'])}, run {esc(data['run']['run_id'])}, seed
+{esc(data['run']['seed'])}, run status {esc(data['run']['status'])}. The JSON dossier
 beside this page is the canonical record.</p>"""
     return page(f"Event dossier {wid}", body)
 

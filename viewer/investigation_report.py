@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from citytwin.alerting.events import CLOSING
-from citytwin.viewer.dossier import page
-from citytwin.viewer.report import LEVEL_COLOURS, _badge, _clock, _esc, _png, _scroll_table
+from citytwin.viewer.html import LEVEL_COLOURS, badge, clock, esc, page, png, scroll_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def _t(t_s: float | None) -> str:
-    return "—" if t_s is None else f"{_clock(t_s)} ({t_s:g} s)"
+    return "—" if t_s is None else f"{clock(t_s)} ({t_s:g} s)"
 
 
 def _delta(d: float | None) -> str:
@@ -40,7 +39,7 @@ def _delta(d: float | None) -> str:
 
 
 def _level_badge(level: str | None) -> str:
-    return _badge(level, LEVEL_COLOURS.get(level, "#9e9e9e")) if level else "—"
+    return badge(level, LEVEL_COLOURS.get(level, "#9e9e9e")) if level else "—"
 
 
 def side_by_side(inv: Investigation) -> str:
@@ -56,13 +55,13 @@ def side_by_side(inv: Investigation) -> str:
     for label, s, kind in entries:
         first = s["first_warning_s"]
         d = None if first is None or base is None else first - base
-        rows.append([_esc(label), _esc(kind), _t(first), _delta(d) if kind == "counterfactual"
+        rows.append([esc(label), esc(kind), _t(first), _delta(d) if kind == "counterfactual"
                      else "", *(_t(s["level_first_s"].get(n)) for n in levels),
-                     _level_badge(s["max_level"]), _esc(s["warnings"]),
-                     _esc(", ".join(s.get("first_sensors", [])))])
-    return _scroll_table(["run", "kind", "first warning", "Δ vs replay",
-                          *(f"first {n}" for n in levels), "max level", "warnings",
-                          "first warning's sensors"], rows)
+                     _level_badge(s["max_level"]), esc(s["warnings"]),
+                     esc(", ".join(s.get("first_sensors", [])))])
+    return scroll_table(["run", "kind", "first warning", "Δ vs replay",
+                         *(f"first {n}" for n in levels), "max level", "warnings",
+                         "first warning's sensors"], rows)
 
 
 def level_steps(warnings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +107,7 @@ def level_chart(inv: Investigation) -> str:
     ax.set_title("Highest open warning level")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return png(fig)
 
 
 def work_order_table(inv: Investigation) -> str:
@@ -128,21 +127,21 @@ def work_order_table(inv: Investigation) -> str:
         rid = replay_of.get(o["warning_id"])
         r_id, r = by_warning.get(rid, (None, None)) if rid else (None, None)
 
-        def esc(x: dict[str, Any] | None) -> str:
+        def escalations(x: dict[str, Any] | None) -> str:
             if x is None or not x["escalations"]:
                 return "—"
             return "; ".join(f"{_t(t)} {note}" for t, note in x["escalations"])
 
-        rows.append([_esc(wo_id), _esc(o["warning_id"]), _t(o["created_s"]), _t(o["assigned_s"]),
-                     _t(o["closed_s"]), _esc(esc(o)), _esc(r_id or "—"),
+        rows.append([esc(wo_id), esc(o["warning_id"]), _t(o["created_s"]), _t(o["assigned_s"]),
+                     _t(o["closed_s"]), esc(escalations(o)), esc(r_id or "—"),
                      _t(r["created_s"] if r else None),
                      _delta(None if r is None or o["created_s"] is None
-                            else r["created_s"] - o["created_s"]), _esc(esc(r))])
+                            else r["created_s"] - o["created_s"]), esc(escalations(r))])
     if not rows:
         return "<p>No work orders were issued at the time.</p>"
-    return _scroll_table(["order of the time", "warning", "created", "assigned", "closed",
-                          "escalated", "replay's order", "created", "Δ created", "escalated"],
-                         rows)
+    return scroll_table(["order of the time", "warning", "created", "assigned", "closed",
+                         "escalated", "replay's order", "created", "Δ created", "escalated"],
+                        rows)
 
 
 def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archived",
@@ -156,14 +155,14 @@ def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archi
                        f"{n} only {left if v['archived_s'] is not None else right}"
                        for n, v in d["levels"].items()
                        if v["archived_s"] is not None or v["replay_s"] is not None)
-        rows.append([f"<b>{_esc(d['status'])}</b>", _esc(d["hazard"]), _esc(d["archived_id"]),
-                     _esc(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
+        rows.append([f"<b>{esc(d['status'])}</b>", esc(d["hazard"]), esc(d["archived_id"]),
+                     esc(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
                      _delta(d["delta_raised_s"]), _level_badge(d["archived_max_level"]),
-                     _level_badge(d["replay_max_level"]), _esc(lv or None),
-                     _esc(", ".join(d["sensors"]))])
-    return _scroll_table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
-                          f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
-                          "per level (Δ first time)", "sensors"], rows)
+                     _level_badge(d["replay_max_level"]), esc(lv or None),
+                     esc(", ".join(d["sensors"]))])
+    return scroll_table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
+                         f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
+                         "per level (Δ first time)", "sensors"], rows)
 
 
 def timeline_table(inv: Investigation) -> str:
@@ -178,53 +177,51 @@ def timeline_table(inv: Investigation) -> str:
     for k in inv.timeline:
         alarming = "<br>".join(
             f"{html.escape(a['sensor_id'])} {html.escape(a['rule_id'])} → "
-            f"{_esc(level(a['level']))} ({a['value']:g})" for a in k["alarming"]) or "—"
-        wall = ([_esc((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
+            f"{esc(level(a['level']))} ({a['value']:g})" for a in k["alarming"]) or "—"
+        wall = ([esc((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
                 if anchor is not None else [])
-        rows.append([_t(k["known_at_s"]), *wall, _esc(k["warning_id"]), _esc(k["event"]),
-                     _level_badge(k["level_name"]), _esc(k["basis"]),
-                     _esc(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
-                     _esc(", ".join(k["targets"])), _esc(f"{k['observations_received']:,}"),
-                     _esc(k["sensors_reporting"]), alarming])
+        rows.append([_t(k["known_at_s"]), *wall, esc(k["warning_id"]), esc(k["event"]),
+                     _level_badge(k["level_name"]), esc(k["basis"]),
+                     esc(f"{k['area_m2'] / 1e4:.2f} ha ({k['area_source']})"),
+                     esc(", ".join(k["targets"])), esc(f"{k['observations_received']:,}"),
+                     esc(k["sensors_reporting"]), alarming])
     if not rows:
         return "<p>The replay issued no warnings.</p>"
-    return _scroll_table(["known at", *(["wall clock"] if anchor is not None else []),
-                          "warning", "event", "level", "basis", "area",
-                          "protected targets", "observations received", "sensors reporting",
-                          "alarming (sensor, rule → level (value))"], rows)
+    return scroll_table(["known at", *(["wall clock"] if anchor is not None else []),
+                         "warning", "event", "level", "basis", "area",
+                         "protected targets", "observations received", "sensors reporting",
+                         "alarming (sensor, rule → level (value))"], rows)
 
 
 def fit_section(inv: Investigation) -> str:
     """The fitted source and the model-derived sensors."""
     if inv.fit is None:
-        return f"<p>No source was fitted{': ' + _esc(inv.fit_note) if inv.fit_note else ''}.</p>"
+        return f"<p>No source was fitted{': ' + esc(inv.fit_note) if inv.fit_note else ''}.</p>"
     f = inv.fit
     out = [
         f"<p>Gas source fitted by least squares over {f.n_candidates} candidate sources × "
         f"start times to {f.n_observations:,} methane readings (rate in closed form per "
         "candidate; readings clipped at the top of the range are censored). Wind and "
         "stability as archived.</p>",
-        _scroll_table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
-                      [[_esc("best" if i == 0 else i + 1), _esc(r["source"]),
-                        _esc(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
-                        _esc(f"{r['rate_kg_s']:.3g}"), _esc(f"{r['misfit_rms']:.2f}")]
+        scroll_table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
+                     [[esc("best" if i == 0 else i + 1), esc(r["source"]),
+                        esc(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
+                        esc(f"{r['rate_kg_s']:.3g}"), esc(f"{r['misfit_rms']:.2f}")]
                        for i, r in enumerate(f.ranking)]),
         f'<p class="note">RMS of the readings used: {f.observed_rms:.2f} %LEL.</p>']
     truth = inv.setup.run.hazard_notes or inv.incident.manifest.get("hazards") or {}
-    for note in truth.values():
-        if note.get("kind") == "gas_plume":
-            out.append(f'<p class="note">Scenario source (for comparison): {_esc(note["where"])} '
-                       f"{_esc(note['xy_m'])}, {note['rate_kg_s']:.3g} kg/s from "
-                       f"{note['start_s']:g} s.</p>")
+    for note in truth.values():  # each hazard's own note says where and how much
+        out.append(f'<p class="note">Scenario hazard (for comparison): {esc(note["id"])}: '
+                   f"{esc(note['summary'])} from {note['start_s']:g} s.</p>")
     added = [(c.cf.label, a) for c in inv.counterfactuals for a in c.added]
     if added:
         out.append("<h3>Had a sensor been here, when would we have known?</h3>")
-        out.append(_scroll_table(
+        out.append(scroll_table(
             ["counterfactual", "sensor", "model-derived", "x, y, z (m)", "first alarm",
              "rule", "in a warning from"],
-            [[_esc(lbl), _esc(a["sensor_id"]), _esc("yes" if a["model_derived"] else "no"),
-              _esc(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
-              _esc(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
+            [[esc(lbl), esc(a["sensor_id"]), esc("yes" if a["model_derived"] else "no"),
+              esc(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
+              esc(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
     return "".join(out)
 
 
@@ -243,7 +240,7 @@ def investigation_html(inv: Investigation) -> str:
              ("Replay archive", str(inv.replay.archive_path))]
     facts += [("Note", n) for n in inv.setup.notes]
     body = [f"<h1>Incident investigation — {html.escape(sc.name)}</h1>",
-            _scroll_table(["", ""], [[_esc(k), _esc(v)] for k, v in facts]),
+            scroll_table(["", ""], [[esc(k), esc(v)] for k, v in facts]),
             "<h2>Time to first warning and to each level</h2>", side_by_side(inv),
             f"<img alt='warning level over time' src='{level_chart(inv)}'>"]
     if inv.diff is not None:

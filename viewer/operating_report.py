@@ -55,12 +55,11 @@ from citytwin.viewer.dossier import (  # noqa: E402
     incidents,
     load_run,
     order_facts,
-    page,
     plain,
     section_table,
     stats,
 )
-from citytwin.viewer.report import LEVEL_COLOURS, _clock, _png, _table  # noqa: E402
+from citytwin.viewer.html import LEVEL_COLOURS, clock, page, png, table  # noqa: E402
 
 PERIODS = ("week", "month")
 REPORT_FORMAT = 1
@@ -365,7 +364,7 @@ def operating_report(archive_paths: Iterable[str | Path], *, period: str = "week
 def _hms(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    return f"{_clock(seconds)[2:]} ({seconds:g} s)"
+    return f"{clock(seconds)[2:]} ({seconds:g} s)"
 
 
 def _pct(rate: float | None) -> str:
@@ -390,7 +389,7 @@ def counts_plot(by_hazard_level: dict[str, dict[str, int]], levels: list[str]) -
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], fontsize=8, title="highest level", title_fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def closure_plot(closure_s: list[float]) -> str:
@@ -404,13 +403,13 @@ def closure_plot(closure_s: list[float]) -> str:
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Time to closure of work orders")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _stats_rows(rows: list[tuple[str, dict]]) -> str:
     df = pd.DataFrame([[name, s["n"], _hms(s["median"]), _hms(s["p90"]), _hms(s["max"])]
                        for name, s in rows], columns=["measure", "n", "median", "p90", "max"])
-    return f'<div class="scroll">{_table(df)}</div>'
+    return f'<div class="scroll">{table(df)}</div>'
 
 
 def report_html(rep: dict[str, Any]) -> str:
@@ -421,10 +420,10 @@ def report_html(rep: dict[str, Any]) -> str:
     kind = "Weekly" if rep["period"] == "week" else "Monthly"
     periods = ", ".join(rep["period_labels"][k] for k in rep["periods"]) or "none"
     if w["count"]:
-        table = pd.DataFrame([[h, *[v.get(lv, 0) for lv in levels], sum(v.values())]
-                              for h, v in sorted(w["by_hazard_level"].items())],
-                             columns=["hazard", *levels, "total"])
-        warn_html = (f'<div class="scroll">{_table(table)}</div>'
+        counts = pd.DataFrame([[h, *[v.get(lv, 0) for lv in levels], sum(v.values())]
+                               for h, v in sorted(w["by_hazard_level"].items())],
+                              columns=["hazard", *levels, "total"])
+        warn_html = (f'<div class="scroll">{table(counts)}</div>'
                      f'<img alt="warnings by hazard and level" '
                      f'src="{counts_plot(w["by_hazard_level"], levels)}">'
                      + section_table(w["list"], [
@@ -501,7 +500,7 @@ that ended with an all-clear ({_pct(fa['rate'])}).</p>
 <h2>Push delivery</h2>
 <p>{p['delivered']} of {p['count']} push(es) delivered ({_pct(p['rate'])}); delay of delivered
 pushes: median {_hms(p['delay_s']['median'])}, max {_hms(p['delay_s']['max'])}.</p>
-{f'<div class="scroll">{_table(channels)}</div>' if len(channels) else ''}
+{f'<div class="scroll">{table(channels)}</div>' if len(channels) else ''}
 {section_table(p['undelivered'], [
     ('run', 'run_id'), ('warning', 'warning_id'), ('unit', 'unit'), ('channel', 'channel'),
     ('sent', 'time_wall')], 'Every push was delivered.' if p['count'] else 'No pushes.')}
@@ -511,7 +510,7 @@ pushes: median {_hms(p['delay_s']['median'])}, max {_hms(p['delay_s']['max'])}.<
     ('raised', 'time_wall'), ('cleared', 'cleared_wall'), ('detail', 'detail')],
     'No self-check findings.')}
 <h2>By period</h2>
-{f'<div class="scroll">{_table(per_period)}</div>' if len(per_period) else '<p>None.</p>'}
+{f'<div class="scroll">{table(per_period)}</div>' if len(per_period) else '<p>None.</p>'}
 <h2>Archives</h2>
 {section_table(rep['archives'], [
     ('archive', 'path'), ('run', 'run_id'), ('scenario', 'scenario'), ('mode', 'mode'),

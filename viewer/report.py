@@ -1,17 +1,13 @@
 """The run report: one self-contained HTML file (plots embedded), read from the archive.
 
-Also the HTML and plot helpers every report page shares (escaping, tables, badges, PNG).
+Also the map of a run every report page shares (``map_plot``).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -22,51 +18,8 @@ import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
 from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
-from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
 from citytwin.twin.model import CityTwin  # noqa: E402
-
-LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1e88e5", "yellow": "#fdd835",
-                 "orange": "#fb8c00", "red": "#e53935"}
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-_clock = clock_text  # (the reports' name for it)
-
-
-# --- HTML helpers shared by every report page ----------------------------------------------
-
-def _esc(value: Any) -> str:
-    """HTML-escaped text of a value; None and an empty list show as an em dash."""
-    return html.escape("—" if value is None or value == [] else str(value))
-
-
-def _badge(text: str, colour: str) -> str:
-    """A coloured label (the pages' ``.badge`` style)."""
-    return f'<span class="badge" style="background:{colour}">{html.escape(text)}</span>'
-
-
-def _html_table(header: Iterable[object], rows: Iterable[Iterable[str]]) -> str:
-    """A table: header texts are escaped here, cells are HTML already (escape before)."""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _scroll_table(header: Iterable[object], rows: Iterable[Iterable[str]]) -> str:
-    """:func:`_html_table` in a horizontally scrollable box (for phones)."""
-    return f'<div class="scroll">{_html_table(header, rows)}</div>'
-
-
-def _table(df: pd.DataFrame) -> str:
-    """A data frame as a table, every header and cell escaped."""
-    return _html_table(df.columns, ([html.escape(str(v)) for v in r]
-                                    for r in df.itertuples(index=False, name=None)))
+from citytwin.viewer.html import LEVEL_COLOURS, clock, png, table  # noqa: E402
 
 
 def sensor_plot(obs: pd.DataFrame, alarms: pd.DataFrame, rulebook: dict, n: int = 6) -> str:
@@ -88,7 +41,7 @@ def sensor_plot(obs: pd.DataFrame, alarms: pd.DataFrame, rulebook: dict, n: int 
     ax.set_xlabel("minutes from scenario start")
     ax.set_title("Readings of the sensors with the highest values")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def map_plot(twin: CityTwin, sensors: pd.DataFrame, alarms: pd.DataFrame,
@@ -138,7 +91,7 @@ def map_plot(twin: CityTwin, sensors: pd.DataFrame, alarms: pd.DataFrame,
     ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower left")
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.tick_params(labelsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def write_report(archive_path: str | Path, twin: CityTwin, out_path: str | Path) -> Path:
@@ -172,9 +125,9 @@ def write_report(archive_path: str | Path, twin: CityTwin, out_path: str | Path)
                       f"{raised['known_at_s'].iloc[0] - starts['time_s'].iloc[0]:.0f} s"))
     facts_html = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                          for k, v in facts)
-    tl = timeline.assign(time=timeline["time_s"].map(_clock))[["time", "kind", "message"]]
+    tl = timeline.assign(time=timeline["time_s"].map(clock))[["time", "kind", "message"]]
     wtab = warnings.assign(
-        time=warnings["known_at_s"].map(_clock),
+        time=warnings["known_at_s"].map(clock),
         targets=warnings["targets"].map(lambda s: ", ".join(json.loads(s)) or "—"),
         recipients=warnings["recipients"].map(lambda s: ", ".join(json.loads(s)) or "—"),
         n_sensors=warnings["sensors"].map(lambda s: len(json.loads(s))),
@@ -194,8 +147,8 @@ img {{ max-width: 100%; border: 1px solid #ddd; }}
 <h1>Run report: {html.escape(scenario['name'])}</h1>
 <p>{html.escape(scenario.get('description', ''))}</p>
 <h2>Summary</h2><table>{facts_html}</table>
-<h2>Timeline</h2>{_table(tl)}
-<h2>Warnings</h2>{_table(wtab) if len(wtab) else '<p>No warnings were raised.</p>'}
+<h2>Timeline</h2>{table(tl)}
+<h2>Warnings</h2>{table(wtab) if len(wtab) else '<p>No warnings were raised.</p>'}
 <h2>Map</h2><img alt="map" src="{map_plot(twin, sensors, alarms, warnings, hazards)}">
 <h2>Sensor readings</h2><img alt="sensor plot" src="{sensor_plot(obs, alarms,
                                                                   manifest['rulebook'])}">

@@ -14,8 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from citytwin.viewer.dossier import page  # noqa: E402
-from citytwin.viewer.report import LEVEL_COLOURS, _png, _table  # noqa: E402
+from citytwin.viewer.html import LEVEL_COLOURS, page, png, table  # noqa: E402
 
 
 def _s(v, spec: str = ".0f", unit: str = "") -> str:
@@ -90,7 +89,7 @@ def time_plot(df: pd.DataFrame, variants: list[str], levels: list[str]) -> str:
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Time to detection, first warning and each level (curves below 1: some "
                  "members never got there)", fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def miss_plot(summary: dict) -> str:
@@ -111,7 +110,7 @@ def miss_plot(summary: dict) -> str:
     ax.set_ylabel("P(missed detection)")
     ax.set_title("Missed detections (Wilson 95 %)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    return _png(fig)
+    return png(fig)
 
 
 def exposure_plot(df: pd.DataFrame, variants: list[str], label: str) -> str:
@@ -125,7 +124,7 @@ def exposure_plot(df: pd.DataFrame, variants: list[str], label: str) -> str:
         ax.set_ylabel(f"{what} exposed")
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"Exposure per member: {label} (box 25–75 %, whiskers 5–95 %)", fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) -> Path:
@@ -215,16 +214,16 @@ def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) 
     body = f"""<h1>What-if study: {html.escape(study['name'])}</h1>
 <p>{html.escape(study.get('description', ''))}</p>
 <h2>Study</h2><table>{facts_html}</table>
-<h3>Variations</h3>{_table(var_rows) if len(var_rows) else '<p>None.</p>'}
-<h3>Variants</h3>{_table(variant_rows) if len(variant_rows) else '<p>One (the base).</p>'}
-<h2>Results by variant</h2>{_table(pd.DataFrame(stats)) if stats else '<p>No members.</p>'}
+<h3>Variations</h3>{table(var_rows) if len(var_rows) else '<p>None.</p>'}
+<h3>Variants</h3>{table(variant_rows) if len(variant_rows) else '<p>One (the base).</p>'}
+<h2>Results by variant</h2>{table(pd.DataFrame(stats)) if stats else '<p>No members.</p>'}
 <p>Times are seconds after the hazard started, over the members where it happened ("never":
 members where it did not). Only warnings of the scenario's hazard raised or escalated at or
 after its start count; warnings raised before the start (noise) or for another hazard are
 false warnings. A missed detection is a member where the hazard exceeded the first metric's
 threshold somewhere on the grid but no warning counted; P(miss) is over those members, with a
 Wilson 95 % interval.</p>
-{'<h2>Variants compared</h2>' + _table(comp) if len(comp) else ''}
+{'<h2>Variants compared</h2>' + table(comp) if len(comp) else ''}
 {'<p>Paired on the members sharing a sample index and sweep point (same draws, same seed): '
  'the bootstrap resamples sample indices jointly; Δ P(miss) is over the pairs where both '
  'members reached the threshold (Newcombe 1998 paired square-and-add).</p>'
@@ -233,8 +232,8 @@ Wilson 95 % interval.</p>
 <h2>Probability maps</h2>
 <p>Per cell: the fraction of members in which the maximum over the run exceeded the
 threshold.</p>{maps_html}
-<h2>Exposure</h2>{_table(pd.DataFrame(exposure_rows)) if exposure_rows else ''}
-{'<h2>By sweep point</h2>' + _table(sweep_rows) if len(sweep_rows) else ''}
+<h2>Exposure</h2>{table(pd.DataFrame(exposure_rows)) if exposure_rows else ''}
+{'<h2>By sweep point</h2>' + table(sweep_rows) if len(sweep_rows) else ''}
 <h2>Files</h2><p>study_results.csv (one row per member), summary.json, prob_*.npy,
 members/&lt;id&gt;/ (max fields, metrics.json; the archive when the member ran where it sees
 the study folder).</p>"""
