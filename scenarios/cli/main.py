@@ -99,19 +99,6 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def cmd_validate(args) -> int:
-    from citytwin.scenarios.run.prepare import prepare
-    from citytwin.scenarios.spec.scenario import load_scenario
-
-    path = Path(args.scenario)
-    scenario = load_scenario(path)
-    run = prepare(scenario, source=str(path), base_dir=path.parent)
-    print(f"{path}: valid. Twin {run.twin.name}; {len(run.network.table)} sensors in "
-          f"{len(run.network.groups())} cadence group(s); {len(run.hazards)} hazard(s); "
-          f"rulebook {run.rulebook.name} ({len(run.rulebook.rules)} rules).")
-    return EXIT_OK
-
-
 def cmd_twin_build(args) -> int:
     from citytwin.twin.realcity import build_twin_from_files
     from citytwin.twin.store import save_twin
@@ -196,11 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=cmd_run)
 
-    v = sub.add_parser("validate", help="check a scenario file without running it",
-                       description="Validate a scenario: schema, twin, hazard sources, sensor "
-                                   "placement and rulebook. Nothing is written.")
-    v.add_argument("scenario", help="scenario YAML file")
-    v.set_defaults(func=cmd_validate)
+    from citytwin.scenarios.cli.validate import add_validate_command
+
+    add_validate_command(sub)   # every file kind: scenario, drill plan, players, study, ...
 
     o = sub.add_parser("report", help="weekly/monthly operating report over run archives",
                        description="Counts of warnings by hazard and level, time to first "
