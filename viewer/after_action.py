@@ -33,7 +33,7 @@ from citytwin.scenarios.drill.score import (  # noqa: E402
     ratings,
     score,
 )
-from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
+from citytwin.scenarios.run.archive_reader import read_manifest, read_table  # noqa: E402
 from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
 from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,

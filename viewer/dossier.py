@@ -16,9 +16,9 @@ Times: every ``*_s`` field is seconds from the run's start; its ``*_wall`` twin 
 wall-clock time ``anchor + seconds`` in the anchor's UTC offset, the anchor being the
 manifest's ``start``.
 
-``load_run`` is the archive reader shared with :mod:`viewer.operating_report`: it refuses a
-file that is not a citytwin run archive with an :class:`~twin.errors.InputError` naming the
-file and the reason.
+Archives are read with :func:`scenarios.run.archive_reader.load_run`: it refuses a file that
+is not a citytwin run archive with an :class:`~twin.errors.InputError` naming the file and
+the reason.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ import html
 import json
 import math
 import re
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +42,12 @@ import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
 from citytwin.alerting.events import CLOSING  # noqa: E402
-from citytwin.scenarios.run.archive import SCHEMA, TABLES  # noqa: E402
-from citytwin.twin.errors import InputError  # noqa: E402
+from citytwin.scenarios.run.archive_reader import (  # noqa: E402
+    RunData,
+    decode_json,
+    load_run,
+    read_observations,
+)
 from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,
     badge,
@@ -73,180 +75,6 @@ TIME_COLUMNS = ("time_s", "known_at_s", "received_s", "first_exceedance_s", "cre
 #: Columns holding canonical JSON (lists or mappings).
 JSON_COLUMNS = ("sensors", "targets", "recipients", "actions", "data")
 _END_WORDS = {"cleared": "all-clear", "cancelled": "cancellation", "open": "end of the run"}
-REQUIRED_MANIFEST = ("run_id", "scenario", "start")
-#: The tables read into memory (observations are queried per incident).
-_EVENT_TABLES = tuple(t for t in TABLES if t != "observations")
-_ORDER = {"sensors": "sensor_key", "work_orders": "created_s, work_order_id"}
-
-# --- reading an archive ------------------------------------------------------------------
-
-@dataclass
-class RunData:
-    """A run archive read into memory (all tables but the observations)."""
-
-    path: Path
-    manifest: dict[str, Any]
-    anchor: datetime
-    tables: dict[str, pd.DataFrame]
-
-    @property
-    def run_id(self) -> str:
-        return str(self.manifest["run_id"])
-
-    @property
-    def levels(self) -> list[str]:
-        """Level names, least to most severe (level number = position + 1)."""
-        rulebook = self.manifest.get("rulebook") or {}
-        if rulebook.get("levels"):
-            return list(rulebook["levels"])
-        w = self.tables["warnings"]
-        named = w[w["level"] > 0].drop_duplicates("level").sort_values("level")
-        return [str(n) for n in named["level_name"]]
-
-    def wall(self, t_s: float | None) -> str | None:
-        """Wall-clock ISO 8601 time of ``t_s`` seconds from the start (anchor's offset)."""
-        return wall_clock(self.anchor, t_s)
-
-    def local(self, t_s: float) -> datetime:
-        """Aware local datetime of ``t_s`` seconds from the start."""
-        return self.anchor + timedelta(seconds=float(t_s))
-
-    # Derived once per run (the tables are read once and not changed afterwards).
-
-    @cached_property
-    def order_events(self) -> dict[str, pd.DataFrame]:
-        """Each work order's events, by seq (an order without events is absent)."""
-        events = self.tables["work_order_events"].sort_values("seq")
-        return {str(k): g for k, g in events.groupby("work_order_id", sort=False)}
-
-    def events_of_order(self, work_order_id: str) -> pd.DataFrame:
-        """The events of one work order, by seq (none: an empty frame)."""
-        found = self.order_events.get(str(work_order_id))
-        return self.tables["work_order_events"].iloc[:0] if found is None else found
-
-    @cached_property
-    def timeline_warning_ids(self) -> pd.Series:
-        """The ``warning_id`` named in each timeline row's data (None if it names none)."""
-        timeline = self.tables["timeline"]
-        return pd.Series([_warning_of(d) for d in timeline["data"]], index=timeline.index,
-                         dtype=object)
-
-
-def wall_clock(anchor: datetime, t_s: float | None) -> str | None:
-    """``anchor + t_s`` as ISO 8601 with the anchor's UTC offset (ms only when fractional)."""
-    if t_s is None or (isinstance(t_s, float) and math.isnan(t_s)):
-        return None
-    t = anchor + timedelta(seconds=float(t_s))
-    return t.isoformat(timespec="seconds" if float(t_s).is_integer() else "milliseconds")
-
-
-def parse_anchor(text: object) -> datetime:
-    """The manifest's ``start``: an ISO 8601 date-time with a UTC offset (ValueError if not)."""
-    try:
-        anchor = datetime.fromisoformat(str(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
-    if anchor.utcoffset() is None:
-        raise ValueError(f"{text!r} has no UTC offset; the wall-clock anchor needs one "
-                         "(e.g. 2026-06-01T05:30:00+08:00)")
-    return anchor
-
-
-@cache
-def _expected_columns() -> dict[str, tuple[str, ...]]:
-    with closing(sqlite3.connect(":memory:")) as db:
-        db.executescript(SCHEMA)
-        return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in TABLES}
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-
-
-def load_run(path: str | Path) -> RunData:
-    """Read a run archive (or a run folder holding ``archive.sqlite``).
-
-    Raises ``InputError`` (a ``ValueError``) naming the file and the reason when it does not
-    exist, is not SQLite, lacks a table or column of the current schema, or has a manifest
-    without ``run_id``, ``scenario`` or a ``start`` with a UTC offset.
-    """
-    path = Path(path)
-    if path.is_dir() and (path / "archive.sqlite").is_file():
-        path = path / "archive.sqlite"
-    if not path.exists():
-        raise InputError(str(path), "no such file")
-    if path.is_dir():
-        raise InputError(str(path), "is a folder without archive.sqlite, not a run archive")
-    try:
-        with closing(_connect(path)) as db:
-            columns = _check_schema(path, db)
-            manifest = _read_manifest(path, db)
-            tables = {}
-            for t in _EVENT_TABLES:
-                if t == "manifest":
-                    continue
-                order = _ORDER.get(t, "seq")
-                tables[t] = pd.read_sql_query(
-                    f"SELECT {', '.join(columns[t])} FROM {t} ORDER BY {order}", db)
-    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
-        raise InputError(str(path), f"not a readable SQLite run archive ({exc})") from None
-    try:
-        anchor = parse_anchor(manifest["start"])
-    except ValueError as exc:
-        raise InputError(str(path), str(exc), field="manifest.start") from None
-    return RunData(path=path, manifest=manifest, anchor=anchor, tables=tables)
-
-
-def _check_schema(path: Path, db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    present = {name for (name,) in db.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-    if "manifest" not in present:
-        raise InputError(str(path), "not a citytwin run archive (it has no manifest table)")
-    expected = _expected_columns()
-    missing = [t for t in TABLES if t not in present]
-    if missing:
-        row = db.execute("SELECT value FROM manifest WHERE key = 'schema_version'").fetchone()
-        version = row[0] if row else "unknown"
-        raise InputError(str(path), f"archive schema version {version} lacks table(s) "
-                         f"{', '.join(missing)}; re-run the scenario with this citytwin")
-    for t in TABLES:
-        have = {r[1] for r in db.execute(f"PRAGMA table_info({t})")}
-        lacking = [c for c in expected[t] if c not in have]
-        if lacking:
-            raise InputError(str(path), f"missing column(s) {', '.join(lacking)} "
-                             "(an older or foreign archive schema)", field=t)
-    return expected
-
-
-def _read_manifest(path: Path, db: sqlite3.Connection) -> dict[str, Any]:
-    manifest = {}
-    for key, value in db.execute("SELECT key, value FROM manifest ORDER BY key"):
-        try:
-            manifest[key] = json.loads(value)
-        except (TypeError, ValueError):
-            raise InputError(str(path), "not valid JSON", field=f"manifest.{key}") from None
-    for key in REQUIRED_MANIFEST:
-        if key not in manifest:
-            raise InputError(str(path), "missing (every run archive records it)",
-                             field=f"manifest.{key}")
-    return manifest
-
-
-def read_observations(run: RunData, sensor_ids: list[str], t0_s: float,
-                      t1_s: float) -> pd.DataFrame:
-    """Readings of ``sensor_ids`` with ``t0_s <= time_s <= t1_s``, by sensor and time."""
-    cols = "sensor_id, time_s, received_s, value, quality, source"
-    if not sensor_ids:
-        return pd.DataFrame(columns=cols.split(", "))
-    marks = ",".join("?" * len(sensor_ids))
-    with closing(_connect(run.path)) as db:
-        return pd.read_sql_query(
-            f"SELECT s.sensor_id, o.time_s, o.received_s, o.value, o.quality, o.source "
-            f"FROM observation_rows AS o JOIN sensors AS s USING (sensor_key) "
-            f"WHERE s.sensor_id IN ({marks}) AND o.time_s BETWEEN ? AND ? "
-            f"ORDER BY s.sensor_id, o.time_s", db,
-            params=[*sensor_ids, float(t0_s), float(t1_s)])
-
 
 # --- plain values and records ------------------------------------------------------------
 
@@ -261,15 +89,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def records(df: pd.DataFrame, run: RunData) -> list[dict[str, Any]]:
     """Rows as dicts: JSON columns decoded, each time column paired with ``*_wall``."""
     out = []
@@ -277,7 +96,7 @@ def records(df: pd.DataFrame, run: RunData) -> list[dict[str, Any]]:
         rec: dict[str, Any] = {}
         for key, value in row.items():
             value = plain(value)
-            rec[key] = _decode(value) if key in JSON_COLUMNS else value
+            rec[key] = decode_json(value) if key in JSON_COLUMNS else value
             if key in TIME_COLUMNS:
                 rec[key[:-2] + "_wall"] = run.wall(value)
         out.append(rec)
@@ -301,7 +120,7 @@ def stats(values: list[float] | np.ndarray) -> dict[str, float | int | None]:
 
 
 def _list(value: Any) -> list:
-    value = _decode(value)
+    value = decode_json(value)
     return list(value) if isinstance(value, list | tuple) else []
 
 
@@ -365,11 +184,6 @@ def incidents(run: RunData) -> list[Incident]:
     return out
 
 
-def _warning_of(data: Any) -> Any:
-    data = _decode(data)
-    return data.get("warning_id") if isinstance(data, dict) else None
-
-
 def _thresholds(run: RunData, rule_ids: list[str]) -> list[dict[str, Any]]:
     rulebook = run.manifest.get("rulebook") or {}
     rules = [*(rulebook.get("rules") or []), *(rulebook.get("forecasts") or [])]
@@ -428,7 +242,7 @@ def dossier_data(run: RunData, inc: Incident, *, pre_s: float = PRE_WINDOW_S,
     alarms = alarms[alarms["sensor_id"].isin(members) & (alarms["hazard"] == inc.hazard)
                     & alarms["time_s"].between(t0, t1)]
     rule_ids = sorted(set(alarms["rule_id"]))
-    obs = read_observations(run, members, t0, t1)
+    obs = read_observations(run.path, members, t0, t1)
     pushes = run.tables["pushes"]
     pushes = pushes[pushes["warning_id"] == wid].copy()
     seq_event = dict(zip(inc.events["seq"], inc.events["event"], strict=True))

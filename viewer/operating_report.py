@@ -50,10 +50,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from citytwin.scenarios.run.archive_reader import RunData, load_run  # noqa: E402
 from citytwin.viewer.dossier import (  # noqa: E402
-    RunData,
     incidents,
-    load_run,
     order_facts,
     plain,
     section_table,

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 
-from citytwin.scenarios.run.archive import read_manifest, read_table  # noqa: E402
+from citytwin.scenarios.run.archive_reader import read_manifest, read_table  # noqa: E402
 from citytwin.twin.model import CityTwin  # noqa: E402
 from citytwin.viewer.html import LEVEL_COLOURS, clock, png, table  # noqa: E402
 

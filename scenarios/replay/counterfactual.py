@@ -45,7 +45,7 @@ from citytwin.scenarios.replay.session import (
     warning_summary,
     with_network,
 )
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.cascade import GAS_QUANTITY
 from citytwin.scenarios.run.prepare import plume_engine
 from citytwin.scenarios.spec.scenario import Weather, clock_text

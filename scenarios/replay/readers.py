@@ -63,7 +63,8 @@ import pandas as pd
 from pyproj import CRS, Transformer
 
 from citytwin.alerting.observation import QUALITY_DROPPED, QUALITY_OFFLINE
-from citytwin.scenarios.run.archive import WARNING_COLUMNS, read_manifest, read_table
+from citytwin.scenarios.run.archive import WARNING_COLUMNS
+from citytwin.scenarios.run.archive_reader import read_manifest, read_table
 from citytwin.sensors_sim.network import COLUMNS as SENSOR_TABLE_COLUMNS
 from citytwin.twin.errors import InputError
 

@@ -43,7 +43,7 @@ from citytwin.scenarios.replay.readers import (
     normalise_warnings,
     read_incident,
 )
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.prepare import (
     PreparedRun,
     build_hazards,

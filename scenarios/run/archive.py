@@ -1,4 +1,6 @@
-"""The run archive: one SQLite file (WAL) with plain-SQL tables.
+"""The run archive writer: one SQLite file (WAL) with plain-SQL tables.
+
+Read archives through :mod:`scenarios.run.archive_reader`.
 
 Tables (times are seconds from scenario start; the wall-clock anchor is the manifest's
 ``start``; list-valued columns hold canonical JSON):
@@ -267,29 +269,3 @@ class Archive:
 
 def _nan_to_none(values) -> list:
     return [None if isinstance(v, float) and v != v else v for v in values]
-
-
-def read_table(path: str | Path, table: str) -> pd.DataFrame:
-    """Read one archive table as a DataFrame (read-only connection)."""
-    if table not in TABLES:
-        raise ValueError(f"unknown archive table {table!r}")
-    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
-        return pd.read_sql_query(f"SELECT * FROM {table}", db)
-
-
-def read_manifest(path: str | Path) -> dict[str, object]:
-    """The manifest as a dict of decoded JSON values."""
-    df = read_table(path, "manifest")
-    return {k: json.loads(v) for k, v in zip(df["key"], df["value"], strict=True)}
-
-
-def content_digest(path: str | Path) -> str:
-    """SHA-256 over the archive's SQL dump: equal digests ⇔ identical content."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as db:
-        for line in db.iterdump():
-            h.update(line.encode("utf-8"))
-            h.update(b"\n")
-    return h.hexdigest()

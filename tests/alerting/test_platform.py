@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from citytwin.alerting import Engine, Observation, ObservationBatch
 from citytwin.alerting.cap import CapContext
 from citytwin.alerting.platform import OperationsPolicy, Platform, load_operations
-from citytwin.scenarios.run.archive import Archive, content_digest, read_table
+from citytwin.scenarios.run.archive import Archive
+from citytwin.scenarios.run.archive_reader import content_digest, read_table
 
 from .conftest import make_inventory, simple_rulebook
 

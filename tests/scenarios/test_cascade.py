@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from citytwin.physics.explosion import distance_for_overpressure_m
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.cascade import GAS_QUANTITY
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare

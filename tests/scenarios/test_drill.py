@@ -22,7 +22,7 @@ from citytwin.scenarios.drill.console import (
 from citytwin.scenarios.drill.director import load_players, run_drill
 from citytwin.scenarios.drill.plan import load_plan, scaled_rain
 from citytwin.scenarios.drill.score import ExpectedOutcome, rate
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.twin.errors import InputError
 
 from .conftest import short_scenario

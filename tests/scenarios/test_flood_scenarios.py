@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from citytwin.scenarios.run.archive import read_manifest, read_table
+from citytwin.scenarios.run.archive_reader import read_manifest, read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
 from citytwin.scenarios.spec.scenario import load_scenario

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from citytwin.scenarios.cli.main import main
-from citytwin.scenarios.run.archive import Archive, content_digest, read_manifest, read_table
+from citytwin.scenarios.run.archive import Archive
+from citytwin.scenarios.run.archive_reader import content_digest, read_manifest, read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
 from citytwin.scenarios.spec.scenario import load_scenario

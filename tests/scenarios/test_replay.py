@@ -18,7 +18,7 @@ from citytwin.scenarios.replay.counterfactual import (
 )
 from citytwin.scenarios.replay.readers import export_incident, read_incident
 from citytwin.scenarios.replay.session import add_replay_commands, prepare_replay, run_replay
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
 from citytwin.scenarios.spec.scenario import Weather, WindPoint, load_scenario
@@ -595,7 +595,7 @@ def test_group_intervals_are_archived_and_resolved_once_per_group(demo_archive, 
     import sqlite3
 
     from citytwin.scenarios.replay.readers import group_intervals
-    from citytwin.scenarios.run.archive import read_manifest
+    from citytwin.scenarios.run.archive_reader import read_manifest
 
     assert read_manifest(demo_archive)["group_intervals_s"] == {"ch4-wells": 10.0}
     inc = read_incident(demo_archive)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from citytwin.alerting.observation import ObservationBatch
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
 from citytwin.scenarios.spec.scenario import load_scenario

@@ -7,7 +7,7 @@ import yaml
 
 from citytwin.alerting.cap import check_cap_structure, validate_cap
 from citytwin.scenarios.cli.main import main
-from citytwin.scenarios.run.archive import read_table
+from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
 from citytwin.scenarios.spec.scenario import load_scenario

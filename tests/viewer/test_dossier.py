@@ -27,8 +27,9 @@ import pytest
 import shapely
 
 from citytwin.scenarios.run.archive import SCHEMA
+from citytwin.scenarios.run.archive_reader import load_run, wall_clock
 from citytwin.twin.errors import InputError
-from citytwin.viewer.dossier import build_dossiers, load_run, stats, wall_clock
+from citytwin.viewer.dossier import build_dossiers, stats
 
 START = "2026-06-01T05:30:00+08:00"
 DURATION_S = 14400.0
