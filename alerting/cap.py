@@ -39,12 +39,12 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyproj
@@ -80,35 +80,18 @@ MSG_TYPE_BY_EVENT: dict[str, str] = {
 #: 3-level rulebook uses the first three entries, a 4-level one all four (3.3.2 severity).
 SEVERITY_FROM_TOP: tuple[str, ...] = ("Extreme", "Severe", "Moderate", "Minor")
 
-#: Hazard → ``<category>`` values (3.3.2; several are allowed). "Met" is "Meteorological
-#: (inc. flood)", "Geo" "Geophysical (inc. landslide)", "Fire" "Fire suppression and rescue".
-HAZARD_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "gas_leak": ("Safety", "Fire"),       # flammable gas: the threat is fire / explosion
-    "gas_plume": ("Safety", "Fire"),
-    "urban_flood": ("Met",),
-    "dam_break": ("Safety", "Met"),       # a flood, but not a weather product: Safety first
-    "crowd_crush": ("Safety",),
-    "building_fire": ("Fire",),
-}
-DEFAULT_CATEGORIES: tuple[str, ...] = ("Other",)
+class HazardCapInfo(Protocol):
+    """How warnings of one hazard read in CAP (3.3.2): ``categories`` (``<category>``
+    values), ``event`` (``<event>`` text), ``public_responses`` (public ``<responseType>`` by
+    level rank from the top: Extreme, Severe, Moderate, Minor) and ``instruction`` (what
+    people should do). Declared by each hazard's own module (``physics/<kind>.py``) or, for
+    hazards without one, in the rulebook's ``hazard_info``; alerting only reads it."""
 
-#: Hazard → ``<event>`` text (3.3.2 "the type of the subject event").
-HAZARD_EVENT_NAMES: dict[str, str] = {
-    "gas_leak": "Gas leak", "gas_plume": "Gas plume", "urban_flood": "Urban flood",
-    "dam_break": "Dam break", "crowd_crush": "Crowd crush", "building_fire": "Building fire",
-}
+    categories: Sequence[str]
+    event: str
+    public_responses: Sequence[str]
+    instruction: str
 
-#: Public warnings: hazard → ``<responseType>`` by rank from the top (Extreme, Severe,
-#: Moderate, Minor). Crowds are told to avoid, never to evacuate (that would push the crowd).
-PUBLIC_RESPONSE_FROM_TOP: dict[str, tuple[str, ...]] = {
-    "gas_leak": ("Evacuate", "Avoid", "Prepare", "Monitor"),
-    "gas_plume": ("Evacuate", "Avoid", "Prepare", "Monitor"),
-    "urban_flood": ("Evacuate", "Avoid", "Prepare", "Monitor"),
-    "dam_break": ("Evacuate", "Evacuate", "Prepare", "Monitor"),
-    "crowd_crush": ("Avoid", "Avoid", "Avoid", "Monitor"),
-    "building_fire": ("Evacuate", "Evacuate", "Prepare", "Monitor"),
-}
-DEFAULT_PUBLIC_RESPONSE_FROM_TOP: tuple[str, ...] = ("Execute", "Prepare", "Monitor", "Monitor")
 
 #: Departmental (Restricted) warnings: the audience runs its pre-planned response.
 DEPARTMENT_RESPONSE_FROM_TOP: tuple[str, ...] = ("Execute", "Execute", "Prepare", "Monitor")
@@ -194,6 +177,8 @@ class CapContext:
     allow_actual: bool = False
     language: str = "en-US"
     sender_name: str = "citytwin"
+    #: hazard name → how its warnings read (every hazard the run's rulebook warns of)
+    hazards: Mapping[str, HazardCapInfo] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_cap_token(self.sender, "sender")
@@ -211,6 +196,16 @@ class CapContext:
     def status(self) -> str:
         """The ``<status>`` of every message of this run."""
         return cap_status(self.mode, self.allow_actual)
+
+    def hazard(self, name: str) -> HazardCapInfo:
+        """How warnings of ``name`` read; KeyError naming it and the described hazards."""
+        try:
+            return self.hazards[name]
+        except KeyError:
+            raise KeyError(f"no CAP description of hazard {name!r} (described: "
+                           f"{', '.join(sorted(self.hazards)) or 'none'}); register its "
+                           "physics module or describe it in the rulebook's hazard_info"
+                           ) from None
 
 
 @dataclass(frozen=True)
@@ -445,8 +440,9 @@ def severity_for(level: int, n_levels: int) -> str:
     return SEVERITY_FROM_TOP[n_levels - level]
 
 
-def response_types_for(item: CapInput) -> tuple[str, ...]:
-    """``<responseType>`` values for an event: by audience, hazard and level (3.3.2)."""
+def response_types_for(item: CapInput, info: HazardCapInfo) -> tuple[str, ...]:
+    """``<responseType>`` values for an event: by audience, the hazard (``info``) and
+    level (3.3.2)."""
     if item.event == "cleared":
         return ("AllClear",)
     if item.event == "cancelled":
@@ -454,8 +450,7 @@ def response_types_for(item: CapInput) -> tuple[str, ...]:
     rank = item.n_levels - item.level
     if not item.public:
         return (DEPARTMENT_RESPONSE_FROM_TOP[rank],)
-    table = PUBLIC_RESPONSE_FROM_TOP.get(item.hazard, DEFAULT_PUBLIC_RESPONSE_FROM_TOP)
-    return (table[rank],)
+    return (info.public_responses[rank],)
 
 
 def urgency_for(item: CapInput) -> str:
@@ -558,9 +553,7 @@ class CapPublisher:
              references: tuple[str, ...], polygons: list[str]) -> bytes:
         ctx = self.ctx
         status = ctx.status
-        event_name = HAZARD_EVENT_NAMES.get(item.hazard,
-                                            item.hazard.replace("_", " ").strip().capitalize()
-                                            or "Hazard")
+        hazard = ctx.hazard(item.hazard)
         alert = ET.Element(f"{{{CAP_NS}}}alert")
         _sub(alert, "identifier", identifier)
         _sub(alert, "sender", ctx.sender)
@@ -582,10 +575,10 @@ class CapPublisher:
 
         info = _sub(alert, "info")
         _sub(info, "language", ctx.language)
-        for category in HAZARD_CATEGORIES.get(item.hazard, DEFAULT_CATEGORIES):
+        for category in hazard.categories:
             _sub(info, "category", category)
-        _sub(info, "event", event_name)
-        for response in response_types_for(item):
+        _sub(info, "event", hazard.event)
+        for response in response_types_for(item, hazard):
             _sub(info, "responseType", response)
         _sub(info, "urgency", urgency_for(item))
         if item.event == "cancelled":
@@ -604,7 +597,7 @@ class CapPublisher:
         if expires_s is not None:
             _sub(info, "expires", cap_datetime(_wall_clock(ctx.anchor, expires_s)))
         _sub(info, "senderName", ctx.sender_name)
-        headline = item.headline or f"{event_name} warning: {item.level_name}"
+        headline = item.headline or f"{hazard.event} warning: {item.level_name}"
         prefix = {"Exercise": "EXERCISE: ", "Test": "TEST: "}.get(status, "")
         _sub(info, "headline", prefix + headline)
         if item.description:
@@ -631,7 +624,7 @@ class CapPublisher:
             _sub(param, "valueName", name)
             _sub(param, "value", value)
         area = _sub(info, "area")
-        _sub(area, "areaDesc", item.area_desc or f"{event_name} warning area")
+        _sub(area, "areaDesc", item.area_desc or f"{hazard.event} warning area")
         for poly in polygons:
             _sub(area, "polygon", poly)
 

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from citytwin.alerting.cap import CapContext, CapInput, CapMessage, CapPublisher
+from citytwin.alerting.cap import (
+    CapContext,
+    CapInput,
+    CapMessage,
+    CapPublisher,
+    HazardCapInfo,
+)
 from citytwin.alerting.engine import DroppedObservation, Engine
 from citytwin.alerting.events import CLOSING, AlarmChange, WarningEvent
 from citytwin.alerting.observation import Observation, ObservationBatch
@@ -100,6 +106,9 @@ class Platform:
         self.desk = WorkOrderDesk(policy.work_orders, self.routing, self.rulebook.levels)
         self.cap = CapPublisher(cap) if cap is not None else None
         hazards = self.rulebook.hazards
+        if cap is not None:
+            for name in hazards:  # a warning never meets a hazard CAP cannot describe
+                cap.hazard(name)
         interval = (inventory["interval_s"].astype(float).to_numpy()
                     if "interval_s" in inventory.columns else np.full(len(inventory), 60.0))
         self.checks = SelfChecks(engine.sensor_ids, interval, hazards, policy.self_checks,
@@ -275,7 +284,7 @@ class Platform:
                          f"Sensors: {', '.join(w.sensors) or 'none (model forecast)'}. "
                          f"Protected targets inside: {targets}; about {w.population} people "
                          f"inside {w.area_m2 / 1e4:.2f} ha."),
-            instruction=_instruction(w),
+            instruction=_instruction(w, self.cap.ctx.hazard(w.hazard)),
             area_wkt=w.area_wkt, area_desc=f"{what} warning area {w.warning_id}",
             targets=w.targets, population=w.population, recipients=(names,) if names else (),
             public=public, certainty=w.certainty,
@@ -284,21 +293,9 @@ class Platform:
         return self.cap.publish(item)
 
 
-_INSTRUCTIONS = {
-    "gas_leak": "Keep away from the area; no flames, no switching of electrical devices; "
-                "follow instructions of the gas company and the fire service.",
-    "urban_flood": "Avoid underpasses, tunnels and low roads; do not drive through water; "
-                   "move to higher floors if water rises.",
-    "dam_break": "Move to high ground now, away from the river valley; follow evacuation "
-                 "routes to the shelters.",
-    "crowd_crush": "Do not enter the area; follow stewards; move away from barriers.",
-    "building_fire": "Leave the building by the stairs; do not use lifts; keep away.",
-}
-
-
-def _instruction(w: WarningEvent) -> str:
+def _instruction(w: WarningEvent, info: HazardCapInfo) -> str:
     if w.event == "cleared":
         return "The danger has passed; follow any remaining instructions of the authorities."
     if w.event == "cancelled":
         return "This warning is withdrawn; no action is needed."
-    return _INSTRUCTIONS.get(w.hazard, "Follow instructions of the authorities.")
+    return info.instruction

@@ -9,6 +9,7 @@ path (e.g. ``rules.0.thresholds``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -154,8 +155,28 @@ class ImpactPolicy(_Strict):
     area_update_ratio: float = Field(0.25, gt=0)   # re-issue when the area changes this much
 
 
+#: CAP 1.2 ``<category>`` and ``<responseType>`` values (3.3.2).
+CapCategory = Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
+                      "Transport", "Infra", "CBRNE", "Other"]
+CapResponse = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
+                      "AllClear", "None"]
+
+
+class HazardInfo(_Strict):
+    """How warnings of a hazard with no physics module (sensor-only, e.g. a crowd density
+    rule on live counts) read in CAP and to the public. Hazards with a module declare this
+    in it (``physics/<kind>.py``); an entry here overrides theirs."""
+
+    categories: list[CapCategory] = Field(min_length=1)
+    event: str = Field(min_length=1)
+    #: public ``<responseType>`` by level rank from the top (Extreme, Severe, Moderate, Minor)
+    public_responses: tuple[CapResponse, CapResponse, CapResponse, CapResponse]
+    instruction: str = Field(min_length=1)
+
+
 class Rulebook(_Strict):
-    """Levels (least to most severe), detection rules, forecasts and the impact policy."""
+    """Levels (least to most severe), detection rules, forecasts, the impact policy, and how
+    warnings of hazards without a physics module read (``hazard_info``)."""
 
     name: str
     version: int = 1
@@ -163,6 +184,7 @@ class Rulebook(_Strict):
     rules: list[Rule] = Field(min_length=1)
     forecasts: list[Forecast] = Field(default_factory=list)
     impact: ImpactPolicy = ImpactPolicy()
+    hazard_info: dict[str, HazardInfo] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rulebook:

@@ -38,10 +38,13 @@ FOOTPRINT_MIN_RESOLUTION_M = 5.0
 
 @dataclass(frozen=True)
 class QuantityInfo:
-    """Declaration of one quantity an engine produces."""
+    """Declaration of one quantity an engine produces, and how the values of several hazards
+    at one point combine: ``sum`` (concentrations, depths), ``max`` (temperatures, densities,
+    levels, maxima), ``min`` (visibility)."""
 
     units: str
     description: str
+    combine: str = "sum"
 
 
 @dataclass(frozen=True, eq=False)

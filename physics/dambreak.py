@@ -890,7 +890,8 @@ class DamBreakFlood(LocalInertialFlood):
     kind = "dam_break"
     info = {**LocalInertialFlood.info,
             "reservoir_level_m": QuantityInfo("m", "reservoir water level behind the dam "
-                                                   "(the same everywhere; for level gauges)")}
+                                                   "(the same everywhere; for level gauges)",
+                                              "max")}
 
     def __init__(
         self,

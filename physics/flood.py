@@ -388,15 +388,16 @@ def _parse_boundaries(boundaries, source: str) -> dict[str, object]:
 class LocalInertialFlood(HazardEngine):
     """Local-inertial 2-D flood model on a raster (module docstring)."""
 
-    kind = "flood"
+    kind = "urban_flood"
     info = {
         "depth_m": QuantityInfo("m", "water depth"),
-        "velocity_m_s": QuantityInfo("m/s", "depth-averaged flow speed in the cell"),
-        "wse_m": QuantityInfo("m", "water-surface elevation (the ground where dry)"),
-        "max_depth_m": QuantityInfo("m", "maximum water depth since the start"),
-        "max_velocity_m_s": QuantityInfo("m/s", "maximum flow speed since the start"),
+        "velocity_m_s": QuantityInfo("m/s", "depth-averaged flow speed in the cell", "max"),
+        "wse_m": QuantityInfo("m", "water-surface elevation (the ground where dry)", "max"),
+        # envelopes combine by max: summing two floods' maxima would add different times
+        "max_depth_m": QuantityInfo("m", "maximum water depth since the start", "max"),
+        "max_velocity_m_s": QuantityInfo("m/s", "maximum flow speed since the start", "max"),
         "hazard_rating": QuantityInfo(
-            "1", "flood hazard rating to people d (v + 0.5) + DF (Defra/EA FD2320)"
+            "1", "flood hazard rating to people d (v + 0.5) + DF (Defra/EA FD2320)", "max"
         ),
         "rain_mm_h": QuantityInfo("mm/h", "rain intensity falling now (for rain gauges)"),
     }

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from citytwin.assets3d.meshes import buildings_mesh, terrain_mesh
+from citytwin.physics import HAZARDS
+from citytwin.physics.hazard import RenderStyle
 from citytwin.twin.model import CityTwin
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # no X server needed
@@ -22,37 +26,37 @@ def load_fields(npz_path: str | Path) -> tuple[float, list[tuple[str, np.ndarray
     return float(data["t_s"][0]), fields
 
 
-#: How each kind of field is drawn: (floor, ceiling, log scale, colour map, height above
-#: ground (m; None: at the water surface, ground + value), label). Cells below the floor
-#: are not drawn.
-STYLES = {
-    "lel_pct": (1.0, 100.0, True, "inferno_r", 1.5, "methane %LEL (1.5 m)"),
-    "depth_m": (0.05, 1.5, False, "Blues", None, "water depth (m)"),
-}
+#: A field of a hazard kind no longer registered: drawn plainly above a tiny floor.
+FALLBACK_STYLE = RenderStyle(quantity="", floor=1e-9, top=None, log=False, cmap="viridis",
+                             label="", lift_m=1.0, crop_m=500.0)
 
 
-def style_for(name: str) -> tuple:
-    """The drawing style of a field by its quantity name (gas %LEL or water depth)."""
-    for suffix, style in STYLES.items():
-        if name.endswith(suffix):
-            return style
-    return (1e-9, None, False, "viridis", 1.0, name.split("__")[-1].replace("_", " "))
+def style_for(name: str) -> RenderStyle:
+    """The drawing style of a snapshot field ``<i>__<kind>__<quantity>``: its hazard's
+    registered ``RenderStyle`` (physics/<kind>.py)."""
+    parts = name.split("__")
+    if len(parts) == 3 and parts[1] in HAZARDS:
+        return HAZARDS[parts[1]].style
+    return replace(FALLBACK_STYLE, quantity=parts[-1], label=parts[-1].replace("_", " "))
 
 
 def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
                window_size: tuple[int, int] = (1400, 1000),
-               crop_m: float | None = 500.0) -> Path:
+               crop_m: float | None | Literal["auto"] = "auto") -> Path:
     """Terrain, buildings and the hazard fields draped over the ground, as a PNG.
 
-    Each field is drawn in its style (``STYLES``): gas in %LEL 1.5 m above ground on a log
-    scale from 1 %LEL to 100 %LEL (explosive), water depth on a linear scale from 5 cm to
-    1.5 m (deeper water in the darkest blue); cells below the floor are not drawn. The view
-    looks down steeply between the peak and the centroid of the drawn field, about
-    ``crop_m`` across (the whole twin if ``crop_m`` is None).
+    Each field is drawn in its hazard's registered style (``style_for``; e.g. gas in %LEL
+    1.5 m above ground on a log scale from 1 to 100 %LEL, water depth on a linear scale from
+    5 cm to 1.5 m); cells below the style's floor are not drawn. The view looks down steeply
+    between the peak and the centroid of the drawn field, about ``crop_m`` across (the whole
+    twin if None; ``"auto"``: the styles' own framing, the whole twin if any asks for it).
     """
     import pyvista as pv
 
     t_s, fields = load_fields(npz_path)
+    if crop_m == "auto":
+        crops = [style_for(name).crop_m for name, *_ in fields]
+        crop_m = None if not crops or None in crops else max(crops)
     origin = np.array([twin.terrain.bounds[0], twin.terrain.bounds[1], 0.0])
 
     def to_pv(mesh) -> pv.PolyData:
@@ -71,7 +75,9 @@ def render_run(twin: CityTwin, npz_path: str | Path, png_path: str | Path, *,
                      show_edges=False, smooth_shading=False)
     focus = None
     for name, xs, ys, values in fields:
-        floor_value, ceiling_value, log_scale, cmap, lift_m, label = style_for(name)
+        style = style_for(name)
+        floor_value, ceiling_value, log_scale = style.floor, style.top, style.log
+        cmap, lift_m, label = style.cmap, style.lift_m, style.label
         if values.size == 0 or np.nanmax(values) < floor_value:
             continue
         ceiling_value = ceiling_value or float(np.nanmax(values))

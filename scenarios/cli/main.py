@@ -64,9 +64,7 @@ def run_scenario_file(path: Path, out_dir: Path, *, overwrite: bool, report: boo
     if render if render is not None else scenario.outputs.render:
         from citytwin.viewer.render import render_run
 
-        floods = any(h.kind in ("urban_flood", "dam_break") for h in scenario.hazards)
-        png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png",
-                         crop_m=None if floods else 500.0)  # floods: the whole valley
+        png = render_run(run.twin, out_dir / "hazard_field.npz", out_dir / "render.png")
         print(f"Render: {png}")
     if scenario.outputs.dossiers:
         from citytwin.viewer.dossier import build_dossiers

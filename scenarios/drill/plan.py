@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from citytwin.physics import HAZARDS, get_hazard
 from citytwin.scenarios.drill.console import PLAYER_ACTIONS, CommandError, make_command
 from citytwin.scenarios.spec.scenario import (
     PathError,
@@ -33,7 +33,10 @@ from citytwin.scenarios.spec.scenario import (
 from citytwin.twin.errors import InputError
 from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
-HAZARD_INJECTS = ("hazard_start", "hazard_stop", "rain_change")
+#: Injects that change a hazard before the run: its start, and those the registered hazards
+#: declare (``HazardDescriptor.injects``: a gas release's stop, a storm's rain change).
+HAZARD_INJECTS = ("hazard_start",
+                  *sorted({k for d in HAZARDS.values() for k in d.injects}))
 #: Sensor-fault inject kind → ``ScriptedFaults`` kind.
 FAULT_INJECTS = {"sensor_offline": "offline", "sensor_stuck": "stuck",
                  "false_alarm": "false_alarm"}
@@ -273,17 +276,14 @@ def compile_plan(plan: DrillPlan, source: str, base_dir: Path) -> LoadedPlan:
                                  field=f"{where}.hazard")
             started.add(inj.hazard)
             h["start_s"] = inj.at_s
-        elif inj.kind == "hazard_stop":
-            if h["kind"] != "gas_plume":
-                raise InputError(source, f"hazard {inj.hazard!r} ({h['kind']}) cannot be "
-                                 "stopped; only gas releases have a stop time",
+        else:  # an inject the hazard's own module declares (its descriptor's ``injects``)
+            accepts = get_hazard(h["kind"]).injects
+            if inj.kind not in accepts:
+                raise InputError(source, f"hazard {inj.hazard!r} ({h['kind']}) does not take "
+                                 f"a {inj.kind} inject (it takes: "
+                                 f"{', '.join(['hazard_start', *accepts])})",
                                  field=f"{where}.hazard")
-            h["stop_s"] = inj.at_s
-        else:
-            if h["kind"] != "urban_flood":
-                raise InputError(source, f"hazard {inj.hazard!r} ({h['kind']}) has no rain",
-                                 field=f"{where}.hazard")
-            h["rain"] = {"series": scaled_rain(h, inj.at_s, float(inj.scale))}
+            data["hazards"][ids.index(inj.hazard)] = accepts[inj.kind](h, inj.at_s, inj)
     try:
         scenario = parse_scenario(data, sc_source)
     except InputError as exc:
@@ -307,21 +307,6 @@ def apply_overrides(data: dict, overrides: dict[str, Any], source: str) -> dict:
             raise InputError(source, f"cannot set the override: {exc}",
                              field=f"overrides.{path}") from exc
     return data
-
-
-def scaled_rain(hazard: dict, at_s: float, scale: float) -> dict:
-    """The hazard's rain as a series, intensities × ``scale`` from drill time ``at_s``."""
-    from citytwin.scenarios.run.prepare import rain_series
-    from citytwin.scenarios.spec.scenario import Rain
-
-    times, mm_h, _ = rain_series(Rain.model_validate(hazard["rain"]))
-    rel = at_s - float(hazard["start_s"])
-    if rel > times[0] and rel not in times:
-        k = int(np.searchsorted(times, rel))
-        times = np.insert(times, k, rel)
-        mm_h = np.insert(mm_h, k, mm_h[k - 1])
-    mm_h = np.where(times >= rel, mm_h * scale, mm_h)
-    return {"times_s": times.tolist(), "intensity_mm_h": mm_h.tolist()}
 
 
 def check_sensors(loaded: LoadedPlan, sensor_ids: set[str]) -> None:

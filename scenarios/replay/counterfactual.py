@@ -47,7 +47,7 @@ from citytwin.scenarios.replay.session import (
 )
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.cascade import GAS_QUANTITY
-from citytwin.scenarios.run.prepare import plume_engine
+from citytwin.physics.gas_plume import plume_engine
 from citytwin.scenarios.spec.scenario import Weather, clock_text
 from citytwin.sensors_sim.network import SensorNetwork
 from citytwin.twin.errors import InputError

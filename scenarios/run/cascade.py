@@ -7,8 +7,8 @@
   from the cascade's own random stream. The first ignition is an explosion: the fuel in the
   space gives a TNT-equivalent charge and blast zones by overpressure
   (physics/explosion.py), and the buildings, people and protected targets inside each zone.
-- **Dam breach → flood**: a dam-break hazard is a breach whose outflow floods the valley;
-  the chain is written when the breach starts.
+- **Start chains**: a hazard may declare a link written when it starts
+  (``HazardDescriptor.start_chain``; a dam breach's outflow floods the valley).
 
 Each link is a ``hazard_chain`` row (parent → child, by which rule) and a timeline line.
 """
@@ -29,12 +29,9 @@ from citytwin.physics.explosion import (
     methane_in_space_kg,
     tnt_equivalent_kg,
 )
-from citytwin.scenarios.spec.scenario import (
-    DamBreakHazard,
-    GasExplosionCascade,
-    GasPlumeHazard,
-    Scenario,
-)
+from citytwin.physics import get_hazard
+from citytwin.physics.hazard import HazardSpec
+from citytwin.scenarios.spec.scenario import GasExplosionCascade, Scenario
 from citytwin.twin.errors import InputError
 from citytwin.twin.model import CityTwin
 from citytwin.twin.seeding import rng_for
@@ -61,9 +58,10 @@ def prepare_cascades(scenario: Scenario, twin: CityTwin, source: str) -> list[Pr
         if rule.hazard not in hazards:
             raise InputError(source, f"no hazard {rule.hazard!r} in the scenario (hazards: "
                              f"{sorted(hazards)})", field=f"{field}.hazard")
-        if not isinstance(hazards[rule.hazard], GasPlumeHazard):
-            raise InputError(source, f"hazard {rule.hazard!r} is a "
-                             f"{hazards[rule.hazard].kind}; a gas explosion needs a gas_plume",
+        kind = hazards[rule.hazard].kind
+        if GAS_QUANTITY not in get_hazard(kind).engine.info:
+            raise InputError(source, f"hazard {rule.hazard!r} is a {kind}, which makes no "
+                             f"{GAS_QUANTITY}; a gas explosion needs a hazard that does",
                              field=f"{field}.hazard")
         if rule.spaces.network not in twin.networks:
             raise InputError(source, f"the twin has no {rule.spaces.network!r} network",
@@ -84,7 +82,8 @@ def cascade_processes(cascades: list[PreparedCascade],
                       scenario: Scenario) -> list[Callable[..., Generator]]:
     """SimPy process factories (each takes the kernel's RunContext) for a run's cascades."""
     procs: list[Callable[..., Generator]] = [_gas_explosion_watch(c) for c in cascades]
-    procs += [_breach_chain(h) for h in scenario.hazards if isinstance(h, DamBreakHazard)]
+    procs += [_start_chain(h) for h in scenario.hazards
+              if get_hazard(h.kind).start_chain is not None]
     return procs
 
 
@@ -148,13 +147,15 @@ def _explode(ctx, c: PreparedCascade, k: int, conc_lel_pct: float, t_s: float) -
                                       "fuel_kg": fuel_kg, "tnt_kg": tnt_kg, "zones": zones})
 
 
-def _breach_chain(h: DamBreakHazard):
+def _start_chain(h: HazardSpec):
+    """The link a hazard declares for its start (``HazardDescriptor.start_chain``: a dam
+    breach floods the valley), written when it starts."""
+    parent, child, rule, detail = get_hazard(h.kind).start_chain(h)
+
     def chain(ctx) -> Generator:
         if h.start_s > ctx.duration_s:
             return
         yield ctx.env.timeout(h.start_s - ctx.env.now)
-        ctx.record_chain(h.start_s, f"{h.id}:breach of {h.dam}", f"{h.id}:flood",
-                         "breach outflow routed over the terrain",
-                         f"{h.mode} breach of {h.dam} releases {h.pool} into the valley")
+        ctx.record_chain(h.start_s, parent, child, rule, detail)
 
     return chain

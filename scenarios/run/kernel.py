@@ -32,11 +32,12 @@ from citytwin.alerting.impact import ImpactIndex
 from citytwin.alerting.observation import ObservationBatch
 from citytwin.alerting.platform import Platform, PlatformOutput
 from citytwin.alerting.rulebook import Forecast
+from citytwin.physics import get_hazard
 from citytwin.physics.base import FieldGrid, HazardEngine
-from citytwin.physics.flood import LocalInertialFlood
+from citytwin.physics.flood_impact import footprints_of, ring_points
+from citytwin.physics.hazard import sample_hazards
 from citytwin.scenarios.run.archive import Archive
 from citytwin.scenarios.run.cascade import cascade_processes
-from citytwin.scenarios.run.flood_impact import footprints_of, report_flood_impact, ring_points
 from citytwin.scenarios.run.prepare import PreparedRun, inventory_frame, make_engine
 from citytwin.sensors_sim.scripted_faults import ScriptedFaults
 from citytwin.twin.seeding import rng_for, stable_key
@@ -140,23 +141,21 @@ class RunContext:
                  {"parent": parent, "child": child, "rule": rule})
 
     def sample(self, quantity: str, xyz_m: np.ndarray, t_s: float | None = None) -> np.ndarray:
-        """True hazard value of ``quantity`` at points (n × 3, m), summed over the hazards.
+        """True hazard value of ``quantity`` at points (n × 3, m), the hazards' values
+        combined by the quantity's declared rule (sum, max or min).
 
         With ``t_s`` the hazards are first advanced to the last physics step at or before it
         (the ``physics_step_s`` grid the physics clock runs on), never to ``t_s`` itself: an
         adaptive-step engine (the flood) cuts its step at every time it is advanced to, so
         sampling at other times would change the run."""
         xyz_m = np.atleast_2d(np.asarray(xyz_m, dtype=float))
-        value = np.zeros(len(xyz_m))
         if t_s is not None:
             step = self.run.scenario.physics_step_s
             t_s = math.floor(float(t_s) / step + 1e-9) * step
-        for h in self.hazards:
-            if quantity in h.info:
-                if t_s is not None and t_s > h.t_s:
+            for h in self.hazards:
+                if quantity in h.info and t_s > h.t_s:
                     h.advance_to(t_s)
-                value += h.sample(quantity, xyz_m)
-        return value
+        return sample_hazards(self.hazards, quantity, xyz_m)
 
     def act(self, t_s: float, action: str, target: str, actor: str = "player",
             note: str = "", *, ref: str = "", **args) -> ActionOutcome:
@@ -314,7 +313,8 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         faults = ScriptedFaults(sensors["sensor_id"].astype(str).tolist())
     run_id = run_id_for(run)
     cap_ctx = (CapContext(sender=f"citytwin@{_token(run.twin.name)}", mode=sc.mode,
-                          anchor=sc.start, crs=run.twin.crs, run_id=run_id)
+                          anchor=sc.start, crs=run.twin.crs, run_id=run_id,
+                          hazards=run.hazard_descriptions())
                if sc.outputs.cap else None)
     platform = Platform(engine, sensors, run.operations, rng=rng_for(sc.seed, "platform"),
                         cap=cap_ctx)
@@ -349,9 +349,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             if not snapshot:
                 return  # nothing will read it (ensembles)
             result.snapshot = {}
-            for i, h in enumerate(hazards):
+            for i, (spec, h) in enumerate(zip(sc.hazards, hazards, strict=True)):
                 q = h.render_quantity or next(iter(h.info))
-                result.snapshot[f"{i}:{q}"] = h.field(q, z_m=FOOTPRINT_HEIGHT_M)
+                result.snapshot[f"{i}:{spec.kind}:{q}"] = h.field(q, z_m=FOOTPRINT_HEIGHT_M)
             result.snapshot_t_s = t_s
 
         def record(t: float, out: PlatformOutput, entries: list, **observations) -> None:
@@ -405,8 +405,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             for h in sc.hazards:
                 note = run.hazard_notes[h.id]
                 events.append((h.start_s, "hazard_start", f"{h.id}: {note['summary']}", note))
-                if getattr(h, "stop_s", None) is not None and h.stop_s <= duration:
-                    events.append((h.stop_s, "hazard_stop", f"{h.id}: release stops", note))
+                stop_s = h.stop_time_s()
+                if stop_s is not None and stop_s <= duration:
+                    events.append((stop_s, "hazard_stop", f"{h.id}: release stops", note))
             for t_s, kind, message, data in sorted(events, key=lambda e: e[0]):
                 yield env.timeout(t_s - env.now)
                 log(t_s, kind, message, data)
@@ -420,11 +421,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             ids = run.network.table["sensor_id"].to_numpy(dtype=object)[group.indices]
             while env.now <= duration:
                 t = float(env.now)
-                truth = np.zeros(len(group.indices))
-                for h in hazards:
-                    if quantity in h.info:
-                        h.advance_to(t)
-                        truth += h.sample(quantity, xyz)
+                truth = sample_hazards(hazards, quantity, xyz, t_s=t)
                 m = run.measurement.measure(group, t, truth)
                 if faults.faults:
                     faults.apply(group.indices, t, m.value, m.valid, m.quality)
@@ -534,8 +531,9 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             take_snapshot(duration)  # envelopes (maximum depth) are most telling at the end
         impacts = {}
         for spec, h in zip(sc.hazards, hazards, strict=True):
-            if isinstance(h, LocalInertialFlood):
-                impacts[spec.id], line = report_flood_impact(h, run.twin, spec.id, run_dir)
+            summarise = get_hazard(spec.kind).impact_summary
+            if summarise is not None:
+                impacts[spec.id], line = summarise(h, run.twin, spec.id, run_dir)
                 log(duration, "flood_impact", line, impacts[spec.id])
         log(duration, "run_end", f"end of run: {result.n_observations} observations, "
             f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
@@ -574,10 +572,7 @@ def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,
     steps = max(1, math.ceil(rule.horizon_s / rule.step_s))
     for k in range(1, steps + 1):
         t = t_s + min(k * rule.step_s, rule.horizon_s)
-        value = np.zeros(len(xyz_m))
-        for h in copies:
-            h.advance_to(t)
-            value += h.sample(rule.quantity, xyz_m)
+        value = sample_hazards(copies, rule.quantity, xyz_m, t_s=t)
         value = value.reshape(len(ids), -1).max(axis=1)
         eta = np.where(np.isnan(eta) & (value >= lowest), t, eta)
         best = np.maximum(best, value)

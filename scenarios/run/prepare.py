@@ -6,36 +6,22 @@ leaves a partial archive behind.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from citytwin.alerting.engine import Engine
 from citytwin.alerting.platform import OperationsPolicy, load_operations
 from citytwin.alerting.routing import RoutingTable, load_routing
 from citytwin.alerting.rulebook import Rulebook, load_rulebook
+from citytwin.alerting.cap import HazardCapInfo
+from citytwin.physics import HAZARDS, get_hazard
 from citytwin.physics.base import HazardEngine
-from citytwin.physics.dambreak import DamBreakFlood
-from citytwin.physics.flood import LocalInertialFlood
-from citytwin.physics.forcing import ReleaseSchedule, WindSeries
-from citytwin.physics.leak import orifice_mass_rate_kg_s
-from citytwin.physics.plume import GaussianPuffPlume
-from citytwin.physics.rainfall import RainSeries, chicago_storm
+from citytwin.physics.hazard import BuildContext
 from citytwin.scenarios.run.cascade import PreparedCascade, prepare_cascades
-from citytwin.scenarios.spec.scenario import (
-    DamBreakHazard,
-    FloodModel,
-    GasPlumeHazard,
-    Rain,
-    Scenario,
-    SourceLocation,
-    UrbanFloodHazard,
-    Weather,
-)
+from citytwin.scenarios.spec.scenario import Scenario
 from citytwin.sensors_sim.catalogue import SensorType, load_catalogue
 from citytwin.sensors_sim.measurement import MeasurementModel
 from citytwin.sensors_sim.network import SensorNetwork, place_at_points, place_on_network_nodes
@@ -63,6 +49,23 @@ class PreparedRun:
     operations: OperationsPolicy
     cascades: list[PreparedCascade] = field(default_factory=list)
 
+    def hazard_descriptions(self) -> dict[str, HazardCapInfo]:
+        """How warnings of each hazard the rulebook names read (CAP, public instruction)."""
+        return hazard_descriptions(self.rulebook, self.rulebook_source)
+
+
+def hazard_descriptions(rulebook: Rulebook, source: str) -> dict[str, HazardCapInfo]:
+    """Every registered hazard's own CAP description, overridden by the rulebook's
+    ``hazard_info``; InputError naming the rulebook if one of its hazards has neither."""
+    info: dict[str, HazardCapInfo] = {kind: d.cap for kind, d in HAZARDS.items()}
+    info.update(rulebook.hazard_info)
+    missing = [h for h in rulebook.hazards if h not in info]
+    if missing:
+        raise InputError(source, f"hazard(s) {missing} have no physics module and no entry in "
+                         f"hazard_info (registered hazards: {', '.join(HAZARDS)})",
+                         field="hazard_info")
+    return info
+
 
 def load_scenario_twin(scenario: Scenario, base_dir: Path, source: str) -> CityTwin:
     """The twin the scenario names: a synthetic city, or a saved twin folder."""
@@ -77,143 +80,6 @@ def load_scenario_twin(scenario: Scenario, base_dir: Path, source: str) -> CityT
     if not path.exists():
         raise InputError(source, f"twin folder {path} does not exist", field="twin.path")
     return load_twin(path)
-
-
-def resolve_source_xy(twin: CityTwin, loc: SourceLocation, source: str,
-                      field: str) -> tuple[tuple[float, float], str]:
-    """Position of a release and a description of where it is."""
-    if loc.xy_m is not None:
-        x, y = loc.xy_m
-        if not bool(twin.terrain.contains(np.array([x]), np.array([y]))[0]):
-            raise InputError(source, f"point {loc.xy_m} lies outside the terrain "
-                             f"{twin.terrain.bounds}", field=f"{field}.xy_m")
-        return (float(x), float(y)), f"point ({x:.1f}, {y:.1f})"
-    if loc.network not in twin.networks:
-        raise InputError(source, f"the twin has no {loc.network!r} network "
-                         f"(it has {sorted(twin.networks)})", field=f"{field}.network")
-    nodes = twin.networks[loc.network].nodes
-    if loc.node is not None:
-        hit = nodes[nodes["id"].astype(str) == loc.node]
-        if hit.empty:
-            raise InputError(source, f"no node {loc.node!r} in the {loc.network} network",
-                             field=f"{field}.node")
-        p = hit.geometry.iloc[0]
-        return (p.x, p.y), f"{hit['kind'].iloc[0]} {loc.node}"
-    places = twin.places[twin.places["id"].astype(str) == loc.near_place]
-    if places.empty:
-        raise InputError(source, f"no place {loc.near_place!r} in the twin",
-                         field=f"{field}.near_place")
-    cand = nodes if loc.node_kind is None else nodes[nodes["kind"] == loc.node_kind]
-    if cand.empty:
-        raise InputError(source, f"no {loc.node_kind!r} nodes in the {loc.network} network",
-                         field=f"{field}.node_kind")
-    target = places.geometry.iloc[0]
-    d = shapely.distance(cand.geometry.to_numpy(), target)
-    k = int(np.argmin(d))  # ties resolved by row order: deterministic
-    p = cand.geometry.iloc[k]
-    return (p.x, p.y), f"{cand['kind'].iloc[k]} {cand['id'].iloc[k]} near {loc.near_place}"
-
-
-def wind_series(weather: Weather) -> WindSeries:
-    """The scenario's wind points as a forcing series."""
-    w = weather.wind
-    return WindSeries(times_s=np.array([p.t_s for p in w], float),
-                      speed_m_s=np.array([p.speed_m_s for p in w], float),
-                      from_deg=np.array([p.from_deg for p in w], float))
-
-
-def plume_engine(weather: Weather, xy_m: tuple[float, float], height_m: float,
-                 release: ReleaseSchedule) -> GaussianPuffPlume:
-    """A puff-plume engine for a release at ``xy_m`` in the scenario's weather."""
-    return GaussianPuffPlume(
-        source_xy_m=xy_m, source_height_m=height_m, release=release,
-        wind=wind_series(weather), stability=weather.stability, terrain=weather.terrain,
-        temperature_k=weather.air_temperature_c + 273.15, pressure_pa=weather.pressure_pa)
-
-
-def rain_series(rain: Rain) -> tuple[np.ndarray, np.ndarray, str]:
-    """(times s from the hazard's start, intensities mm/h, a description) of a rain spec:
-    the Chicago design storm computed, or the series given."""
-    if rain.chicago is not None:
-        c = rain.chicago
-        storm = chicago_storm(c.A, c.C, c.b, c.n, c.return_period_yr, c.duration_s,
-                              peak_ratio=c.peak_ratio, step_s=c.step_s)
-        return (np.asarray(storm.times_s, float), np.asarray(storm.intensity_mm_h, float),
-                f"Chicago design storm, {c.return_period_yr:g}-year return period, "
-                f"{c.duration_s / 3600:g} h")
-    return (np.asarray(rain.series.times_s, float),
-            np.asarray(rain.series.intensity_mm_h, float), "rain series")
-
-
-def build_gas_plume(h: GasPlumeHazard, k: int, scenario: Scenario, twin: CityTwin,
-                    source: str) -> tuple[GaussianPuffPlume, dict]:
-    """A puff-plume engine for one gas release."""
-    xy, where = resolve_source_xy(twin, h.source, source, f"hazards.{k}.source")
-    temperature_k = scenario.weather.air_temperature_c + 273.15
-    if h.release.rate_kg_s is not None:
-        rate = h.release.rate_kg_s
-    else:
-        rate = float(orifice_mass_rate_kg_s(
-            h.release.pressure_kpa_gauge * 1e3, h.release.hole_diameter_mm * 1e-3,
-            temperature_k=temperature_k, discharge_coefficient=h.release.discharge_coefficient,
-            ambient_pa=scenario.weather.pressure_pa))
-    engine = plume_engine(scenario.weather, xy, h.height_m, ReleaseSchedule.constant(
-        h.start_s, math.inf if h.stop_s is None else h.stop_s, rate))
-    note = {"id": h.id, "kind": h.kind, "where": where, "xy_m": [round(xy[0], 2),
-            round(xy[1], 2)], "rate_kg_s": rate, "start_s": h.start_s, "stop_s": h.stop_s,
-            "summary": f"gas_plume release starts at {where} ({rate:.3f} kg/s)"}
-    return engine, note
-
-
-def _flood_kwargs(m: FloodModel) -> dict:
-    return {"buildings": m.buildings, "drains": m.drains, "manning_n": m.manning_n,
-            "infiltration_mm_h": m.infiltration_mm_h, "boundaries": m.boundaries,
-            "cfl": m.cfl}
-
-
-def build_urban_flood(h: UrbanFloodHazard, k: int, twin: CityTwin,
-                      source: str) -> tuple[LocalInertialFlood, dict]:
-    """A 2D flood engine on the twin's DEM with the scenario's rain from ``start_s``."""
-    where = f"hazards.{k}"
-    try:
-        times, mm_h, what = rain_series(h.rain)
-        rain = RainSeries(np.asarray(times, float) + h.start_s, np.asarray(mm_h, float))
-        engine = LocalInertialFlood.from_twin(twin, rain=rain, source=f"{source}: {where}",
-                                              **_flood_kwargs(h.model))
-    except (ValueError, InputError) as exc:
-        raise InputError(source, str(exc), field=f"{where}.rain") from exc
-    total_mm = float(rain.depth_m(float(rain.times_s[0]), float(rain.times_s[-1]))) * 1e3
-    peak = float(np.max(rain.intensity_mm_h))
-    note = {"id": h.id, "kind": h.kind, "start_s": h.start_s, "rain_total_mm": total_mm,
-            "rain_peak_mm_h": peak,
-            "summary": f"rain starts: {what}, {total_mm:.0f} mm, peak {peak:.0f} mm/h"}
-    return engine, note
-
-
-def build_dam_break(h: DamBreakHazard, k: int, scenario: Scenario, twin: CityTwin,
-                    source: str) -> tuple[DamBreakFlood, dict]:
-    """A dam-break flood: the twin's reservoir breaches at ``start_s``."""
-    try:
-        engine = DamBreakFlood.from_twin(
-            twin, dam_id=h.dam, pool_id=h.pool, mode=h.mode, growth=h.growth,
-            start_s=h.start_s, initial_level_m=h.initial_level_m,
-            final_bottom_width_m=h.breach_width_m, formation_time_s=h.formation_time_s,
-            duration_s=max(scenario.duration_s - h.start_s, 60.0),
-            source=f"{source}: hazards.{k}", **_flood_kwargs(h.model))
-    except InputError as exc:
-        raise InputError(source, exc.reason, field=f"hazards.{k}.{exc.field or 'dam'}") from exc
-    b = engine.breach
-    bands = engine.regressions
-    band = (f"; regression band {min(bands.values()):,.0f}–{max(bands.values()):,.0f} m³/s"
-            if bands else "")
-    note = {"id": h.id, "kind": h.kind, "start_s": h.start_s, "mode": h.mode,
-            "breach_width_m": b.breach.bottom_width_m,
-            "formation_time_s": b.breach.formation_time_s,
-            "peak_outflow_m3_s": b.peak_q_m3_s, "peak_t_s": b.peak_t_s,
-            "released_m3": b.released_m3, "regressions": bands,
-            "summary": f"{h.dam} breach starts ({h.mode}, {h.growth} growth): peak outflow "
-                       f"{b.peak_q_m3_s:,.0f} m³/s at T+{b.peak_t_s / 60:.0f} min{band}"}
-    return engine, note
 
 
 def build_network(scenario: Scenario, twin: CityTwin, catalogue: dict[str, SensorType],
@@ -272,19 +138,18 @@ def inventory_frame(network: SensorNetwork) -> pd.DataFrame:
 
 def build_hazards(scenario: Scenario, twin: CityTwin,
                   source: str) -> tuple[list[HazardEngine], dict[str, dict]]:
-    """Fresh hazard engines for the scenario's hazards (in order) and a note on each."""
+    """Fresh hazard engines for the scenario's hazards (in order) and a note on each, each
+    built by its registered hazard's ``from_spec``."""
     hazards: list[HazardEngine] = []
     notes: dict[str, dict] = {}
     for k, h in enumerate(scenario.hazards):
         if h.start_s >= scenario.duration_s:
             raise InputError(source, f"start_s {h.start_s:g} is not within the run "
                              f"(duration_s {scenario.duration_s:g})", field=f"hazards.{k}.start_s")
-        if h.kind == "gas_plume":
-            engine, note = build_gas_plume(h, k, scenario, twin, source)
-        elif h.kind == "urban_flood":
-            engine, note = build_urban_flood(h, k, twin, source)
-        else:
-            engine, note = build_dam_break(h, k, scenario, twin, source)
+        ctx = BuildContext(twin=twin, start=scenario.start, duration_s=scenario.duration_s,
+                           physics_step_s=scenario.physics_step_s, weather=scenario.weather,
+                           seed=scenario.seed, source=source, field=f"hazards.{k}")
+        engine, note = get_hazard(h.kind).from_spec(h, ctx)
         hazards.append(engine)
         notes[h.id] = note
     return hazards, notes
@@ -301,6 +166,7 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
     rulebook_source = settings_path(scenario.rulebook, base_dir)
     rulebook = load_rulebook(rulebook_source)
     routing = load_routing(settings_path(scenario.routing, base_dir))
+    hazard_descriptions(rulebook, rulebook_source)
     routing.check_covers(rulebook.hazards, rulebook.levels, scenario.routing)
     operations = load_operations(settings_path(scenario.operations, base_dir))
     operations.work_orders.check_levels(rulebook.levels, scenario.operations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -15,9 +15,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
+from citytwin.physics import HAZARDS
+from citytwin.physics.hazard import HazardSpec
+from citytwin.physics.weather import Weather, WindPoint
 from citytwin.twin.errors import InputError
 from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
+
+__all__ = ["HazardSpec", "Scenario", "Weather", "WindPoint", "load_scenario", "parse_scenario"]
 
 
 class _Strict(BaseModel):
@@ -44,163 +50,14 @@ class TwinSource(_Strict):
         return self
 
 
-class WindPoint(_Strict):
-    t_s: float = Field(ge=0)
-    speed_m_s: float = Field(ge=0, le=60)
-    from_deg: float = Field(ge=0, le=360)
+def _hazard_union() -> Any:
+    """The scenario's hazard entry: one of the registered hazards' specs, told apart by
+    ``kind`` (an unknown kind is refused with the registered kinds listed)."""
+    specs = tuple(d.spec for d in HAZARDS.values())
+    return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007
 
 
-class Weather(_Strict):
-    stability: Literal["A", "B", "C", "D", "E", "F"] = "D"
-    terrain: Literal["urban", "rural"] = "urban"
-    air_temperature_c: float = Field(15.0, ge=-60, le=60)
-    pressure_pa: float = Field(101325.0, gt=50_000, lt=110_000)
-    wind: list[WindPoint] = Field(min_length=1)
-
-    @field_validator("wind")
-    @classmethod
-    def _sorted(cls, wind: list[WindPoint]) -> list[WindPoint]:
-        times = [w.t_s for w in wind]
-        if times != sorted(times) or len(set(times)) != len(times):
-            raise ValueError("wind times must strictly increase")
-        return wind
-
-
-class SourceLocation(_Strict):
-    """Where a release happens: a network node, or the node of a kind nearest a place, or xy."""
-
-    node: str | None = None
-    network: str = "gas"
-    node_kind: str | None = None
-    near_place: str | None = None
-    xy_m: tuple[float, float] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> SourceLocation:
-        given = [self.node is not None, self.near_place is not None, self.xy_m is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of 'node', 'near_place' or 'xy_m'")
-        return self
-
-
-class Release(_Strict):
-    """Constant release: a mass rate, or a leak from pipe pressure and hole size."""
-
-    rate_kg_s: float | None = Field(None, gt=0)
-    pressure_kpa_gauge: float | None = Field(None, gt=0)
-    hole_diameter_mm: float | None = Field(None, gt=0)
-    discharge_coefficient: float = Field(0.61, gt=0, le=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> Release:
-        leak = self.pressure_kpa_gauge is not None and self.hole_diameter_mm is not None
-        if (self.rate_kg_s is not None) == leak:
-            raise ValueError("give either rate_kg_s, or pressure_kpa_gauge with hole_diameter_mm")
-        return self
-
-
-class GasPlumeHazard(_Strict):
-    id: str
-    kind: Literal["gas_plume"]
-    start_s: float = Field(ge=0)
-    stop_s: float | None = None
-    source: SourceLocation
-    release: Release
-    height_m: float = Field(0.5, ge=0)
-
-    @model_validator(mode="after")
-    def _times(self) -> GasPlumeHazard:
-        if self.stop_s is not None and self.stop_s <= self.start_s:
-            raise ValueError("stop_s must be after start_s")
-        return self
-
-
-class ChicagoStorm(_Strict):
-    """Chicago design storm from a storm-intensity formula i = A(1 + C lg P)/(t + b)^n
-    (i in mm/min, t in min). Defaults: Beijing (GB 50014 commentary)."""
-
-    A: float = Field(10.662, gt=0)
-    C: float = 0.811
-    b: float = Field(8.0, ge=0)
-    n: float = Field(0.711, gt=0, lt=1)
-    return_period_yr: float = Field(50.0, gt=0)
-    duration_s: float = Field(7200.0, gt=0)
-    peak_ratio: float = Field(0.4, ge=0, le=1)
-    step_s: float = Field(300.0, gt=0)
-
-
-class RainSeriesSpec(_Strict):
-    """Uniform rain intensity (mm/h) held from each time to the next (s from hazard start)."""
-
-    times_s: list[float] = Field(min_length=1)
-    intensity_mm_h: list[float] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RainSeriesSpec:
-        if len(self.times_s) != len(self.intensity_mm_h):
-            raise ValueError(f"times_s has {len(self.times_s)} entries, intensity_mm_h "
-                             f"{len(self.intensity_mm_h)}")
-        if any(b <= a for a, b in zip(self.times_s, self.times_s[1:], strict=False)):
-            raise ValueError("times_s must strictly increase")
-        bad = [v for v in self.intensity_mm_h if not v >= 0]
-        if bad:
-            raise ValueError(f"rain intensity must be ≥ 0 mm/h, got {bad[0]}")
-        return self
-
-
-class Rain(_Strict):
-    chicago: ChicagoStorm | None = None
-    series: RainSeriesSpec | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Rain:
-        if (self.chicago is None) == (self.series is None):
-            raise ValueError("give exactly one of 'chicago' or 'series'")
-        return self
-
-
-class FloodModel(_Strict):
-    """Settings of the 2D flood engine on the twin's DEM grid."""
-
-    buildings: Literal["blocked", "raised"] = "blocked"
-    drains: bool = True
-    manning_n: float = Field(0.035, gt=0, le=0.3)
-    infiltration_mm_h: float = Field(0.0, ge=0)
-    boundaries: Literal["closed", "free"] = "free"
-    cfl: float = Field(0.5, gt=0, le=1)
-
-
-class UrbanFloodHazard(_Strict):
-    """Rain on the city: runoff, ponding, drains (waterlogging)."""
-
-    id: str
-    kind: Literal["urban_flood"]
-    start_s: float = Field(0.0, ge=0)
-    rain: Rain
-    model: FloodModel = FloodModel()
-
-
-class DamBreakHazard(_Strict):
-    """A breach of the twin's reservoir dam at ``start_s``, flooding the valley below."""
-
-    id: str
-    kind: Literal["dam_break"]
-    start_s: float = Field(ge=0)
-    dam: str = "R-dam"
-    pool: str = "R-pool"
-    mode: Literal["overtopping", "piping"] = "piping"
-    growth: Literal["linear", "sine"] = "sine"
-    initial_level_m: float | None = None
-    #: the breach's final bottom width and formation time; None: Froehlich (2008) estimates
-    breach_width_m: float | None = Field(None, gt=0)
-    formation_time_s: float | None = Field(None, gt=0)
-    model: FloodModel = FloodModel(drains=False)
-
-
-Hazard = Annotated[GasPlumeHazard | UrbanFloodHazard | DamBreakHazard,
-                   Field(discriminator="kind")]
-#: Hazard kinds a scenario may name (pydantic puts the tag in error paths; we drop it).
-HAZARD_KINDS = ("gas_plume", "urban_flood", "dam_break")
+HazardEntry = _hazard_union()
 
 
 class PointSpec(_Strict):
@@ -310,7 +167,7 @@ class Scenario(_Strict):
     seed: int = Field(ge=0)
     physics_step_s: float = Field(10.0, gt=0)
     weather: Weather
-    hazards: list[Hazard] = Field(default_factory=list)
+    hazards: list[HazardEntry] = Field(default_factory=list)
     sensors: Sensors
     rulebook: str = "default"
     routing: str = "default"
@@ -406,14 +263,31 @@ def clock_text(t_s: float | None, prefix: str = "T+") -> str:
     return f"{prefix}{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 
+_REGISTERED: tuple[type[HazardSpec], ...] = tuple(d.spec for d in HAZARDS.values())
+
+
+def _follow_registry() -> None:
+    """Rebuild the schema's hazard entry when hazards were registered after import (a
+    plug-in, a test's toy hazard)."""
+    global _REGISTERED
+    now = tuple(d.spec for d in HAZARDS.values())
+    if now != _REGISTERED:
+        Scenario.model_fields["hazards"] = FieldInfo.from_annotated_attribute(
+            list[_hazard_union()], Field(default_factory=list))
+        Scenario.model_rebuild(force=True)
+        _REGISTERED = now
+
+
 def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     """Validate a scenario mapping; raise InputError naming ``source`` and the field path."""
     if not isinstance(data, dict):
         raise InputError(source, "a scenario must be a YAML mapping")
+    _follow_registry()
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise input_error_from(source, exc, drop=HAZARD_KINDS) from exc
+        # pydantic puts the hazard's kind tag in error paths; drop it
+        raise input_error_from(source, exc, drop=tuple(HAZARDS)) from exc
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from citytwin.scenarios.run.flood_impact import footprints_of
+from citytwin.physics.flood_impact import footprints_of
 from citytwin.twin.errors import InputError
 
 
@@ -161,19 +161,16 @@ def exposure(max_field: np.ndarray, threshold: float, index: ExposureIndex) -> d
             "protected": len(protected), "protected_ids": protected}
 
 
-#: Scenario hazard kind → the hazard name its rules and forecasts use in the rulebooks.
-HAZARD_OF_KIND = {"gas_plume": "gas_leak", "urban_flood": "urban_flood",
-                  "dam_break": "dam_break"}
 #: Warning events by which a warning reaches a level.
 REACHING_EVENTS = ("raised", "escalated")
 
 
 def hazard_starts(hazards) -> dict[str, float]:
-    """Rulebook hazard name → the earliest start (s) of the scenario's hazards of that kind."""
+    """Hazard kind (the rulebook's hazard name) → the earliest start (s) of the scenario's
+    hazards of that kind."""
     starts: dict[str, float] = {}
     for h in hazards:
-        name = HAZARD_OF_KIND.get(h.kind, h.kind)
-        starts[name] = min(starts.get(name, math.inf), float(h.start_s))
+        starts[h.kind] = min(starts.get(h.kind, math.inf), float(h.start_s))
     return starts
 
 
@@ -201,8 +198,8 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
     """The member's metrics (times in s from the earliest hazard start; NaN if never).
 
     Warnings count only as detections (``detection_events``): a warning of the scenario's
-    hazard (gas_plume → ``gas_leak``, urban_flood → ``urban_flood``, dam_break →
-    ``dam_break``) raised or escalated at or after that hazard's start.
+    hazard (the rulebook names hazards by their kind) raised or escalated at or after that
+    hazard's start.
 
     - ``time_to_first_detection_s``: first alarm of any sensor (owner level).
     - ``time_to_first_warning_s``: first detection warning event (sensor-based or a model

@@ -27,6 +27,7 @@ from citytwin.alerting.cap import (
     validate_cap,
     write_cap_files,
 )
+from tests.alerting.conftest import HAZARD_INFO
 
 NS = {"cap": CAP_NS}
 ANCHOR = datetime(2026, 7, 1, 5, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -45,12 +46,12 @@ def xsd(shared_dir: Path) -> Path:
 
 def context(mode: str = "drill", **kw) -> CapContext:
     return CapContext(sender="citytwin@test-city", mode=mode, anchor=ANCHOR, crs=CRS,
-                      run_id="gas-leak-drill-00ab12cd34ef5678", **kw)
+                      run_id="gas-leak-drill-00ab12cd34ef5678", hazards=HAZARD_INFO, **kw)
 
 
 def item(event: str = "raised", **kw) -> CapInput:
     base = dict(
-        warning_id="W-0001", event=event, time_s=310.0, hazard="gas_leak", level=2,
+        warning_id="W-0001", event=event, time_s=310.0, hazard="gas_plume", level=2,
         level_name="yellow", n_levels=4, headline="Gas leak near Central Plaza",
         description="Methane above 25 %LEL in two valve wells.",
         instruction="Keep away from the plaza; no open flames.", area_wkt=SQUARE.wkt,
@@ -299,7 +300,7 @@ def test_sent_is_anchor_plus_time_whole_seconds_with_offset() -> None:
     assert text(messages[2], "cap:sent") == "2026-07-01T05:36:41+08:00"     # 400.5 s → up
     assert messages[0].sent == ANCHOR + timedelta(seconds=310)
     utc = CapContext(sender="x@y", mode="drill", anchor=ANCHOR.astimezone(UTC), crs=CRS,
-                     run_id="r")
+                     run_id="r", hazards=HAZARD_INFO)
     sent = text(CapPublisher(utc).publish(item()), "cap:sent")
     assert sent == "2026-06-30T21:35:10-00:00" and "Z" not in sent
     with pytest.raises(ValueError, match="time zone"):
@@ -364,11 +365,13 @@ def test_categories_and_parameters() -> None:
     assert params["citytwin:level"] == "yellow" and params["citytwin:levelNumber"] == "2/4"
     assert params["citytwin:population"] == "1234"
     assert params["citytwin:targets"] == "P-plaza, S-01"
-    other = CapPublisher(context()).publish(item(hazard="sinkhole"))
-    assert texts(other, ".//cap:category") == ["Other"]
-    assert text(other, ".//cap:event") == "Sinkhole"
-    assert cap.HAZARD_CATEGORIES["urban_flood"] == ("Met",)
-    assert cap.HAZARD_CATEGORIES["building_fire"] == ("Fire",)
+    flood = CapPublisher(context()).publish(item(hazard="urban_flood"))
+    assert texts(flood, ".//cap:category") == ["Met"]
+    assert text(flood, ".//cap:event") == "Urban flood"
+    # a hazard nobody described is refused, never published as "Other"
+    with pytest.raises(KeyError, match="no CAP description of hazard 'sinkhole' \\(described: "
+                                       "crowd_crush, gas_plume, urban_flood\\)"):
+        CapPublisher(context()).publish(item(hazard="sinkhole"))
 
 
 def test_same_inputs_give_identical_bytes() -> None:

@@ -69,7 +69,7 @@ def test_model_area_used_when_provider_attached(inventory):
     eng = Engine(simple_rulebook(), inventory, area_provider=provider)
     (w,) = eng.process(batch(["S000"], [5], [30])).warnings
     assert w.area_source == "model" and w.area_m2 == 2500.0
-    assert calls == [("gas_leak", "ch4_lel_pct", 10.0, 5.0)]
+    assert calls == [("gas_plume", "ch4_lel_pct", 10.0, 5.0)]
 
 
 def test_unknown_sensor_is_rejected_by_name(inventory):

@@ -16,7 +16,7 @@ from citytwin.alerting.platform import OperationsPolicy, Platform, load_operatio
 from citytwin.scenarios.run.archive import Archive
 from citytwin.scenarios.run.archive_reader import content_digest, read_table
 
-from .conftest import make_inventory, simple_rulebook
+from .conftest import HAZARD_INFO, make_inventory, simple_rulebook
 
 ANCHOR = datetime(2026, 6, 1, 5, 30, tzinfo=timezone(timedelta(hours=8)))
 
@@ -27,7 +27,7 @@ def make_platform(n=3, spacing_m=100.0, mode="what-if", policy=None, on_disorder
     inv["interval_s"] = 10.0
     engine = Engine(simple_rulebook(), inv, on_disorder=on_disorder)
     cap = CapContext(sender="citytwin@test", mode=mode, anchor=ANCHOR, crs="EPSG:32650",
-                     run_id="t")
+                     run_id="t", hazards=HAZARD_INFO)
     return Platform(engine, inv, policy or load_operations(),
                     rng=np.random.default_rng(seed), cap=cap)
 
@@ -191,7 +191,7 @@ def test_operations_levels_are_checked_against_the_rulebook():
 
     three = Rulebook.model_validate({
         "name": "three", "levels": ["yellow", "orange", "red"],
-        "rules": [{"id": "ch4", "hazard": "gas_leak", "quantity": "ch4_lel_pct",
+        "rules": [{"id": "ch4", "hazard": "gas_plume", "quantity": "ch4_lel_pct",
                    "unit": "%LEL", "sensor_types": ["methane_detector"],
                    "thresholds": {"yellow": 25, "orange": 50, "red": 80}}]})
     inv = make_inventory(2)
@@ -217,7 +217,7 @@ def test_a_forecast_only_hazard_is_a_self_checked_subsystem():
                           "unit": "m", "thresholds": {"yellow": 0.15, "red": 0.5},
                           "targets": "places"}]
     rb = Rulebook.model_validate(data)
-    assert rb.hazards == ["dam_break", "gas_leak"]
+    assert rb.hazards == ["dam_break", "gas_plume"]
     inv = make_inventory(2)
     places = pd.DataFrame({"id": ["ford"], "x_m": [0.0], "y_m": [0.0]})
     p = Platform(Engine(rb, inv, extra_places=places), inv, load_operations(),

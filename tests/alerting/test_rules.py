@@ -17,7 +17,7 @@ from citytwin.twin.errors import InputError
 from .conftest import make_inventory
 
 LEVELS = ["blue", "yellow", "orange", "red"]
-CH4 = {"hazard": "gas_leak", "quantity": "ch4_lel_pct", "unit": "%LEL",
+CH4 = {"hazard": "gas_plume", "quantity": "ch4_lel_pct", "unit": "%LEL",
        "sensor_types": ["methane_detector"]}
 
 
@@ -177,7 +177,7 @@ def test_no_corroboration_when_too_far_unless_on_the_same_segment():
 def forecast_book(**extra):
     rule = {"id": "ch4", **CH4, "thresholds": {"blue": 10, "yellow": 25, "orange": 50,
                                                "red": 80}, "cluster_radius_m": 500}
-    fc = {"id": "fc", "hazard": "gas_leak", "quantity": "ch4_lel_pct", "unit": "%LEL",
+    fc = {"id": "fc", "hazard": "gas_plume", "quantity": "ch4_lel_pct", "unit": "%LEL",
           "thresholds": {"yellow": 10, "orange": 25}, "max_level": "orange",
           "cluster_radius_m": 500, **extra}
     return rulebook(rule, forecasts=[fc])

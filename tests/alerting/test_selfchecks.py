@@ -142,7 +142,7 @@ def test_unknown_sensors_are_refused_by_name():
         sc.sensor_index(np.array(["S00001", "nope"]))
     assert sc.sensor_index(["S00001", "S00000"]).tolist() == [1, 0]
     with pytest.raises(ValueError, match="'nope'"):
-        sc.alarm("nope", "gas_leak", 0.0)
+        sc.alarm("nope", "gas_plume", 0.0)
     with pytest.raises(ValueError, match="finite"):
         sc.observed(np.array([0]), np.array([np.nan]))
 
@@ -258,42 +258,42 @@ def test_waking_at_next_due_always_fires_offline_never_a_hair_early(last, interv
 # ---------------------------------------------------------------- silence
 
 def test_silence_at_exactly_one_day_not_just_under():
-    sc = make(subsystems=["gas_leak"], min_offline_s=1e12)
+    sc = make(subsystems=["gas_plume"], min_offline_s=1e12)
     assert sc.check(DAY_S - 0.001) == []
     (e,) = sc.check(DAY_S)
-    assert (e.check_id, e.subject, e.status, e.value) == ("silence", "gas_leak", "raised", 1.0)
+    assert (e.check_id, e.subject, e.status, e.value) == ("silence", "gas_plume", "raised", 1.0)
     assert "technical fault" in e.detail
 
 
 def test_silence_reports_each_stage_once_and_clears_on_a_warning():
-    sc = make(subsystems=["flood", "gas_leak"], min_offline_s=1e12)
+    sc = make(subsystems=["flood", "gas_plume"], min_offline_s=1e12)
     sc.warning_issued("flood", 0.5 * DAY_S)
     got = []
     for day in (1, 1.2, 1.5, 2.9, 3, 3.5, 7, 8, 30):
         got += [(day, *b) for b in brief(sc.check(day * DAY_S))]
-    assert got == [(1, "silence", "gas_leak", "raised", 1.0),
+    assert got == [(1, "silence", "gas_plume", "raised", 1.0),
                    (1.5, "silence", "flood", "raised", 1.0),
-                   (3, "silence", "gas_leak", "raised", 3.0),
+                   (3, "silence", "gas_plume", "raised", 3.0),
                    (3.5, "silence", "flood", "raised", 3.0),
-                   (7, "silence", "gas_leak", "raised", 7.0),
+                   (7, "silence", "gas_plume", "raised", 7.0),
                    (8, "silence", "flood", "raised", 7.0)]
-    assert sc.summary()["silent_subsystems"] == {"flood": 7.0, "gas_leak": 7.0}
-    sc.warning_issued("gas_leak", 30 * DAY_S)
+    assert sc.summary()["silent_subsystems"] == {"flood": 7.0, "gas_plume": 7.0}
+    sc.warning_issued("gas_plume", 30 * DAY_S)
     (e,) = sc.check(30 * DAY_S)
-    assert (e.subject, e.status, e.value) == ("gas_leak", "cleared", 30.0)
+    assert (e.subject, e.status, e.value) == ("gas_plume", "cleared", 30.0)
     assert sc.check(31 * DAY_S - 1) == []
-    assert brief(sc.check(31 * DAY_S)) == [("silence", "gas_leak", "raised", 1.0)]
+    assert brief(sc.check(31 * DAY_S)) == [("silence", "gas_plume", "raised", 1.0)]
 
 
 def test_silence_jumping_past_several_stages_reports_each_in_order():
-    sc = make(subsystems=["gas_leak"], min_offline_s=1e12)
+    sc = make(subsystems=["gas_plume"], min_offline_s=1e12)
     assert [e.value for e in sc.check(8 * DAY_S)] == [1.0, 3.0, 7.0]
     assert sc.check(100 * DAY_S) == []
 
 
 def test_a_warning_before_the_first_stage_restarts_the_count_and_reports_nothing():
-    sc = make(subsystems=["gas_leak"], min_offline_s=1e12)
-    sc.warning_issued("gas_leak", 0.9 * DAY_S)
+    sc = make(subsystems=["gas_plume"], min_offline_s=1e12)
+    sc.warning_issued("gas_plume", 0.9 * DAY_S)
     assert sc.check(1.5 * DAY_S) == []
     due = sc.next_due_s(1.5 * DAY_S)
     assert due == 0.9 * DAY_S + DAY_S
@@ -302,7 +302,7 @@ def test_a_warning_before_the_first_stage_restarts_the_count_and_reports_nothing
 
 
 def test_unknown_subsystem_is_refused_by_name():
-    sc = make(subsystems=["gas_leak"])
+    sc = make(subsystems=["gas_plume"])
     with pytest.raises(ValueError, match="'flod'"):
         sc.warning_issued("flod", 10.0)
 
@@ -362,18 +362,18 @@ def test_sync_fault_is_held_while_there_is_too_little_evidence():
 def test_false_alarm_rate_raised_once_three_unconfirmed_alarms_are_judged():
     sc = make(n=2, min_offline_s=1e12)
     for t in (0.0, 1000.0, 2000.0):
-        sc.alarm("S00000", "gas_leak", t)
+        sc.alarm("S00000", "gas_plume", t)
     assert sc.check(2000 + W - 1) == []             # third alarm still in its window
     assert sc.next_due_s(2000 + W - 1) == 2000 + W
     (e,) = sc.check(2000 + W)
     assert (e.check_id, e.subject, e.status, e.value) == ("false_alarm_rate", "S00000",
                                                           "raised", 1.0)
-    assert "3 of 3" in e.detail and "gas_leak" in e.detail
+    assert "3 of 3" in e.detail and "gas_plume" in e.detail
 
 
 def test_an_alarm_inside_its_window_is_neither_confirmed_nor_false():
     sc = make(n=2, min_offline_s=1e12, false_alarm_min_alarms=1)
-    sc.alarm("S00000", "gas_leak", 0.0)
+    sc.alarm("S00000", "gas_plume", 0.0)
     assert sc.summary()["false_alarm"]["S00000"]["judged"] == 0
     assert sc.check(W - 1) == []
     assert sc.summary()["false_alarm"]["S00000"] == {
@@ -382,10 +382,10 @@ def test_an_alarm_inside_its_window_is_neither_confirmed_nor_false():
 
 def test_neighbour_confirmation_within_the_window():
     sc = make(n=3, min_offline_s=1e12)
-    sc.alarm("S00000", "gas_leak", -5000.0)         # old, lone: a false alarm
-    sc.alarm("S00000", "gas_leak", 0.0)
-    sc.alarm("S00000", "gas_leak", 100.0)
-    sc.alarm("S00001", "gas_leak", 500.0, confirmed_by="neighbour S00000")
+    sc.alarm("S00000", "gas_plume", -5000.0)         # old, lone: a false alarm
+    sc.alarm("S00000", "gas_plume", 0.0)
+    sc.alarm("S00000", "gas_plume", 100.0)
+    sc.alarm("S00001", "gas_plume", 500.0, confirmed_by="neighbour S00000")
     sc.confirm("S00000", 500.0, "neighbour S00001")   # confirms 0 s and 100 s, not -5000 s
     assert sc.check(10_000) == []                   # 1 of 3 unconfirmed: fine
     fa = sc.summary()["false_alarm"]
@@ -397,16 +397,16 @@ def test_neighbour_confirmation_within_the_window():
 def test_exactly_half_unconfirmed_is_not_mostly():
     sc = make(min_offline_s=1e12)
     for t in (0.0, 1000.0, 2000.0, 3000.0):
-        sc.alarm("S00000", "gas_leak", t, confirmed_by="outcome" if t < 2000 else None)
+        sc.alarm("S00000", "gas_plume", t, confirmed_by="outcome" if t < 2000 else None)
     assert sc.check(10_000) == []
-    sc.alarm("S00000", "gas_leak", 20_000.0)
+    sc.alarm("S00000", "gas_plume", 20_000.0)
     assert brief(sc.check(20_000 + W)) == [("false_alarm_rate", "S00000", "raised", 0.6)]
 
 
 def test_a_later_confirmation_by_outcome_clears_the_finding():
     sc = make(min_offline_s=1e12)
     for t in (0.0, 1000.0, 2000.0):
-        sc.alarm("S00000", "gas_leak", t)
+        sc.alarm("S00000", "gas_plume", t)
     assert len(sc.check(3000)) == 1
     sc.confirm("S00000", 7200.0, "outcome: leak found by crew")   # latest alarm only
     sc.confirm("S00000", 1100.0, "outcome: leak found by crew")   # the 1000 s alarm
@@ -416,7 +416,7 @@ def test_a_later_confirmation_by_outcome_clears_the_finding():
 
 def test_confirming_without_an_alarm_is_refused():
     sc = make(min_offline_s=1e12)
-    sc.alarm("S00000", "gas_leak", 100.0)
+    sc.alarm("S00000", "gas_plume", 100.0)
     with pytest.raises(ValueError, match="'S00000' has no alarm at or before 50"):
         sc.confirm("S00000", 50.0, "outcome")
 
@@ -427,11 +427,11 @@ def scripted(sc: SelfChecks) -> list[SelfCheckEvent]:
     out = []
     sc.observed(np.array([1, 0]), np.array([5.0, 5.0]))
     for t in (0.0, 1000.0, 2000.0):
-        sc.alarm("S00001", "gas_leak", t)
+        sc.alarm("S00001", "gas_plume", t)
     pushes(sc, 1000, [False] * 5, "b-down")
     pushes(sc, 1000, [False] * 5, "a-down")
     out += sc.check(DAY_S)
-    sc.warning_issued("gas_leak", DAY_S + 1)
+    sc.warning_issued("gas_plume", DAY_S + 1)
     sc.observed(np.array([0]), np.array([DAY_S + 1]))
     out += sc.check(DAY_S + 2)
     return out
@@ -439,7 +439,7 @@ def scripted(sc: SelfChecks) -> list[SelfCheckEvent]:
 
 def test_findings_are_sorted_by_check_and_subject_and_deterministic():
     def fresh():
-        return make(n=2, subsystems=["gas_leak", "flood"], min_offline_s=0)
+        return make(n=2, subsystems=["gas_plume", "flood"], min_offline_s=0)
 
     events = scripted(fresh())
     assert brief(events) == [
@@ -447,11 +447,11 @@ def test_findings_are_sorted_by_check_and_subject_and_deterministic():
         ("sensor_offline", "S00000", "raised", DAY_S - 5),
         ("sensor_offline", "S00001", "raised", DAY_S - 5),
         ("silence", "flood", "raised", 1.0),
-        ("silence", "gas_leak", "raised", 1.0),
+        ("silence", "gas_plume", "raised", 1.0),
         ("sync_rate", "a-down", "raised", 0.0),
         ("sync_rate", "b-down", "raised", 0.0),
         ("sensor_offline", "S00000", "cleared", 1.0),
-        ("silence", "gas_leak", "cleared", (DAY_S + 1) / DAY_S),
+        ("silence", "gas_plume", "cleared", (DAY_S + 1) / DAY_S),
     ]
     assert events == scripted(fresh())
 

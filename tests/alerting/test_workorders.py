@@ -14,7 +14,7 @@ HOUR, DAY = 3600.0, 86400.0
 
 def warning(event="raised", level=2, t=100.0, lead="gas_company", wid="W-0001"):
     return WarningEvent(
-        time_s=t - 5, known_at_s=t, warning_id=wid, event=event, hazard="gas_leak",
+        time_s=t - 5, known_at_s=t, warning_id=wid, event=event, hazard="gas_plume",
         level=level, level_name=LEVELS[level - 1] if level else "none", basis="sensors",
         certainty="Observed", sensors=("S1",), first_exceedance_s=t - 20, area_wkt="",
         area_m2=0.0, area_source="buffer", targets=(), population=0, loop="small",

@@ -12,6 +12,7 @@ import pytest
 import simpy
 import yaml
 
+from citytwin.physics.urban_flood import scaled_rain
 from citytwin.scenarios.drill.console import (
     Command,
     CommandError,
@@ -20,7 +21,7 @@ from citytwin.scenarios.drill.console import (
     parse_command,
 )
 from citytwin.scenarios.drill.director import load_players, run_drill
-from citytwin.scenarios.drill.plan import load_plan, scaled_rain
+from citytwin.scenarios.drill.plan import load_plan
 from citytwin.scenarios.drill.score import ExpectedOutcome, rate
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.twin.errors import InputError
@@ -402,9 +403,9 @@ FLOOD = {"id": "rain", "kind": "urban_flood", "start_s": 0,
 @pytest.mark.parametrize(("inject", "field", "words"), [
     ({"kind": "hazard_start", "hazard": "main-strike"}, "msel.5.hazard", "is started twice"),
     ({"kind": "rain_change", "hazard": "main-strike", "scale": 2}, "msel.5.hazard",
-     "(gas_plume) has no rain"),
+     "(gas_plume) does not take a rain_change inject (it takes: hazard_start, hazard_stop)"),
     ({"kind": "hazard_stop", "hazard": "rain"}, "msel.5.hazard",
-     "only gas releases have a stop time"),
+     "(urban_flood) does not take a hazard_stop inject (it takes: hazard_start, rain_change)"),
     ({"kind": "hazard_stop", "hazard": "main-strike", "at_s": 30}, None,
      "after applying the injects: stop_s must be after start_s"),
 ])

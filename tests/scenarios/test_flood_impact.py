@@ -3,7 +3,7 @@
 import numpy as np
 
 from citytwin.physics.flood import LocalInertialFlood, hazard_rating
-from citytwin.scenarios.run.flood_impact import describe, flood_impact
+from citytwin.physics.flood_impact import describe, flood_impact
 from citytwin.twin.synthetic import synthetic_city
 
 
@@ -40,7 +40,7 @@ def test_forecasts_watch_a_place_inside_a_building_at_its_walls():
     import shapely
 
     from citytwin.alerting.rulebook import Forecast
-    from citytwin.scenarios.run.flood_impact import footprints_of, ring_points
+    from citytwin.physics.flood_impact import footprints_of, ring_points
     from citytwin.scenarios.run.kernel import FORECAST_RING_M, forecast_targets
 
     twin = synthetic_city(7, "tiny")

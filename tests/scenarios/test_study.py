@@ -314,7 +314,7 @@ def test_variant_comparison_pairs_members_by_sample_and_sweep_point():
     assert "paired" in c["median_time_to_first_warning_diff_s"]["method"]
 
 
-def _warning(t, wid, event, hazard="gas_leak", level=1):
+def _warning(t, wid, event, hazard="gas_plume", level=1):
     return SimpleNamespace(known_at_s=float(t), time_s=float(t), warning_id=wid, event=event,
                            hazard=hazard, level=level)
 
@@ -328,12 +328,12 @@ def test_only_warnings_of_the_hazard_after_its_start_count_as_detections(monkeyp
                 _warning(650, "W2", "raised", hazard="urban_flood"),  # another hazard
                 _warning(900, "W3", "raised", level=1),            # the leak: 300 s
                 _warning(1000, "W3", "escalated", level=3)]
-    hits, false = detection_events(warnings, {"gas_leak": 600.0})
+    hits, false = detection_events(warnings, {"gas_plume": 600.0})
     assert [w.known_at_s for w in hits] == [900, 1000] and false == {"W1", "W2"}
     # A noise warning still active when the leak starts counts from its escalation.
     hits, false = detection_events([_warning(300, "W9", "raised"),
                                     _warning(700, "W9", "escalated", level=2)],
-                                   {"gas_leak": 600.0})
+                                   {"gas_plume": 600.0})
     assert [w.known_at_s for w in hits] == [700] and false == {"W9"}
 
     grid = make_grid((0, 0, 10, 10), 10)

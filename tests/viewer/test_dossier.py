@@ -40,12 +40,12 @@ RECIPIENTS = {"blue": ["asset_owner"], "yellow": ["asset_owner", "sector_departm
                       "city_emergency_command", "public"]}
 RULEBOOK = {"name": "citytwin-default", "version": 1, "levels": LEVELS,
             "recipients": RECIPIENTS,
-            "rules": [{"id": "ch4_confined_space", "hazard": "gas_leak",
+            "rules": [{"id": "ch4_confined_space", "hazard": "gas_plume",
                        "quantity": "ch4_lel_pct", "unit": "%LEL",
                        "sensor_types": ["methane_detector"],
                        "thresholds": {"blue": 10, "yellow": 25, "orange": 50, "red": 80},
                        "hysteresis": 5, "debounce": {"n": 2, "m": 3}, "kind": "threshold"},
-                      {"id": "ch4_rate_of_rise", "hazard": "gas_leak", "kind": "rate_of_rise",
+                      {"id": "ch4_rate_of_rise", "hazard": "gas_plume", "kind": "rate_of_rise",
                        "quantity": "ch4_lel_pct", "unit": "%LEL/min",
                        "sensor_types": ["methane_detector"],
                        "thresholds": {"yellow": 10, "orange": 30}}]}
@@ -112,7 +112,7 @@ def _warning_rows() -> list[tuple]:
             spec, start=1):
         name = "none" if lv == 0 else LEVELS[lv - 1]
         rec = RECIPIENTS[LEVELS[max(lv, 1) - 1]] if ev != "cleared" else RECIPIENTS["red"]
-        rows.append((seq, float(t), float(k), wid, ev, "gas_leak", lv, name, "sensors",
+        rows.append((seq, float(t), float(k), wid, ev, "gas_plume", lv, name, "sensors",
                      "Observed", json.dumps(sens), float(fe), geom.wkt, float(geom.area), src,
                      json.dumps(tg), pop, loop, lead, json.dumps(rec), why))
     return rows
@@ -214,12 +214,12 @@ def make_archive(path: Path, *, start: str = START, run_id: str = "fixture-drill
         db.executemany(f"INSERT INTO warnings VALUES ({','.join('?' * 21)})", _warning_rows())
         db.executemany("INSERT INTO alarms VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
             (seq, float(t), float(t) + 5, sid, rule[0] if rule else "ch4_confined_space",
-             "gas_leak", a, b, float(v), float(fe), "")
+             "gas_plume", a, b, float(v), float(fe), "")
             for seq, (t, sid, a, b, v, fe, *rule) in enumerate(sorted(ALARMS), start=1)])
         db.executemany("INSERT INTO pushes VALUES (?,?,?,?,?,?,?,?)",
                        [(i, float(p[0]), *p[1:]) for i, p in enumerate(PUSHES, start=1)])
         db.executemany("INSERT INTO work_orders VALUES (?,?,?,?,?,?,?,?)", [
-            (wo, w, float(c), "gas_leak", lv, lead, json.dumps(acts), float(dl))
+            (wo, w, float(c), "gas_plume", lv, lead, json.dumps(acts), float(dl))
             for wo, w, c, lv, lead, acts, dl in WORK_ORDERS])
         db.executemany("INSERT INTO work_order_events VALUES (?,?,?,?,?,?,?)",
                        [(i, float(e[0]), *e[1:]) for i, e in enumerate(WORK_ORDER_EVENTS, 1)])
@@ -235,7 +235,7 @@ def make_archive(path: Path, *, start: str = START, run_id: str = "fixture-drill
         db.executemany("INSERT INTO cap_messages VALUES (?,?,?,?,?,?,?,?,?,?,?)", caps)
         db.executemany("INSERT INTO timeline VALUES (?,?,?,?,?)", [
             (1, 300.0, "hazard_start", "main-strike: gas_plume release starts", "{}"),
-            (2, 325.0, "warning_raised", "W-0001 raised: YELLOW gas_leak",
+            (2, 325.0, "warning_raised", "W-0001 raised: YELLOW gas_plume",
              json.dumps({"level": "yellow", "warning_id": "W-0001"})),
             (3, 2405.0, "warning_cleared", "W-0001 cleared",
              json.dumps({"level": "none", "warning_id": "W-0001"}))])
@@ -267,7 +267,7 @@ def test_one_json_and_one_html_per_warning(archive, tmp_path):
 def test_summary_of_the_handled_gas_leak(archive, tmp_path):
     d = _load(build_dossiers(archive, tmp_path / "d"), "W-0001")
     s = d["summary"]
-    assert s["hazard"] == "gas_leak" and s["basis"] == "sensors"
+    assert s["hazard"] == "gas_plume" and s["basis"] == "sensors"
     assert s["first_exceedance_s"] == 310.0
     assert s["first_exceedance_wall"] == "2026-06-01T05:35:10+08:00"
     assert s["raised_s"] == 325.0 and s["raised_wall"] == "2026-06-01T05:35:25+08:00"

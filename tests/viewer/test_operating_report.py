@@ -34,7 +34,7 @@ def test_known_values_from_the_fixture(archive):
     t = rep["totals"]
     w = t["warnings"]
     assert w["count"] == 3
-    assert w["by_hazard_level"] == {"gas_leak": {"blue": 1, "yellow": 1, "orange": 0, "red": 1}}
+    assert w["by_hazard_level"] == {"gas_plume": {"blue": 1, "yellow": 1, "orange": 0, "red": 1}}
     assert w["by_max_level"] == {"blue": 1, "yellow": 1, "orange": 0, "red": 1}
     assert t["time_to_first_warning_s"] == {"n": 3, "median": 15.0, "p90": 15.0, "max": 15.0}
     wo = t["work_orders"]
@@ -85,7 +85,7 @@ def test_several_archives_are_aggregated(tmp_path):
     b = make_archive(tmp_path / "b.sqlite", run_id="run-b")
     t = operating_report([a, b])["totals"]
     assert t["warnings"]["count"] == 6
-    assert t["warnings"]["by_hazard_level"]["gas_leak"]["red"] == 2
+    assert t["warnings"]["by_hazard_level"]["gas_plume"]["red"] == 2
     assert (t["pushes"]["delivered"], t["pushes"]["count"]) == (14, 16)
     assert t["overdue"]["count"] == 2
     assert t["work_orders"]["time_to_assignment_s"]["n"] == 4
@@ -204,13 +204,13 @@ def test_alarm_episodes_merge_rules_of_one_sensor():
     from citytwin.viewer.operating_report import alarm_episodes
 
     alarms = pd.DataFrame(
-        [(1, 10.0, "s1", "level", "gas_leak", 0, 2), (2, 10.0, "s1", "rate", "gas_leak", 0, 1),
-         (3, 50.0, "s1", "rate", "gas_leak", 1, 0), (4, 90.0, "s1", "level", "gas_leak", 2, 0),
-         (5, 95.0, "s1", "level", "gas_leak", 0, 1), (6, 20.0, "s2", "level", "gas_leak", 0, 1)],
+        [(1, 10.0, "s1", "level", "gas_plume", 0, 2), (2, 10.0, "s1", "rate", "gas_plume", 0, 1),
+         (3, 50.0, "s1", "rate", "gas_plume", 1, 0), (4, 90.0, "s1", "level", "gas_plume", 2, 0),
+         (5, 95.0, "s1", "level", "gas_plume", 0, 1), (6, 20.0, "s2", "level", "gas_plume", 0, 1)],
         columns=["seq", "time_s", "sensor_id", "rule_id", "hazard", "from_level", "to_level"])
-    assert alarm_episodes(alarms) == [("s1", "gas_leak", 10.0, 90.0),
-                                      ("s2", "gas_leak", 20.0, float("inf")),
-                                      ("s1", "gas_leak", 95.0, float("inf"))]
+    assert alarm_episodes(alarms) == [("s1", "gas_plume", 10.0, 90.0),
+                                      ("s2", "gas_plume", 20.0, float("inf")),
+                                      ("s1", "gas_plume", 95.0, float("inf"))]
 
 
 def test_each_finding_is_cleared_by_the_next_all_clear_of_its_check_and_subject():
