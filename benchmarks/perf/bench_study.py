@@ -21,8 +21,10 @@ from pathlib import Path
 
 from _common import machine_line
 
-from citytwin.scenarios.study.ensemble import load_study, plan_members, run_member, run_study
 from citytwin.scenarios.study.executor import local_executor
+from citytwin.scenarios.study.members import plan_members
+from citytwin.scenarios.study.runner import run_member, run_study
+from citytwin.scenarios.study.spec import load_study
 
 STUDY = Path(str(resources.files("citytwin.scenarios").joinpath("data/study_gas_leak.yaml")))
 
@@ -47,7 +49,7 @@ def throughput(study_path: Path, samples: int, workers: int) -> tuple[int, float
         t0 = time.perf_counter()
         pool = local_executor(workers)
         try:
-            out = run_study(study, Path(tmp) / "study", pool, workers, report=False)
+            out = run_study(study, Path(tmp) / "study", pool, workers)
         finally:
             pool.shutdown()
         wall = time.perf_counter() - t0

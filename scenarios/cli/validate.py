@@ -170,12 +170,8 @@ def check_players(path: Path, args) -> str:
 
 
 def check_study(path: Path, args) -> str:
-    from citytwin.scenarios.study.ensemble import (
-        check_metrics,
-        load_study,
-        plan_members,
-        validate_members,
-    )
+    from citytwin.scenarios.study.members import check_metrics, plan_members, validate_members
+    from citytwin.scenarios.study.spec import load_study
 
     study = load_study(path)
     members = plan_members(study)

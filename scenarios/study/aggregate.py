@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from citytwin.scenarios.study.ensemble import METRICS_FILE, _jsonable, write_json_atomic
+from citytwin.scenarios.study.files import METRICS_FILE, jsonable, write_json_atomic
+from citytwin.scenarios.study.maps import map_png
 from citytwin.twin.errors import InputError
 from citytwin.twin.seeding import rng_for
 
@@ -301,7 +302,7 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
         "maps": [], "by_sweep": []}
     if not len(df):
         write_json_atomic(out_dir / "summary.json", summary)
-        return _jsonable(summary)
+        return jsonable(summary)
     variants = [v for v in plan["variants"] if v in set(df["variant"])]
     for v in variants:
         summary["variants"][v] = _summarise(df[df["variant"] == v], levels, labels)
@@ -320,7 +321,7 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
                 "missed_detection": {"k": miss, "n": n, "p": miss / n if n else None,
                                      "ci95": [lo, hi]}})
     summary["maps"] = write_maps(out_dir, plan, df, labels, variants, twin)
-    summary = _jsonable(summary)
+    summary = jsonable(summary)
     write_json_atomic(out_dir / "summary.json", summary)
     return summary
 
@@ -359,15 +360,3 @@ def plan_twin(plan: dict):
 
     sc = parse_scenario(plan["member_scenario"], plan["base_source"])
     return load_scenario_twin(sc, Path(plan["base_dir"]), plan["base_source"])
-
-
-def map_png(prob: np.ndarray, grid, twin, path: Path, title: str) -> Path:
-    """A probability map over the buildings (PNG)."""
-    from citytwin.viewer.study_report import probability_figure
-
-    fig = probability_figure(prob, grid, twin, title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path

@@ -50,7 +50,7 @@ def local_executor(max_workers: int | None = None) -> Executor:
         return SerialExecutor()
     ctx = multiprocessing.get_context(_start_method())
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["citytwin.scenarios.study.ensemble",
+        ctx.set_forkserver_preload(["citytwin.scenarios.study.runner",
                                     "citytwin.scenarios.study.metrics",
                                     "citytwin.scenarios.run.kernel"])
     return ProcessPoolExecutor(max_workers=n, mp_context=ctx)

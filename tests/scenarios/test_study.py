@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from citytwin.scenarios.cli.study import add_study_commands
+from citytwin.scenarios.spec.scenario import apply_path
 from citytwin.scenarios.study.aggregate import (
     bootstrap_median_difference,
     compare,
@@ -22,14 +24,8 @@ from citytwin.scenarios.study.aggregate import (
     probability_map,
     wilson_interval,
 )
-from citytwin.scenarios.study.ensemble import (
-    add_study_commands,
-    apply_path,
-    load_study,
-    plan_members,
-    run_study,
-)
 from citytwin.scenarios.study.executor import SerialExecutor, local_executor
+from citytwin.scenarios.study.members import plan_members, validate_members
 from citytwin.scenarios.study.metrics import (
     ExposureIndex,
     detection_events,
@@ -37,8 +33,11 @@ from citytwin.scenarios.study.metrics import (
     make_grid,
     member_metrics,
 )
+from citytwin.scenarios.study.runner import run_study
+from citytwin.scenarios.study.spec import load_study
 from citytwin.twin.errors import InputError
 from citytwin.twin.seeding import rng_for
+from citytwin.viewer.study_report import write_study_report
 
 from .conftest import DEMO
 
@@ -176,8 +175,6 @@ def test_unknown_parameter_path_names_the_study_file_and_field(write_study, path
     study_file = write_study(data)
     with pytest.raises(InputError) as err:
         members = plan_members(load_study(study_file))
-        from citytwin.scenarios.study.ensemble import validate_members
-
         validate_members(load_study(study_file), members)
     assert err.value.source == str(study_file)
     assert err.value.field == field
@@ -400,7 +397,7 @@ def test_serial_process_pool_and_dask_give_identical_results(write_study, tmp_pa
     from distributed import Client, LocalCluster
 
     study = load_study(write_study(study_data()))
-    serial = run_study(study, tmp_path / "serial", SerialExecutor(), report=False)
+    serial = run_study(study, tmp_path / "serial", SerialExecutor())
     assert len(serial.computed) == 4
     summary = serial.summary
     assert summary["members_finished"] == 4 and set(summary["variants"]) == {"A", "B"}
@@ -411,12 +408,12 @@ def test_serial_process_pool_and_dask_give_identical_results(write_study, tmp_pa
     assert "paired" in summary["comparisons"][0]["p_miss_diff"]["method"]
     pool = local_executor(2)
     try:
-        run_study(study, tmp_path / "pool", pool, 2, report=False)
+        run_study(study, tmp_path / "pool", pool, 2)
     finally:
         pool.shutdown()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        run_study(study, tmp_path / "dask", client.get_executor(), 2, report=False)
+        run_study(study, tmp_path / "dask", client.get_executor(), 2)
     for other in ("pool", "dask"):
         assert read_results(tmp_path / other) == read_results(tmp_path / "serial")
         assert metrics_files(tmp_path / other) == metrics_files(tmp_path / "serial")
@@ -444,10 +441,10 @@ class InterruptAfter(SerialExecutor):
 def test_interrupted_study_resumes_without_recomputing_finished_members(write_study,
                                                                         tmp_path):
     study = load_study(write_study(study_data()))
-    whole = run_study(study, tmp_path / "whole", SerialExecutor(), report=False)
+    whole = run_study(study, tmp_path / "whole", SerialExecutor())
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        run_study(study, out, InterruptAfter(2), report=False)
+        run_study(study, out, InterruptAfter(2))
     done = sorted(out.glob("members/*/metrics.json"))
     assert len(done) == 2
     stamps = {p: p.stat().st_mtime_ns for p in done}
@@ -458,6 +455,7 @@ def test_interrupted_study_resumes_without_recomputing_finished_members(write_st
     (partial / "run").mkdir(parents=True)
     (partial / "run" / "archive.sqlite").write_bytes(b"half")
     again = run_study(study, out, SerialExecutor())
+    write_study_report(out)
     assert sorted(again.reused) == sorted(p.parent.name for p in done)
     assert len(again.computed) == 2 and victim.member_id in again.computed
     assert {p: p.stat().st_mtime_ns for p in done} == stamps  # not recomputed
@@ -465,19 +463,18 @@ def test_interrupted_study_resumes_without_recomputing_finished_members(write_st
     assert metrics_files(out) == metrics_files(tmp_path / "whole")
     assert (out / "study_report.html").read_text().count("data:image/png;base64,") >= 3
     # A third run computes nothing.
-    third = run_study(study, out, SerialExecutor(), report=False)
+    third = run_study(study, out, SerialExecutor())
     assert third.computed == [] and len(third.reused) == 4
 
 
 def test_changed_parameters_are_recomputed(write_study, tmp_path):
     data = study_data(samples=1, variants={})
     out = tmp_path / "out"
-    first = run_study(load_study(write_study(data)), out, SerialExecutor(), report=False)
+    first = run_study(load_study(write_study(data)), out, SerialExecutor())
     [m] = first.members
     # Same member id (same variation draws) but another base: the parameter hash differs.
     data["overrides"]["sensors.groups.0.interval_s"] = 20
-    second = run_study(load_study(write_study(data, "changed.yaml")), out, SerialExecutor(),
-                       report=False)
+    second = run_study(load_study(write_study(data, "changed.yaml")), out, SerialExecutor())
     assert second.members[0].member_id == m.member_id
     assert second.computed == [m.member_id]
     record = json.loads((out / "members" / m.member_id / "metrics.json").read_text())
@@ -494,20 +491,19 @@ def test_edited_settings_files_and_another_code_version_rerun_members(write_stud
     data["overrides"]["rulebook"] = str(rb_path)
     study_file = write_study(data)
     out = tmp_path / "out"
-    first = run_study(load_study(study_file), out, SerialExecutor(), report=False)
+    first = run_study(load_study(study_file), out, SerialExecutor())
     [m] = first.members
-    assert run_study(load_study(study_file), out, SerialExecutor(),
-                     report=False).reused == [m.member_id]
+    assert run_study(load_study(study_file), out, SerialExecutor()).reused == [m.member_id]
     # The scenario mapping is unchanged (it names the same file), the file's content is not.
     rules = {r["id"]: r for r in rulebook["rules"]}
     rules["ch4_confined_space"]["thresholds"]["blue"] = 5
     rb_path.write_text(yaml.safe_dump(rulebook, sort_keys=False))
-    second = run_study(load_study(study_file), out, SerialExecutor(), report=False)
+    second = run_study(load_study(study_file), out, SerialExecutor())
     assert second.members[0].member_id == m.member_id
     assert second.members[0].param_hash != m.param_hash
     assert second.computed == [m.member_id] and second.reused == []
     # Routing, operations and catalogue files, and the code version, are in the hash too.
-    import citytwin.scenarios.study.ensemble as study_mod
+    import citytwin.scenarios.study.members as study_mod
 
     monkeypatch.setattr(study_mod, "code_version", lambda: "999.0")
     assert plan_members(load_study(study_file))[0].param_hash != second.members[0].param_hash
@@ -538,9 +534,8 @@ class RemoteWorker(SerialExecutor):
 
 def test_members_run_on_remote_workers_are_written_by_the_client(write_study, tmp_path):
     study = load_study(write_study(study_data(samples=1)))
-    local = run_study(study, tmp_path / "local", SerialExecutor(), report=False)
-    remote = run_study(study, tmp_path / "remote", RemoteWorker(tmp_path / "elsewhere"),
-                       report=False)
+    local = run_study(study, tmp_path / "local", SerialExecutor())
+    remote = run_study(study, tmp_path / "remote", RemoteWorker(tmp_path / "elsewhere"))
     assert sorted(remote.computed) == sorted(local.computed)
     assert remote.summary["members_finished"] == 2
     assert read_results(tmp_path / "remote") == read_results(tmp_path / "local")
@@ -583,8 +578,6 @@ def test_cli_study_run_and_report(write_study, tmp_path, capsys):
 
 
 def _plan_and_validate(study_file):
-    from citytwin.scenarios.study.ensemble import validate_members
-
     study = load_study(study_file)
     validate_members(study, plan_members(study))
 
