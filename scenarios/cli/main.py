@@ -202,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default="dossiers", help="folder to write")
     ds.set_defaults(func=cmd_dossier)
 
+    from citytwin.scenarios.cli.drill import add_drill_commands
     from citytwin.scenarios.cli.study import add_study_commands
-    from citytwin.scenarios.drill.director import add_drill_commands
     from citytwin.scenarios.replay.session import add_replay_commands
 
     add_drill_commands(sub)

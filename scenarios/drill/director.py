@@ -1,15 +1,16 @@
 """Drill mode: run an exercise plan (MSEL) with live or scripted players, then score it.
 
-``run_drill`` loads and checks the plan (``scenarios.drill_plan``), prepares the compiled
+``run_drill`` loads and checks the plan (``scenarios.drill.plan``), prepares the compiled
 scenario (mode ``drill``: every CAP message carries status ``Exercise``), and runs the one
 kernel with a :class:`DrillDirector` process that fires the injects on the drill clock,
 checks contingencies at their deadlines, and executes player commands — from a scripted
-player file (rehearsals, tests) or from the terminal console (``scenarios.drill_console``).
+player file (rehearsals, tests) or from the terminal console (``scenarios.drill.console``).
 Players act only through ``RunContext.act``, so every command is archived (``actions``) with
 its outcome. Pacing: scripted drills run as fast as possible unless a speed is asked for;
 live drills run on a ``simpy.rt.RealtimeEnvironment`` (real time or ×N, as the plan's
-``pacing`` or the command line says). The run folder gets ``archive.sqlite``, ``cap/``,
-``drill_plan.json`` and the after-action report (``after_action.html``, ``aar.json``).
+``pacing`` or the command line says). The run folder gets ``archive.sqlite``, ``cap/`` and
+``drill_plan.json``; ``citytwin drill`` (:mod:`scenarios.cli.drill`) then scores it into the
+after-action report (``after_action.html``, ``aar.json``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from citytwin.scenarios.drill.plan import (
     check_places,
     check_sensors,
     load_plan,
-    parse_plan,
 )
 from citytwin.scenarios.drill.score import (
     ActionSeen,
@@ -342,14 +342,14 @@ class DrillDirector:
 # --- running -------------------------------------------------------------------------------
 
 @dataclass
-class DrillResult:
+class DrillRun:
+    """A drill run: its folder and archive, the kernel's result, when each inject fired."""
+
     run_dir: Path
     archive_path: Path
     result: Any                      # the kernel's RunResult
     fired: dict[str, float]
-    aar: dict
-    html_path: Path
-    json_path: Path
+    plan: DrillPlan
 
 
 def make_env(speed: float | None) -> simpy.Environment:
@@ -363,8 +363,9 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
               players: str | Path | None = None, overwrite: bool = False,
               speed: float | None = None, real_time: bool = False, paused: bool | None = None,
               console_input: TextIO | None = None, out: TextIO | None = None,
-              quiet: bool = False) -> DrillResult:
-    """Run a drill plan into ``out_dir`` and write the after-action report.
+              quiet: bool = False) -> DrillRun:
+    """Run a drill plan into ``out_dir`` (the archive, ``cap/`` and ``drill_plan.json``);
+    the after-action report is scored from the archive afterwards (``citytwin drill``).
 
     With ``players`` the run is scripted (as fast as possible unless ``speed`` /
     ``real_time`` is given); without, it is live: commands are read from
@@ -372,7 +373,6 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
     """
     from citytwin.scenarios.run.kernel import simulate
     from citytwin.scenarios.run.prepare import prepare
-    from citytwin.viewer.after_action import write_after_action
 
     out = out or sys.stdout
 
@@ -406,92 +406,4 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
     (run_dir / "drill_plan.json").write_text(
         json.dumps({"source": loaded.source, "plan": loaded.plan.model_dump(mode="json")},
                    indent=1, ensure_ascii=False), encoding="utf-8")
-    html_path, json_path, aar = write_after_action(result.archive_path, loaded.plan, run_dir)
-    if not quiet:
-        for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
-            if _kind in ("inject", "action", "action_refused", "warning_raised",
-                         "work_order_escalated", "contingency_skipped", "measurement"):
-                write(f"  {clock_text(t_s)}  {message}")
-        print_summary(aar, write)
-        write(f"CAP 1.2: {len(result.cap_files)} messages in {run_dir / 'cap'} "
-              "(status Exercise)")
-        write(f"After-action report: {html_path} (data: {json_path})")
-        write(f"Archive: {result.archive_path}")
-    return DrillResult(run_dir, result.archive_path, result, dict(director.fired), aar,
-                       html_path, json_path)
-
-
-def print_summary(aar: dict, write: Callable[[str], None]) -> None:
-    """Expected actions and objective ratings, as text."""
-    write("\nExpected actions:")
-    width = max((len(o["ref"]) for o in aar["expected"]), default=0)
-    for o in aar["expected"]:
-        delay = "" if o["delay_s"] is None else f", took {o['delay_s']:g} s"
-        what = f"{o['action']} {o['target'] or '(any target)'}"
-        write(f"  {o['ref']:<{width}}  {o['outcome'].upper():<6} {what} "
-              f"(within {o['within_s']:g} s{delay}) [{o['objective']}]")
-    write("Objective ratings:")
-    for r in aar["objectives"]:
-        write(f"  {r['id']}: {r['rating']} — {r['rating_text']} ({r['title']})")
-
-
-def report_from_run_dir(path: str | Path, plan_path: str | Path | None = None):
-    """Rewrite the after-action report of a drill run folder (or of its archive)."""
-    from citytwin.viewer.after_action import write_after_action
-
-    path = Path(path)
-    run_dir = path.parent if path.suffix == ".sqlite" else path
-    if plan_path is not None:
-        plan = load_plan(plan_path).plan
-    else:
-        saved = run_dir / "drill_plan.json"
-        if not saved.exists():
-            raise InputError(str(run_dir), "no drill_plan.json here; give --plan PLAN.yaml",
-                             field="--plan")
-        plan = parse_plan(json.loads(saved.read_text(encoding="utf-8"))["plan"], str(saved))
-    return write_after_action(run_dir / "archive.sqlite", plan, run_dir)
-
-
-# --- command line --------------------------------------------------------------------------
-
-def cmd_drill_run(args) -> int:
-    if args.speed is not None and not args.speed > 0:
-        raise InputError("drill run", f"--speed must be > 0, got {args.speed:g}",
-                         field="--speed")
-    run_drill(args.plan, args.out or Path("runs") / Path(args.plan).stem, players=args.players,
-              overwrite=args.overwrite, speed=args.speed, real_time=args.real_time,
-              paused=True if args.paused else None, quiet=args.quiet)
-    return 0
-
-
-def cmd_drill_report(args) -> int:
-    html_path, json_path, aar = report_from_run_dir(args.run, args.plan)
-    print_summary(aar, print)
-    print(f"After-action report: {html_path} (data: {json_path})")
-    return 0
-
-
-def add_drill_commands(sub) -> None:
-    """Register ``citytwin drill run|report`` on the top-level subparsers ``sub``."""
-    d = sub.add_parser("drill", help="run an exercise plan (MSEL) with players; after-action "
-                                     "report", description="Drill mode: timed injects, live "
-                                     "or scripted players, scored after-action report.")
-    dsub = d.add_subparsers(dest="drill_command", required=True, metavar="SUBCOMMAND")
-    r = dsub.add_parser("run", help="run a drill plan",
-                        description="Run a drill plan. Without --players the drill is live: "
-                                    "type commands (help lists them) while it runs.")
-    r.add_argument("plan", help="drill plan YAML")
-    r.add_argument("--players", help="scripted player file (YAML list); omit for a live drill")
-    r.add_argument("--out", help="run folder (default runs/<plan name>)")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    r.add_argument("--speed", type=float, metavar="N", help="run ×N real time")
-    r.add_argument("--real-time", action="store_true", help="run in real time")
-    r.add_argument("--paused", action="store_true", help="start paused (live drills)")
-    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    r.set_defaults(func=cmd_drill_run)
-    p = dsub.add_parser("report", help="rewrite the after-action report of a drill run",
-                        description="Score a drill run again and rewrite after_action.html "
-                                    "and aar.json in its folder.")
-    p.add_argument("run", help="drill run folder or its archive.sqlite")
-    p.add_argument("--plan", help="drill plan YAML (default: the run's drill_plan.json)")
-    p.set_defaults(func=cmd_drill_report)
+    return DrillRun(run_dir, result.archive_path, result, dict(director.fired), loaded.plan)

@@ -13,6 +13,7 @@ import simpy
 import yaml
 
 from citytwin.physics.urban_flood import scaled_rain
+from citytwin.scenarios.cli.drill import run_scored_drill
 from citytwin.scenarios.drill.console import (
     Command,
     CommandError,
@@ -20,7 +21,7 @@ from citytwin.scenarios.drill.console import (
     make_command,
     parse_command,
 )
-from citytwin.scenarios.drill.director import load_players, run_drill
+from citytwin.scenarios.drill.director import load_players
 from citytwin.scenarios.drill.plan import load_plan
 from citytwin.scenarios.drill.score import ExpectedOutcome, rate
 from citytwin.scenarios.run.archive_reader import read_table
@@ -71,7 +72,8 @@ def write_yaml(path: Path, data) -> Path:
 def drill(tmp_path, plan: dict, players: list, name: str = "run", **kw):
     plan_path = write_yaml(tmp_path / f"{name}-plan.yaml", plan)
     players_path = write_yaml(tmp_path / f"{name}-players.yaml", players)
-    return run_drill(plan_path, tmp_path / name, players=players_path, quiet=True, **kw)
+    return run_scored_drill(plan_path, tmp_path / name, players=players_path, quiet=True,
+                            **kw)
 
 
 def injects_of(result) -> list[tuple[str, float]]:
@@ -183,8 +185,8 @@ def test_contingency_fires_when_the_action_is_missing_and_outcomes_are_scored(tm
 
 
 def test_the_worked_example_scores_met_late_and_missed(tmp_path):
-    r = run_drill(DATA / "drill_gas_leak.yaml", tmp_path / "ex",
-                  players=DATA / "drill_gas_leak_players.yaml", quiet=True)
+    r = run_scored_drill(DATA / "drill_gas_leak.yaml", tmp_path / "ex",
+                         players=DATA / "drill_gas_leak_players.yaml", quiet=True)
     assert {o["ref"]: o["outcome"] for o in r.aar["expected"]} == {
         "ack-leak": "met", "assign-gas": "late", "publish-leak": "late",
         "measure-station": "met", "evacuate-plaza": "missed", "cancel-false": "met",
@@ -361,9 +363,9 @@ def test_live_drill_reads_the_console_while_paused(tmp_path):
     plan = base_plan()
     plan["pacing"] = {"accelerated": 1000, "paused": True, "poll_s": 2}
     out = io.StringIO()
-    r = run_drill(write_yaml(tmp_path / "p.yaml", plan), tmp_path / "live",
-                  console_input=io.StringIO("evacuate P-plaza by police\nhelp\nresume\n"),
-                  out=out, quiet=True)
+    r = run_scored_drill(write_yaml(tmp_path / "p.yaml", plan), tmp_path / "live",
+                         console_input=io.StringIO("evacuate P-plaza by police\nhelp\nresume\n"),
+                         out=out, quiet=True)
     acts = read_table(r.archive_path, "actions")
     assert list(zip(acts["time_s"], acts["action"], acts["actor"], acts["outcome"],
                     strict=True)) == [(0.0, "evacuate", "police", "done")]
