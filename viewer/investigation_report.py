@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from citytwin.alerting.events import CLOSING
+from citytwin.scenarios.replay.events import read_work_orders_file
+from citytwin.scenarios.replay.session import work_order_summary
 from citytwin.viewer.html import LEVEL_COLOURS, badge, clock, esc, page, png, scroll_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from citytwin.scenarios.replay.counterfactual import Investigation
+    from citytwin.scenarios.replay.investigation import Investigation
 
 
 def _t(t_s: float | None) -> str:
@@ -114,9 +116,6 @@ def work_order_table(inv: Investigation) -> str:
     """The response of the time beside the replay's: per work order of the time, when it was
     created, assigned, closed and escalated, and the same for the replay's order of the
     matching warning (matched through the warning diff)."""
-    from citytwin.scenarios.replay.readers import read_work_orders_file
-    from citytwin.scenarios.replay.session import work_order_summary
-
     then = work_order_summary(inv.incident.work_orders)
     now = work_order_summary(read_work_orders_file(inv.replay.archive_path))
     replay_of = {d["archived_id"]: d["replay_id"] for d in (inv.diff or [])

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from _common import machine_line
 
-from citytwin.scenarios.replay.readers import read_incident, write_inventory_geojson
+from citytwin.scenarios.replay.incident import read_incident
+from citytwin.scenarios.replay.inventory import write_inventory_geojson
 from citytwin.scenarios.replay.session import IncidentFeed, assign_streams, prepare_replay
 
 ANCHOR = pd.Timestamp("2026-06-01T05:30:00+08:00")

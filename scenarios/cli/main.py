@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.set_defaults(func=cmd_dossier)
 
     from citytwin.scenarios.cli.drill import add_drill_commands
+    from citytwin.scenarios.cli.replay import add_replay_commands
     from citytwin.scenarios.cli.study import add_study_commands
-    from citytwin.scenarios.replay.session import add_replay_commands
 
     add_drill_commands(sub)
     add_study_commands(sub)

@@ -1,7 +1,7 @@
 """Incident replay: archived observations through the warning engine on logical time.
 
 A replay is an ordinary kernel run (``simulate(..., feed=...)``) whose observations come
-from an incident (``scenarios.replay_io``) instead of the measurement model:
+from an incident (``scenarios.replay.incident``) instead of the measurement model:
 
 - a **citytwin run** (its archive or an exported incident folder): the twin, scenario,
   rulebook, routing and operations come from the manifest; each sensor group is one stream
@@ -16,12 +16,12 @@ from an incident (``scenarios.replay_io``) instead of the measurement model:
   placeholder start (``PLACEHOLDER_START``, the Unix epoch) and reports show T+ times only.
 
 Outputs: the replay archive, a "what was known when" timeline (``known_when``) and a diff
-against the warnings of the time (``diff_warnings``; matching rule in its docstring).
+against the warnings of the time (``replay.diff.diff_warnings``; matching rule in its
+docstring).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Sequence
@@ -37,12 +37,9 @@ from citytwin.alerting.observation import ObservationBatch
 from citytwin.alerting.platform import OperationsPolicy, load_operations
 from citytwin.alerting.routing import RoutingTable, load_routing
 from citytwin.alerting.rulebook import Rulebook, load_rulebook
-from citytwin.scenarios.replay.readers import (
-    Incident,
-    cadence_ticks,
-    normalise_warnings,
-    read_incident,
-)
+from citytwin.scenarios.replay.cadence import cadence_ticks
+from citytwin.scenarios.replay.events import normalise_warnings
+from citytwin.scenarios.replay.incident import Incident
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.prepare import (
     PreparedRun,
@@ -351,261 +348,3 @@ def known_when(archive_path: Path) -> list[dict[str, Any]]:
                          for a in active.itertuples(index=False)],
         })
     return out
-
-
-# --- diff -----------------------------------------------------------------------------------
-
-def _per_warning(w: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
-    rows = []
-    for wid, g in w.groupby("warning_id", sort=True):
-        g = g.sort_values("known_at_s", kind="stable")
-        end = g[g["event"].isin(["cleared", "cancelled"])]
-        live = g[~g["event"].isin(["cleared", "cancelled"])]
-        rows.append({
-            "warning_id": wid, "hazard": str(g["hazard"].iloc[0]),
-            "raised_s": float(g["known_at_s"].iloc[0]),
-            "end_s": float(end["known_at_s"].iloc[0]) if len(end) else math.inf,
-            "max_level": int(live["level"].max()) if len(live) else 0,
-            "sensors": set().union(*map(set, g["sensors"])),
-            "targets": set().union(*map(set, g["targets"])),
-            "cancelled": bool((g["event"] == "cancelled").any()),
-            "level_first": level_first(levels, live["known_at_s"], live["level"])})
-    return pd.DataFrame(rows)
-
-
-def diff_warnings(archived: pd.DataFrame, replayed: pd.DataFrame,
-                  levels: list[str]) -> list[dict[str, Any]]:
-    """Per warning: same, earlier, later, different level, missed or extra, with deltas.
-
-    Matching rule: warnings are summarised per ``warning_id`` (hazard, union of sensors and
-    targets over its events, active from its first event to its all-clear/cancellation).
-    An archived and a replayed warning *may match* when they have the same hazard, overlap
-    in time, and share at least one sensor — or, when either has no sensors (a model-based
-    pre-warning), at least one protected target. Pairs are taken greedily, most shared
-    sensors + targets first, then smallest difference in raise time; each warning is used
-    once. Unmatched archived warnings are *missed*, unmatched replayed ones *extra*.
-    Times are ``known_at_s`` (when the warning was issued); deltas are replay − archived.
-    """
-    a = _per_warning(archived, levels)
-    r = _per_warning(replayed, levels)
-    pairs = []
-    for i, x in enumerate(a.to_dict(orient="records")):
-        for j, y in enumerate(r.to_dict(orient="records")):
-            if x["hazard"] != y["hazard"]:
-                continue
-            if x["raised_s"] > y["end_s"] or y["raised_s"] > x["end_s"]:
-                continue
-            shared = len(x["sensors"] & y["sensors"])
-            if not (x["sensors"] and y["sensors"]):
-                shared = len(x["targets"] & y["targets"])
-            if shared == 0:
-                continue
-            pairs.append((-shared, abs(x["raised_s"] - y["raised_s"]), i, j))
-    used_a, used_r, out = set(), set(), []
-    for _, _, i, j in sorted(pairs):
-        if i in used_a or j in used_r:
-            continue
-        used_a.add(i)
-        used_r.add(j)
-        out.append(_compare(a.iloc[i], r.iloc[j], levels))
-    for i in range(len(a)):
-        if i not in used_a:
-            out.append(_row(a.iloc[i], None, levels, "missed"))
-    for j in range(len(r)):
-        if j not in used_r:
-            out.append(_row(None, r.iloc[j], levels, "extra"))
-    return sorted(out, key=lambda d: min(v for v in (d["archived_raised_s"],
-                                                      d["replay_raised_s"]) if v is not None))
-
-
-def _row(x, y, levels: list[str], status: str) -> dict[str, Any]:
-    def lv(k: int) -> str | None:
-        return levels[k - 1] if k else None
-
-    level_deltas = {}
-    for name in levels:
-        ta = None if x is None else x["level_first"][name]
-        tb = None if y is None else y["level_first"][name]
-        level_deltas[name] = {"archived_s": ta, "replay_s": tb,
-                              "delta_s": None if ta is None or tb is None else tb - ta}
-    return {
-        "status": status, "hazard": (x if x is not None else y)["hazard"],
-        "archived_id": None if x is None else x["warning_id"],
-        "replay_id": None if y is None else y["warning_id"],
-        "archived_raised_s": None if x is None else float(x["raised_s"]),
-        "replay_raised_s": None if y is None else float(y["raised_s"]),
-        "delta_raised_s": (None if x is None or y is None
-                           else float(y["raised_s"] - x["raised_s"])),
-        "archived_max_level": None if x is None else lv(int(x["max_level"])),
-        "replay_max_level": None if y is None else lv(int(y["max_level"])),
-        "levels": level_deltas,
-        "sensors": sorted((set() if x is None else x["sensors"])
-                          | (set() if y is None else y["sensors"])),
-    }
-
-
-def _compare(x, y, levels: list[str]) -> dict[str, Any]:
-    parts = []
-    d = y["raised_s"] - x["raised_s"]
-    if d < 0:
-        parts.append("earlier")
-    elif d > 0:
-        parts.append("later")
-    if x["max_level"] != y["max_level"]:
-        parts.append("different level")
-    elif any(x["level_first"][n] != y["level_first"][n] for n in levels):
-        parts.append("level timing differs")
-    return _row(x, y, levels, ", ".join(parts) or "same")
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-def _xy(text: str, what: str) -> tuple[float, ...]:
-    try:
-        vals = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(what, f"{text!r} is not x,y[,z] in metres") from None
-    if len(vals) not in (2, 3) or not all(math.isfinite(v) for v in vals):
-        raise InputError(what, f"{text!r} is not x,y[,z] in metres")
-    return vals
-
-
-def cmd_replay_run(args: argparse.Namespace) -> int:
-    """`citytwin replay run`: replay, diff, counterfactuals, report.
-
-    Every input is checked before the output folder is touched: the incident is read, the
-    counterfactuals parsed and checked against the inventory, the rulebooks and the twin's
-    terrain, the source fitted when a counterfactual needs it — only then is ``--out``
-    cleared (``--overwrite``) and written.
-    """
-    from citytwin.scenarios.replay.counterfactual import Counterfactual, plan_investigation
-    from citytwin.viewer.investigation_report import write_investigation_report
-
-    out = Path(args.out) if args.out else Path("runs") / "replay"
-    inputs = [args.source, args.inventory, args.warnings, args.work_orders, args.twin,
-              args.rulebook]
-    _check_out(out, inputs, args.overwrite)
-    twin = None
-    if args.twin is not None:  # loaded once: the inventory's CRS and the replay's twin
-        from citytwin.twin.store import load_twin
-
-        twin = load_twin(args.twin)
-    inc = read_incident(args.source, inventory=args.inventory, warnings=args.warnings,
-                        twin_crs=None if twin is None else twin.crs.to_string(),
-                        work_orders=args.work_orders)
-    cfs: list[Counterfactual] = []
-    if args.rulebook:
-        cfs.append(Counterfactual(f"rulebook {Path(args.rulebook).name}",
-                                  rulebook=args.rulebook))
-    if args.remove:
-        ids = [s.strip() for s in args.remove.split(",") if s.strip()]
-        cfs.append(Counterfactual(f"remove {', '.join(ids)}", remove=ids))
-    if args.add:
-        pts = [_xy(a, "--add") for a in args.add]
-        cfs.append(Counterfactual("add " + "; ".join(",".join(f"{v:.10g}" for v in p)
-                                                     for p in pts), add=pts))
-    if args.move:
-        moves = {}
-        for m in args.move:
-            sid, _, pos = m.partition("=")
-            if not pos:
-                raise InputError("--move", f"{m!r} is not ID=x,y")
-            moves[sid] = _xy(pos, "--move")
-        cfs.append(Counterfactual("move " + ", ".join(moves), move=moves))
-    if args.combined and len(cfs) > 1:
-        cfs.append(Counterfactual(
-            "all together", rulebook=args.rulebook,
-            remove=[c for cf in cfs for c in cf.remove],
-            add=[p for cf in cfs for p in cf.add],
-            move={k: v for cf in cfs for k, v in cf.move.items()}))
-    wind = _xy(args.wind, "--wind")[:2] if args.wind else None
-    plan = plan_investigation(inc, counterfactuals=cfs, twin_dir=args.twin,
-                              with_model=False if args.no_model else None, wind=wind,
-                              twin=twin)
-    _fresh_out(out, inputs, args.overwrite)
-    inv = plan.run(out)
-    html = write_investigation_report(inv, out / "investigation.html")
-    print(inv.text_summary())
-    print(f"\nInvestigation report: {html}")
-    return 0
-
-
-def _check_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
-    """Refuse (touching nothing) an output folder holding an input, or a non-empty one
-    without ``overwrite``."""
-    for given in filter(None, inputs):
-        if given == "default":
-            continue
-        path = Path(given).resolve()
-        if path == out.resolve() or out.resolve() in path.parents:
-            raise InputError("--out", f"{out} holds the input {given}; choose another folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: run folder is not empty; choose another --out or pass "
-                              "--overwrite")
-
-
-def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
-    """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
-    and never one holding an input. Call it once every input has been checked."""
-    from citytwin.scenarios.run.kernel import prepare_run_dir
-
-    _check_out(out, inputs, overwrite)
-    prepare_run_dir(out, overwrite)
-
-
-def cmd_replay_export(args: argparse.Namespace) -> int:
-    """`citytwin replay export`: a run archive as an incident folder."""
-    from citytwin.scenarios.replay.readers import export_incident, read_archive_incident
-
-    _check_out(Path(args.out), [args.archive], args.overwrite)
-    inc = read_archive_incident(args.archive)  # a bad archive leaves --out untouched
-    _fresh_out(Path(args.out), [args.archive], args.overwrite)
-    out = export_incident(args.archive, args.out, args.format, incident=inc)
-    files = sorted(p.name for p in out.iterdir())
-    print(f"Incident folder {out}: {', '.join(files)}")
-    return 0
-
-
-def add_replay_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``citytwin replay run|export`` on the top-level subparsers."""
-    p = sub.add_parser("replay", help="replay an incident through the warning engine",
-                       description="Replay archived observations on logical time, diff the "
-                                   "warnings against those of the time, run counterfactuals.")
-    rsub = p.add_subparsers(dest="replay_command", required=True, metavar="SUBCOMMAND")
-    r = rsub.add_parser(
-        "run", help="replay an incident, diff its warnings, run counterfactuals",
-        description="SOURCE: a citytwin archive.sqlite / run folder, an incident folder "
-                    "(replay export), or an observations file (with --inventory and --twin). "
-                    "Each of --rulebook, --remove, --add, --move is one counterfactual "
-                    "(--combined adds one with all of them), reported side by side with the "
-                    "replay in OUT/investigation.html.")
-    r.add_argument("source", help="archive.sqlite, run folder, incident folder or file")
-    r.add_argument("--inventory", help="sensor inventory (GeoJSON or GeoPackage)")
-    r.add_argument("--warnings", help="warnings issued at the time (CSV/JSONL or archive)")
-    r.add_argument("--work-orders", help="work-order events of the time (CSV/JSONL/Parquet "
-                                         "or archive): shown beside the replay's")
-    r.add_argument("--twin", help="twin folder (external incidents; overrides a run's twin)")
-    r.add_argument("--rulebook", help="counterfactual rulebook YAML (or 'default')")
-    r.add_argument("--no-model", action="store_true",
-                   help="do not rebuild the scenario's hazard model (buffer areas only)")
-    r.add_argument("--remove", help="counterfactual: sensors removed, S1,S2")
-    r.add_argument("--add", action="append", metavar="x,y[,z]",
-                   help="counterfactual: a sensor added here (fitted model, repeatable)")
-    r.add_argument("--move", action="append", metavar="ID=x,y",
-                   help="counterfactual: a sensor moved here (fitted model, repeatable)")
-    r.add_argument("--combined", action="store_true",
-                   help="also run one counterfactual with all the changes together")
-    r.add_argument("--wind", metavar="SPEED,FROM_DEG",
-                   help="wind for the source fit when the incident has no weather")
-    r.add_argument("--out", help="output folder (default runs/replay)")
-    r.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    r.set_defaults(func=cmd_replay_run)
-    e = rsub.add_parser("export", help="write a run archive as an incident folder",
-                        description="observations.<format> + sensors.geojson + warnings.csv "
-                                    "+ work_orders.csv + incident.json from a citytwin "
-                                    "archive.")
-    e.add_argument("archive", help="archive.sqlite or run folder")
-    e.add_argument("--out", required=True, help="incident folder to write")
-    e.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
-    e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    e.set_defaults(func=cmd_replay_export)

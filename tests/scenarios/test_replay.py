@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,13 @@ import pytest
 
 from citytwin.physics.forcing import ReleaseSchedule, WindSeries
 from citytwin.physics.plume import GaussianPuffPlume
-from citytwin.scenarios.replay.counterfactual import (
-    Counterfactual,
-    fit_gas_source,
-    run_investigation,
-)
-from citytwin.scenarios.replay.readers import export_incident, read_incident
-from citytwin.scenarios.replay.session import add_replay_commands, prepare_replay, run_replay
+from citytwin.scenarios.cli.replay import add_replay_commands
+from citytwin.scenarios.replay.counterfactual import Counterfactual
+from citytwin.scenarios.replay.export import export_incident
+from citytwin.scenarios.replay.incident import read_incident
+from citytwin.scenarios.replay.investigation import run_investigation
+from citytwin.scenarios.replay.session import prepare_replay, run_replay
+from citytwin.scenarios.replay.source_fit import fit_gas_source
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
@@ -338,7 +339,8 @@ def test_cli_bad_input_leaves_out_untouched(demo_archive, tmp_path):
 # --- cadence, anchors -----------------------------------------------------------------------
 
 def test_iso_rounded_times_snap_onto_a_fast_cadence():
-    from citytwin.scenarios.replay.readers import cadence_ticks, parse_times, snap_to_cadence
+    from citytwin.scenarios.replay.cadence import cadence_ticks, snap_to_cadence
+    from citytwin.scenarios.replay.tables import parse_times
 
     ticks = cadence_ticks(0.1, 60.0)  # summed like SimPy: 0.30000000000000004, …
     anchor = pd.Timestamp("2026-06-01T05:30:00+08:00")
@@ -433,14 +435,16 @@ def test_numeric_times_without_anchor_show_t_plus_only(csv_folder, tmp_path):
 def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive, tmp_path):
     import inspect
 
-    from citytwin.scenarios.replay import counterfactual
-    from citytwin.scenarios.replay import readers as replay_io
+    from citytwin.scenarios import replay as replay_pkg
+    from citytwin.scenarios.replay import counterfactual, source_fit
     from citytwin.scenarios.replay import session as replay
     from citytwin.scenarios.run import cascade
 
-    assert "read_sql" not in inspect.getsource(replay_io)
-    assert "GAS_QUANTITY = " not in inspect.getsource(counterfactual)
-    assert counterfactual.GAS_QUANTITY is cascade.GAS_QUANTITY
+    for module in Path(replay_pkg.__file__).parent.glob("*.py"):  # archives via archive_reader
+        assert "read_sql" not in module.read_text(encoding="utf-8"), module.name
+    for module in (counterfactual, source_fit):
+        assert "GAS_QUANTITY = " not in inspect.getsource(module)
+        assert module.GAS_QUANTITY is cascade.GAS_QUANTITY
     assert not hasattr(replay, "_measurement") and "MeasurementModel" not in inspect.getsource(
         replay)
     # warnings of the time from a file that is no archive: an InputError naming it
@@ -455,7 +459,7 @@ def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive,
 
 def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_archive, csv_folder,
                                                                       tmp_path):
-    from citytwin.scenarios.replay.readers import read_work_orders_file
+    from citytwin.scenarios.replay.events import read_work_orders_file
     from citytwin.scenarios.replay.session import work_order_summary
 
     then = read_incident(demo_archive).work_orders
@@ -486,7 +490,7 @@ def test_work_orders_of_the_time_round_trip_and_sit_beside_the_replays(demo_arch
 
 
 def test_bad_warnings_of_the_time_name_file_field_and_row(tmp_path):
-    from citytwin.scenarios.replay.readers import read_warnings_file
+    from citytwin.scenarios.replay.events import read_warnings_file
 
     bad = tmp_path / "w.csv"
     bad.write_text("warning_id,event,time,level_name\nW-1,raised,10,red\nW-1,vanished,20,red\n")
@@ -594,7 +598,7 @@ def test_group_intervals_are_archived_and_resolved_once_per_group(demo_archive, 
     import shutil
     import sqlite3
 
-    from citytwin.scenarios.replay.readers import group_intervals
+    from citytwin.scenarios.replay.cadence import group_intervals
     from citytwin.scenarios.run.archive_reader import read_manifest
 
     assert read_manifest(demo_archive)["group_intervals_s"] == {"ch4-wells": 10.0}
