@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from citytwin.scenarios.drill.director import run_drill
+from citytwin.scenarios.drill.director import DrillRun, run_drill
 from citytwin.scenarios.drill.plan import load_plan, parse_plan
 from citytwin.scenarios.spec.scenario import clock_text
 from citytwin.twin.errors import InputError
@@ -22,13 +22,9 @@ SHOWN_KINDS = ("inject", "action", "action_refused", "warning_raised", "work_ord
 
 
 @dataclass
-class DrillResult:
+class DrillResult(DrillRun):
     """A scored drill: the run and its after-action report (data and files)."""
 
-    run_dir: Path
-    archive_path: Path
-    result: Any                      # the kernel's RunResult
-    fired: dict[str, float]
     aar: dict
     html_path: Path
     json_path: Path
@@ -56,8 +52,7 @@ def run_scored_drill(plan_path: str | Path, out_dir: str | Path, *,
           "(status Exercise)")
     write(f"After-action report: {html_path} (data: {json_path})")
     write(f"Archive: {run.archive_path}")
-    return DrillResult(run.run_dir, run.archive_path, run.result, run.fired, aar, html_path,
-                       json_path)
+    return DrillResult(**vars(run), aar=aar, html_path=html_path, json_path=json_path)
 
 
 def print_summary(aar: dict, write: Callable[[str], None]) -> None:
