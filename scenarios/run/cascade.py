@@ -22,6 +22,7 @@ import numpy as np
 import shapely
 
 from citytwin.alerting.impact import ImpactIndex
+from citytwin.physics import get_hazard
 from citytwin.physics.explosion import (
     DAMAGE_LEVELS_KPA,
     EXPLOSIVE_RANGE_LEL_PCT,
@@ -29,7 +30,6 @@ from citytwin.physics.explosion import (
     methane_in_space_kg,
     tnt_equivalent_kg,
 )
-from citytwin.physics import get_hazard
 from citytwin.physics.hazard import HazardSpec
 from citytwin.scenarios.spec.scenario import GasExplosionCascade, Scenario
 from citytwin.twin.errors import InputError

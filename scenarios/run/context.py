@@ -8,23 +8,40 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import shapely
 import simpy
 
 from citytwin.alerting.engine import Engine
+from citytwin.alerting.events import WarningEvent
 from citytwin.alerting.impact import ImpactIndex
 from citytwin.alerting.platform import Platform, PlatformOutput
-from citytwin.physics.base import HazardEngine
+from citytwin.physics.base import FieldGrid, HazardEngine
 from citytwin.physics.hazard import sample_hazards
 from citytwin.scenarios.run.archive import Archive
 from citytwin.scenarios.run.prepare import PreparedRun
 from citytwin.sensors_sim.scripted_faults import ScriptedFaults
 
-if TYPE_CHECKING:
-    from citytwin.scenarios.run.kernel import RunResult
+
+@dataclass
+class RunResult:
+    """What a run produced, for the caller (the archive holds the full record)."""
+
+    run_dir: Path
+    archive_path: Path
+    timeline: list[tuple[float, str, str, dict]] = field(default_factory=list)
+    warnings: list[WarningEvent] = field(default_factory=list)
+    n_observations: int = 0
+    n_alarms: int = 0
+    n_work_order_events: int = 0
+    n_escalations: int = 0
+    cap_files: list[Path] = field(default_factory=list)
+    snapshot: dict[str, FieldGrid] = field(default_factory=dict)
+    snapshot_t_s: float = 0.0
+    wall_s: float = 0.0
+
 
 #: A field team's default travel time before a requested measurement is taken (s).
 MEASURE_DELAY_S = 600.0

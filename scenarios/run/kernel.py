@@ -16,7 +16,6 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -30,12 +29,12 @@ from citytwin.alerting.observation import ObservationBatch
 from citytwin.alerting.platform import Platform, PlatformOutput
 from citytwin.alerting.rulebook import Forecast
 from citytwin.physics import get_hazard
-from citytwin.physics.base import FieldGrid, HazardEngine
+from citytwin.physics.base import HazardEngine
 from citytwin.physics.flood_impact import footprints_of, ring_points
 from citytwin.physics.hazard import sample_hazards
 from citytwin.scenarios.run.archive import Archive
 from citytwin.scenarios.run.cascade import cascade_processes
-from citytwin.scenarios.run.context import RunContext
+from citytwin.scenarios.run.context import RunContext, RunResult
 from citytwin.scenarios.run.prepare import PreparedRun, inventory_frame, make_engine
 from citytwin.scenarios.run.run_files import (
     library_versions,
@@ -54,22 +53,6 @@ FOOTPRINT_HEIGHT_M = 1.5
 FORECAST_RING_M = 4.0
 #: Work-order events that get a timeline line.
 ORDER_LINES = ("created", "overdue_unassigned", "overdue_deadline", "escalated", "closed")
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    archive_path: Path
-    timeline: list[tuple[float, str, str, dict]] = field(default_factory=list)
-    warnings: list[WarningEvent] = field(default_factory=list)
-    n_observations: int = 0
-    n_alarms: int = 0
-    n_work_order_events: int = 0
-    n_escalations: int = 0
-    cap_files: list[Path] = field(default_factory=list)
-    snapshot: dict[str, FieldGrid] = field(default_factory=dict)
-    snapshot_t_s: float = 0.0
-    wall_s: float = 0.0
 
 
 Progress = Callable[[float, float, int], None]  # (sim time s, duration s, observations)

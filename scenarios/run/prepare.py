@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from citytwin.alerting.cap import HazardCapInfo
 from citytwin.alerting.engine import Engine
 from citytwin.alerting.platform import OperationsPolicy, load_operations
 from citytwin.alerting.routing import RoutingTable, load_routing
 from citytwin.alerting.rulebook import Rulebook, load_rulebook
-from citytwin.alerting.cap import HazardCapInfo
 from citytwin.physics import HAZARDS, get_hazard
 from citytwin.physics.base import HazardEngine
 from citytwin.physics.hazard import BuildContext
