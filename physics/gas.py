@@ -26,6 +26,8 @@ CH4_GAMMA = 1.31
 """Methane heat-capacity ratio cp/cv near ambient temperature."""
 
 CH4_LEL_VOL_FRAC = 0.05
+#: The quantity name of methane as percent of its LEL (what detectors, fits and cascades read).
+CH4_LEL_QUANTITY = "ch4_lel_pct"
 """Lower explosive limit, volume fraction (5.0 % vol; classic basis)."""
 
 CH4_LEL_IEC_VOL_FRAC = 0.044

@@ -13,18 +13,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from citytwin.physics.forcing import ReleaseSchedule
+from citytwin.physics.gas_plume_fit import GAS_QUANTITY, fit_gas_source
 from citytwin.physics.hazard import (
     BuildContext,
     CapInfo,
     HazardDescriptor,
     HazardSpec,
     RenderStyle,
+    SourceFit,
     register_hazard,
 )
 from citytwin.physics.leak import orifice_mass_rate_kg_s
 from citytwin.physics.locate import SourceLocation, resolve_source_xy
 from citytwin.physics.plume import GaussianPuffPlume
-from citytwin.physics.weather import Weather, wind_series
+from citytwin.physics.weather import Weather
 
 KIND = "gas_plume"
 
@@ -67,15 +69,6 @@ class GasPlumeSpec(HazardSpec):
         return self.stop_s
 
 
-def plume_engine(weather: Weather, xy_m: tuple[float, float], height_m: float,
-                 release: ReleaseSchedule) -> GaussianPuffPlume:
-    """A puff-plume engine for a release at ``xy_m`` in the scenario's weather."""
-    return GaussianPuffPlume(
-        source_xy_m=xy_m, source_height_m=height_m, release=release,
-        wind=wind_series(weather), stability=weather.stability, terrain=weather.terrain,
-        temperature_k=weather.temperature_k, pressure_pa=weather.pressure_pa)
-
-
 def release_rate_kg_s(release: Release, weather: Weather) -> float:
     """The release's mass rate (kg/s): as given, or by orifice flow at the air's state."""
     if release.rate_kg_s is not None:
@@ -90,8 +83,9 @@ def build(spec: GasPlumeSpec, ctx: BuildContext) -> tuple[GaussianPuffPlume, dic
     """A puff-plume engine for one gas release, and its note."""
     xy, where = resolve_source_xy(ctx.twin, spec.source, ctx.source, f"{ctx.field}.source")
     rate = release_rate_kg_s(spec.release, ctx.weather)
-    engine = plume_engine(ctx.weather, xy, spec.height_m, ReleaseSchedule.constant(
-        spec.start_s, math.inf if spec.stop_s is None else spec.stop_s, rate))
+    release = ReleaseSchedule.constant(
+        spec.start_s, math.inf if spec.stop_s is None else spec.stop_s, rate)
+    engine = GaussianPuffPlume.in_weather(ctx.weather, xy, spec.height_m, release)
     note = {"id": spec.id, "kind": spec.kind, "where": where,
             "xy_m": [round(xy[0], 2), round(xy[1], 2)], "rate_kg_s": rate,
             "start_s": spec.start_s, "stop_s": spec.stop_s,
@@ -123,4 +117,5 @@ DESCRIPTOR = register_hazard(HazardDescriptor(
              "source": {"node_kind": "valve_well", "near_place": "P-plaza"},
              "release": {"rate_kg_s": 0.5}},
     injects={"hazard_stop": _stop},
+    source_fit=SourceFit(quantity=GAS_QUANTITY, fit=fit_gas_source),
 ))

@@ -15,7 +15,7 @@ metrics):
 - ``cap``: CAP 1.2 category, event text, public responses and the instruction to people;
 - ``style``: how a render draws its field;
 - optional hooks: an end-of-run impact summary, drill injects it accepts, a cascade link
-  written when it starts.
+  written when it starts, a source fit for replay counterfactuals.
 
 Modelled on Landlab's ``Component._info``: the declaration is checked when registered, and
 one parametrised test (``tests/test_hazard_contract.py``) runs every registered hazard from a
@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -120,6 +120,40 @@ class RenderStyle:
     crop_m: float | None = 500.0
 
 
+class FittedSource(Protocol):
+    """A hazard source fitted to an incident's readings (``SourceFit``): the model a
+    replay's counterfactual sensors read, and how to report it."""
+
+    quantity: str
+
+    def engine(self) -> HazardEngine:
+        """The fitted hazard engine, fresh at t = 0."""
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+
+    def method(self) -> str:
+        """How it was fitted, a sentence for a report."""
+
+    def ranking_table(self) -> tuple[list[str], list[list[str]]]:
+        """The best candidates: headers and rows of text, best first."""
+
+    def scale_note(self) -> str:
+        """What the misfit is measured against."""
+
+    def as_dict(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class SourceFit:
+    """A hazard's source fit for incident replays: ``fit(obs, sensors, weather, *, twin)``
+    explains readings of ``quantity`` (``obs``: sensor_id, time_s, value, usable, clipped;
+    ``sensors``: the inventory) with the hazard's own model; ValueError when nothing fits."""
+
+    quantity: str
+    fit: Callable[..., FittedSource]
+
+
 BuildFn = Callable[[Any, BuildContext], tuple[HazardEngine, dict]]
 ImpactFn = Callable[[HazardEngine, "CityTwin", str, Path], tuple[dict, str]]
 #: Drill inject on a hazard entry: (entry mapping, drill time s, inject) → new entry mapping.
@@ -144,6 +178,7 @@ class HazardDescriptor:
     impact_summary: ImpactFn | None = None
     injects: Mapping[str, InjectFn] = field(default_factory=dict)
     start_chain: ChainFn | None = None
+    source_fit: SourceFit | None = None
 
     @property
     def quantities(self) -> dict[str, Any]:

@@ -71,6 +71,7 @@ from citytwin.physics.gas import (
     gas_density_kg_m3,
 )
 from citytwin.physics.numba_setup import BACKENDS, HAVE_NUMBA, njit
+from citytwin.physics.weather import Weather, wind_series
 
 _NORM = 1.0 / (2.0 * math.pi) ** 1.5
 
@@ -968,6 +969,15 @@ class GaussianPuffPlume(HazardEngine):
             float(np.max(v.x_m + r)),
             float(np.max(v.y_m + r)),
         )
+
+    @classmethod
+    def in_weather(cls, weather: Weather, xy_m: tuple[float, float], height_m: float,
+                   release: ReleaseSchedule) -> GaussianPuffPlume:
+        """A release at ``xy_m``, ``height_m`` above ground, in a scenario's weather block."""
+        return cls(source_xy_m=xy_m, source_height_m=height_m, release=release,
+                   wind=wind_series(weather), stability=weather.stability,
+                   terrain=weather.terrain, temperature_k=weather.temperature_k,
+                   pressure_pa=weather.pressure_pa)
 
     @classmethod
     def example(cls) -> GaussianPuffPlume:

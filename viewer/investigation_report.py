@@ -197,17 +197,10 @@ def fit_section(inv: Investigation) -> str:
     if inv.fit is None:
         return f"<p>No source was fitted{': ' + esc(inv.fit_note) if inv.fit_note else ''}.</p>"
     f = inv.fit
-    out = [
-        f"<p>Gas source fitted by least squares over {f.n_candidates} candidate sources × "
-        f"start times to {f.n_observations:,} methane readings (rate in closed form per "
-        "candidate; readings clipped at the top of the range are censored). Wind and "
-        "stability as archived.</p>",
-        scroll_table(["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"],
-                     [[esc("best" if i == 0 else i + 1), esc(r["source"]),
-                        esc(f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}"), _t(r["start_s"]),
-                        esc(f"{r['rate_kg_s']:.3g}"), esc(f"{r['misfit_rms']:.2f}")]
-                       for i, r in enumerate(f.ranking)]),
-        f'<p class="note">RMS of the readings used: {f.observed_rms:.2f} %LEL.</p>']
+    headers, rows = f.ranking_table()
+    out = [f"<p>{esc(f.method())}</p>",
+           scroll_table(headers, [[esc(cell) for cell in row] for row in rows]),
+           f'<p class="note">{esc(f.scale_note())}</p>']
     truth = inv.setup.run.hazard_notes or inv.incident.manifest.get("hazards") or {}
     for note in truth.values():  # each hazard's own note says where and how much
         out.append(f'<p class="note">Scenario hazard (for comparison): {esc(note["id"])}: '

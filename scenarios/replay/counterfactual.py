@@ -2,8 +2,9 @@
 
 - **rulebook** (other thresholds): the same observations through another rulebook.
 - **remove**: the sensors' observations (and the sensors) are dropped.
-- **add / move**: the hazard model is *fitted* to the archived observations
-  (``replay.source_fit.fit_gas_source``) and sampled at the new positions.
+- **add / move**: the hazard model is *fitted* to the archived observations (the source
+  fit its hazard module declares: ``HazardDescriptor.source_fit``) and sampled at the new
+  positions.
 
   Model-derived readings are delivered like the others (source ``archive``, quality ok or
   clipped); they are told apart by their sensor ids (``CF-<n>`` added, ``<id>~moved``
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from citytwin.alerting.observation import QUALITY_CLIPPED, QUALITY_OK
+from citytwin.physics.hazard import FittedSource
 from citytwin.scenarios.replay.cadence import cadence_ticks
 from citytwin.scenarios.replay.diff import diff_warnings
 from citytwin.scenarios.replay.session import (
@@ -31,9 +33,7 @@ from citytwin.scenarios.replay.session import (
     run_replay,
     with_network,
 )
-from citytwin.scenarios.replay.source_fit import PlumeFit
 from citytwin.scenarios.run.archive_reader import read_table
-from citytwin.scenarios.run.cascade import GAS_QUANTITY
 from citytwin.sensors_sim.network import SensorNetwork
 from citytwin.twin.errors import InputError
 
@@ -55,19 +55,19 @@ class Counterfactual:
 
 # --- model-derived sensors ---------------------------------------------------------------
 
-def model_sensors(setup: ReplaySetup, fit: PlumeFit, points: list[tuple[str, tuple[float, ...],
-                                                                        str]]
+def model_sensors(setup: ReplaySetup, fit: FittedSource,
+                  points: list[tuple[str, tuple[float, ...], str]]
                   ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[str, np.ndarray]]:
-    """Sensors at ``points`` ((id, (x, y[, z]), type_id)) reading the fitted plume.
+    """Sensors at ``points`` ((id, (x, y[, z]), type_id)) reading the fitted model.
 
     Returns (inventory rows, observations with stream/tick_s, the stream). The stream
-    ticks at the cadence of the incident's methane group; readings are clipped and rounded
-    like the sensor type's.
+    ticks at the cadence of the incident's sensors of the fitted quantity; readings are
+    clipped and rounded like the sensor type's.
     """
     net = setup.run.network.table
-    gas = net[net["quantity"] == GAS_QUANTITY]
-    interval = float(gas["interval_s"].min()) if len(gas) else 10.0
-    z_default = float(gas["z_m"].median()) if len(gas) else 0.3
+    same = net[net["quantity"] == fit.quantity]
+    interval = float(same["interval_s"].min()) if len(same) else 10.0
+    z_default = float(same["z_m"].median()) if len(same) else 0.3
     cat = setup.run.catalogue
     rows = []
     for sid, xyz, type_id in points:
@@ -79,13 +79,12 @@ def model_sensors(setup: ReplaySetup, fit: PlumeFit, points: list[tuple[str, tup
                      "group_id": COUNTERFACTUAL_STREAM, "interval_s": interval})
     inv = pd.DataFrame(rows)
     ticks = cadence_ticks(interval, setup.run.scenario.duration_s)
-    plume = fit.plume()
+    model = fit.engine()
     xyz = inv[["x_m", "y_m", "z_m"]].to_numpy(float)
     parts = []
     for t in ticks:
-        plume.advance_to(float(t))
-        v = plume.sample(GAS_QUANTITY, xyz)
-        parts.append(v)
+        model.advance_to(float(t))
+        parts.append(model.sample(fit.quantity, xyz))
     values = np.array(parts)  # (ticks, sensors)
     out = []
     for j, r in enumerate(rows):
@@ -101,6 +100,19 @@ def model_sensors(setup: ReplaySetup, fit: PlumeFit, points: list[tuple[str, tup
     return inv, obs.reset_index(drop=True), (COUNTERFACTUAL_STREAM, ticks)
 
 
+def sensor_type_for(setup: ReplaySetup, quantity: str) -> str:
+    """The type of an added sensor: the incident's most common type measuring ``quantity``,
+    else the first catalogue type that does."""
+    net = setup.run.network.table
+    types = net.loc[net["quantity"] == quantity, "type_id"].astype(str)
+    if len(types):
+        return str(types.value_counts().sort_index(kind="stable").idxmax())
+    known = [t for t, st in sorted(setup.run.catalogue.items()) if st.quantity == quantity]
+    if not known:
+        raise InputError("--add", f"no sensor type of the catalogue measures {quantity}")
+    return known[0]
+
+
 # --- running counterfactuals --------------------------------------------------------------
 
 @dataclass
@@ -114,7 +126,7 @@ class CounterfactualResult:
 
 
 def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
-                         fit: PlumeFit | None) -> ReplaySetup:
+                         fit: FittedSource | None) -> ReplaySetup:
     """The replay setup with the counterfactual's changes (``cf`` checked by
     ``check_counterfactuals`` and ``fit`` given when it adds or moves sensors, as
     ``plan_investigation`` ensures)."""
@@ -129,7 +141,8 @@ def apply_counterfactual(setup: ReplaySetup, cf: Counterfactual,
     streams = [s for s in streams if s[0] in left]
     if cf.needs_fit:  # plan_investigation refused it without a fit
         orig = setup.run.network.table.set_index("sensor_id")
-        points = [(f"CF-{k}", xyz, "methane_detector") for k, xyz in enumerate(cf.add, 1)]
+        type_id = sensor_type_for(setup, fit.quantity)
+        points = [(f"CF-{k}", xyz, type_id) for k, xyz in enumerate(cf.add, 1)]
         points += [(f"{sid}~moved", xyz if len(xyz) > 2 else (*xyz, orig.loc[sid, "z_m"]),
                     str(orig.loc[sid, "type_id"])) for sid, xyz in cf.move.items()]
         inv, cf_obs, stream = model_sensors(setup, fit, points)
@@ -173,7 +186,7 @@ def check_counterfactuals(setup: ReplaySetup, cfs: Sequence[Counterfactual]) -> 
                                  f"{setup.run.twin.crs.to_string()})")
 
 
-def run_counterfactual(setup: ReplaySetup, cf: Counterfactual, fit: PlumeFit | None,
+def run_counterfactual(setup: ReplaySetup, cf: Counterfactual, fit: FittedSource | None,
                        run_dir: Path, baseline: ReplayResult) -> CounterfactualResult:
     """Apply ``cf``, replay it into ``run_dir`` and compare with ``baseline``."""
     cf_setup = apply_counterfactual(setup, cf, fit)

@@ -1,5 +1,5 @@
 """An incident investigation: the replay, its diff against the warnings of the time, the
-"what was known when" timeline, the fitted gas source and every counterfactual.
+"what was known when" timeline, the fitted hazard source and every counterfactual.
 
 ``plan_investigation`` checks every input before anything is written; ``InvestigationPlan.run``
 then replays into ``out_dir/replay`` and each counterfactual into ``out_dir/cf-<n>``.
@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from citytwin.alerting.observation import QUALITY_CLIPPED, QUALITY_OK
+from citytwin.physics import HAZARDS
+from citytwin.physics.hazard import FittedSource, SourceFit
 from citytwin.scenarios.replay.counterfactual import (
     Counterfactual,
     CounterfactualResult,
@@ -30,8 +33,6 @@ from citytwin.scenarios.replay.session import (
     run_replay,
     warning_summary,
 )
-from citytwin.scenarios.replay.source_fit import PlumeFit, fit_gas_source
-from citytwin.scenarios.run.cascade import GAS_QUANTITY
 from citytwin.scenarios.spec.scenario import clock_text
 from citytwin.twin.errors import InputError
 from citytwin.twin.model import CityTwin
@@ -47,7 +48,7 @@ class Investigation:
     timeline: list[dict[str, Any]]
     diff: list[dict[str, Any]] | None  #: replay vs the warnings of the time (None: not given)
     archived_summary: dict[str, Any] | None
-    fit: PlumeFit | None
+    fit: FittedSource | None
     fit_note: str
     counterfactuals: list[CounterfactualResult]
 
@@ -75,11 +76,7 @@ class Investigation:
             counts = pd.Series([d["status"] for d in self.diff]).value_counts().to_dict()
             lines.append(f"Diff against the warnings of the time: {counts or 'no warnings'}")
         if self.fit is not None:
-            f = self.fit
-            lines.append(f"Fitted gas source: {f.source_label} ({f.source_xy_m[0]:.0f}, "
-                         f"{f.source_xy_m[1]:.0f}), start {f.start_s:g} s, rate "
-                         f"{f.rate_kg_s:.3g} kg/s, RMS misfit {f.misfit_rms:.2f} %LEL "
-                         f"(data RMS {f.observed_rms:.2f}) over {f.n_observations} readings")
+            lines.append(self.fit.summary())
         elif self.fit_note:
             lines.append(f"No source fit: {self.fit_note}")
         for c in self.counterfactuals:
@@ -98,7 +95,7 @@ class InvestigationPlan:
     incident: Incident
     setup: ReplaySetup
     counterfactuals: list[Counterfactual]
-    fit: PlumeFit | None
+    fit: FittedSource | None
     fit_note: str
 
     def run(self, out_dir: Path) -> Investigation:
@@ -123,33 +120,53 @@ def plan_investigation(inc: Incident, *, counterfactuals: Sequence[Counterfactua
                        wind: tuple[float, float] | None = None, rulebook: str | None = None,
                        fit: bool | None = None, synthetic: tuple[int, str] | None = None,
                        twin: CityTwin | None = None) -> InvestigationPlan:
-    """Prepare the replay, check every counterfactual and fit the gas source — everything
+    """Prepare the replay, check every counterfactual and fit the hazard source — everything
     that can refuse the inputs, before anything is written. ``fit`` None: fit when a
-    counterfactual needs it or the incident has methane readings. Adding or moving a sensor
-    without a fitted source is an InputError here."""
+    counterfactual needs it or the incident has readings a registered hazard's source fit
+    explains (``HazardDescriptor.source_fit``). Adding or moving a sensor without a fitted
+    source is an InputError here."""
     setup = prepare_replay(inc, twin_dir=twin_dir, rulebook=rulebook, with_model=with_model,
                            wind=wind, synthetic=synthetic, twin=twin)
     counterfactuals = list(counterfactuals)
     check_counterfactuals(setup, counterfactuals)
-    plume_fit, note = None, ""
+    fitted, note = None, ""
+    fitter = source_fit_for(setup)
     want_fit = fit if fit is not None else (
-        any(c.needs_fit for c in counterfactuals)
-        or bool((setup.run.network.table["quantity"] == GAS_QUANTITY).any()))
+        any(c.needs_fit for c in counterfactuals) or fitter is not None)
     if want_fit:
-        if not inc.from_citytwin and wind is None:
+        if fitter is None:
+            note = ("no registered hazard fits a source to these readings (quantities "
+                    f"{sorted(set(setup.run.network.table['quantity'].astype(str)))})")
+        elif not inc.from_citytwin and wind is None:
             note = "no weather for an external incident (give --wind SPEED,FROM_DEG)"
         else:
             try:
-                plume_fit = fit_gas_source(setup.obs, setup.run.network.table,
-                                           setup.run.scenario.weather, twin=setup.run.twin)
+                fitted = fitter.fit(fit_readings(setup.obs), setup.run.network.table,
+                                    setup.run.scenario.weather, twin=setup.run.twin)
             except ValueError as exc:
                 note = str(exc)
     needing = [c for c in counterfactuals if c.needs_fit]
-    if needing and plume_fit is None:
+    if needing and fitted is None:
         option = "--add" if needing[0].add else "--move"
-        raise InputError(option, f"counterfactual {needing[0].label!r} needs a fitted gas "
+        raise InputError(option, f"counterfactual {needing[0].label!r} needs a fitted hazard "
                          f"source, and none could be fitted: {note or 'fit not requested'}")
-    return InvestigationPlan(inc, setup, counterfactuals, plume_fit, note)
+    return InvestigationPlan(inc, setup, counterfactuals, fitted, note)
+
+
+def source_fit_for(setup: ReplaySetup) -> SourceFit | None:
+    """The first registered hazard's source fit whose quantity the incident's sensors
+    measure (one source per investigation)."""
+    measured = set(setup.run.network.table["quantity"].astype(str))
+    return next((d.source_fit for d in HAZARDS.values()
+                 if d.source_fit is not None and d.source_fit.quantity in measured), None)
+
+
+def fit_readings(obs: pd.DataFrame) -> pd.DataFrame:
+    """The readings a source fit explains: ``usable`` (quality ok or clipped) and
+    ``clipped`` (at the top of the range: a lower bound) flags beside the values."""
+    q = obs["quality"].to_numpy()
+    return obs.assign(usable=(q == QUALITY_OK) | (q == QUALITY_CLIPPED),
+                      clipped=q == QUALITY_CLIPPED)
 
 
 def run_investigation(inc: Incident, out_dir: Path, *,

@@ -30,6 +30,7 @@ from citytwin.physics.explosion import (
     methane_in_space_kg,
     tnt_equivalent_kg,
 )
+from citytwin.physics.gas import CH4_LEL_QUANTITY
 from citytwin.physics.hazard import HazardSpec
 from citytwin.scenarios.spec.scenario import GasExplosionCascade, Scenario
 from citytwin.twin.errors import InputError
@@ -37,7 +38,7 @@ from citytwin.twin.model import CityTwin
 from citytwin.twin.seeding import rng_for
 
 #: The quantity a gas-explosion cascade watches.
-GAS_QUANTITY = "ch4_lel_pct"
+GAS_QUANTITY = CH4_LEL_QUANTITY
 
 
 @dataclass(frozen=True)

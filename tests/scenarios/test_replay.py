@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from citytwin.physics.forcing import ReleaseSchedule, WindSeries
+from citytwin.physics.gas_plume_fit import fit_gas_source
 from citytwin.physics.plume import GaussianPuffPlume
 from citytwin.scenarios.cli.replay import add_replay_commands
 from citytwin.scenarios.replay.counterfactual import Counterfactual
@@ -18,7 +19,6 @@ from citytwin.scenarios.replay.export import export_incident
 from citytwin.scenarios.replay.incident import read_incident
 from citytwin.scenarios.replay.investigation import run_investigation
 from citytwin.scenarios.replay.session import prepare_replay, run_replay
-from citytwin.scenarios.replay.source_fit import fit_gas_source
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
@@ -174,7 +174,7 @@ def test_fit_recovers_a_known_source_on_a_synthetic_plume():
         plume.advance_to(t)
         v = plume.sample("ch4_lel_pct", xyz)
         rows.append(pd.DataFrame({"sensor_id": sensors["sensor_id"], "time_s": t, "value": v,
-                                  "quality": 0}))
+                                  "usable": True, "clipped": False}))
     obs = pd.concat(rows, ignore_index=True)
     cx, cy = np.meshgrid(np.arange(950.0, 1101.0, 25.0), np.arange(1925.0, 2076.0, 25.0))
     cand = np.column_stack([cx.ravel(), cy.ravel()])
@@ -435,16 +435,14 @@ def test_numeric_times_without_anchor_show_t_plus_only(csv_folder, tmp_path):
 def test_archive_read_through_archive_helpers_and_shared_constants(demo_archive, tmp_path):
     import inspect
 
+    from citytwin.physics import gas_plume_fit
     from citytwin.scenarios import replay as replay_pkg
-    from citytwin.scenarios.replay import counterfactual, source_fit
     from citytwin.scenarios.replay import session as replay
     from citytwin.scenarios.run import cascade
 
     for module in Path(replay_pkg.__file__).parent.glob("*.py"):  # archives via archive_reader
         assert "read_sql" not in module.read_text(encoding="utf-8"), module.name
-    for module in (counterfactual, source_fit):
-        assert "GAS_QUANTITY = " not in inspect.getsource(module)
-        assert module.GAS_QUANTITY is cascade.GAS_QUANTITY
+    assert gas_plume_fit.GAS_QUANTITY is cascade.GAS_QUANTITY  # one name, physics/gas.py
     assert not hasattr(replay, "_measurement") and "MeasurementModel" not in inspect.getsource(
         replay)
     # warnings of the time from a file that is no archive: an InputError naming it

@@ -1,7 +1,7 @@
-"""A gas release fitted to the methane readings of an incident (for counterfactual sensors).
+"""The ``gas_plume`` hazard's source fit: a release fitted to the methane readings of an
+incident, so a replay's counterfactual sensors (added or moved) can read the fitted plume.
 
-When a counterfactual adds or moves a sensor, the hazard model is *fitted* to the archived
-observations and sampled at the new positions. For gas (``fit_gas_source``): candidate
+``fit_gas_source``: candidate
 sources are the gas-network nodes within ``radius_m`` of the alarming sensors (a 10 m grid
 when the twin has no gas network) and a few candidate start times before the first
 exceedance. Because the wind is uniform in space, one unit-rate plume per start time,
@@ -9,8 +9,8 @@ released at the origin, gives every candidate by translation; the concentration 
 the release rate, so each candidate's rate is the closed-form least-squares ``q = max(0, Σ
 o·u / Σ u²)`` and the candidate with the smallest RMS misfit wins. Readings clipped at the
 top of the range are censored (they only say "at least this much": a model above them is not
-penalised; the rate is then refined on a log grid around the closed form); stuck readings
-are left out.
+penalised; the rate is then refined on a log grid around the closed form); readings the
+caller marks unusable (stuck, offline, dropped) are left out.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from citytwin.alerting.observation import QUALITY_CLIPPED, QUALITY_OK
 from citytwin.physics.forcing import ReleaseSchedule
-from citytwin.physics.gas_plume import plume_engine
+from citytwin.physics.gas import CH4_LEL_QUANTITY
 from citytwin.physics.plume import GaussianPuffPlume
-from citytwin.scenarios.run.cascade import GAS_QUANTITY
-from citytwin.scenarios.spec.scenario import Weather
+from citytwin.physics.weather import Weather
 from citytwin.twin.model import CityTwin
+
+#: The readings the fit explains, and what the fitted model is sampled for.
+GAS_QUANTITY = CH4_LEL_QUANTITY
 
 #: Start-time candidates: this far before the first exceedance (s).
 START_OFFSETS_S = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
@@ -50,10 +51,38 @@ class PlumeFit:
     weather: Weather
     ranking: list[dict[str, Any]]  #: best candidates (label, xy, start, rate, misfit)
 
-    def plume(self) -> GaussianPuffPlume:
+    quantity = GAS_QUANTITY
+
+    def engine(self) -> GaussianPuffPlume:
         """The fitted plume engine (fresh, at t = 0)."""
         return _plume(self.weather, self.source_xy_m, self.height_m, self.start_s,
                       self.rate_kg_s)
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        return (f"Fitted gas source: {self.source_label} ({self.source_xy_m[0]:.0f}, "
+                f"{self.source_xy_m[1]:.0f}), start {self.start_s:g} s, rate "
+                f"{self.rate_kg_s:.3g} kg/s, RMS misfit {self.misfit_rms:.2f} %LEL "
+                f"(data RMS {self.observed_rms:.2f}) over {self.n_observations} readings")
+
+    def method(self) -> str:
+        """How it was fitted, for a report."""
+        return (f"Gas source fitted by least squares over {self.n_candidates} candidate "
+                f"sources × start times to {self.n_observations:,} methane readings (rate "
+                "in closed form per candidate; readings clipped at the top of the range are "
+                "censored). Wind and stability as archived.")
+
+    def ranking_table(self) -> tuple[list[str], list[list[str]]]:
+        """The best candidates: column headers and rows of text, best first."""
+        rows = [["best" if i == 0 else str(i + 1), r["source"],
+                 f"{r['xy_m'][0]:.1f}, {r['xy_m'][1]:.1f}", _clock(r["start_s"]),
+                 f"{r['rate_kg_s']:.3g}", f"{r['misfit_rms']:.2f}"]
+                for i, r in enumerate(self.ranking)]
+        return ["", "source", "x, y (m)", "start", "rate (kg/s)", "RMS misfit (%LEL)"], rows
+
+    def scale_note(self) -> str:
+        """What the misfit is measured against."""
+        return f"RMS of the readings used: {self.observed_rms:.2f} %LEL."
 
     def as_dict(self) -> dict[str, Any]:
         return {"source_xy_m": list(self.source_xy_m), "source": self.source_label,
@@ -64,11 +93,16 @@ class PlumeFit:
                 "ranking": self.ranking}
 
 
+def _clock(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"T+{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
 def _plume(weather: Weather, xy: tuple[float, float], height_m: float, start_s: float,
            rate_kg_s: float) -> GaussianPuffPlume:
     """A constant release from ``start_s`` on (never stopping)."""
-    return plume_engine(weather, xy, height_m,
-                        ReleaseSchedule.constant(start_s, math.inf, rate_kg_s))
+    return GaussianPuffPlume.in_weather(weather, xy, height_m,
+                                        ReleaseSchedule.constant(start_s, math.inf, rate_kg_s))
 
 
 def candidate_sources(twin: CityTwin | None, alarm_xy: np.ndarray,
@@ -102,8 +136,10 @@ def fit_gas_source(obs: pd.DataFrame, sensors: pd.DataFrame, weather: Weather, *
                    max_times: int = 240) -> PlumeFit:
     """Least-squares fit of a constant gas release to methane readings (module docstring).
 
-    ``obs``: sensor_id, time_s, value, quality; ``sensors``: the inventory (x_m, y_m, z_m,
-    quantity). Raises ValueError when no reading reaches ``alarm_value``.
+    ``obs``: sensor_id, time_s, value, and booleans ``usable`` (a reading the model should
+    explain) and ``clipped`` (at the top of the sensor's range: a lower bound);
+    ``sensors``: the inventory (x_m, y_m, z_m, quantity). Raises ValueError when no reading
+    reaches ``alarm_value``.
     """
     gas = sensors[sensors["quantity"] == GAS_QUANTITY].set_index("sensor_id")
     o = obs[obs["sensor_id"].isin(gas.index)]
@@ -120,9 +156,7 @@ def fit_gas_source(obs: pd.DataFrame, sensors: pd.DataFrame, weather: Weather, *
     sxy = gas[["x_m", "y_m"]].to_numpy(float)
     near = np.min(np.hypot(sxy[:, None, 0] - cand[None, :, 0],
                            sxy[:, None, 1] - cand[None, :, 1]), axis=1) <= 2 * radius_m
-    q = o["quality"].to_numpy()
-    usable = (q == QUALITY_OK) | (q == QUALITY_CLIPPED)
-    use = o[o["sensor_id"].isin(gas.index[near]) & usable]
+    use = o[o["sensor_id"].isin(gas.index[near]) & o["usable"].to_numpy(bool)]
     times = np.unique(use["time_s"].to_numpy(float))
     if len(times) > max_times:
         times = times[np.linspace(0, len(times) - 1, max_times).round().astype(int)]
@@ -134,7 +168,7 @@ def fit_gas_source(obs: pd.DataFrame, sensors: pd.DataFrame, weather: Weather, *
     pos = gas.loc[use["sensor_id"], ["x_m", "y_m", "z_m"]].to_numpy(float)
     values = use["value"].to_numpy(float)
     # clipped at the top: the true value is at least the reading (one-sided residual)
-    above = (use["quality"].to_numpy() == QUALITY_CLIPPED) & (values > 0)
+    above = use["clipped"].to_numpy(bool) & (values > 0)
     t_of_row = use["time_s"].to_numpy(float)
     bounds = np.searchsorted(t_of_row, times, side="left").tolist() + [len(t_of_row)]
     results = []
