@@ -16,10 +16,9 @@ from citytwin.physics.hazard import (
     CapInfo,
     HazardDescriptor,
     HazardSpec,
-    RenderStyle,
     register_hazard,
 )
-from citytwin.physics.urban_flood import FloodModel, flood_kwargs
+from citytwin.physics.urban_flood import WATER_DEPTH_STYLE, FloodModel, flood_kwargs
 from citytwin.twin.errors import InputError
 
 KIND = "dam_break"
@@ -85,8 +84,7 @@ DESCRIPTOR = register_hazard(HazardDescriptor(
         public_responses=("Evacuate", "Evacuate", "Prepare", "Monitor"),
         instruction="Move to high ground now, away from the river valley; follow evacuation "
                     "routes to the shelters."),
-    style=RenderStyle(quantity="max_depth_m", floor=0.05, top=1.5, log=False, cmap="Blues",
-                      label="water depth (m)", lift_m=None, crop_m=None),
+    style=WATER_DEPTH_STYLE,
     example={"id": "breach", "kind": KIND, "start_s": 0.0, "breach_width_m": 20.0,
              "formation_time_s": 600.0},
     impact_summary=report_flood_impact,

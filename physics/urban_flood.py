@@ -150,6 +150,10 @@ def _rain_change(entry: dict, at_s: float, inject) -> dict:
     return {**entry, "rain": {"series": scaled_rain(entry, at_s, float(inject.scale))}}
 
 
+#: Floods are drawn by their maximum depth so far, 5 cm to 1.5 m, over the whole twin.
+WATER_DEPTH_STYLE = RenderStyle(quantity="max_depth_m", floor=0.05, top=1.5, log=False,
+                                cmap="Blues", label="water depth (m)", lift_m=None, crop_m=None)
+
 DESCRIPTOR = register_hazard(HazardDescriptor(
     kind=KIND,
     title="Urban flood",
@@ -162,8 +166,7 @@ DESCRIPTOR = register_hazard(HazardDescriptor(
         public_responses=("Evacuate", "Avoid", "Prepare", "Monitor"),
         instruction="Avoid underpasses, tunnels and low roads; do not drive through water; "
                     "move to higher floors if water rises."),
-    style=RenderStyle(quantity="max_depth_m", floor=0.05, top=1.5, log=False, cmap="Blues",
-                      label="water depth (m)", lift_m=None, crop_m=None),
+    style=WATER_DEPTH_STYLE,
     example={"id": "storm", "kind": KIND, "start_s": 0.0,
              "rain": {"series": {"times_s": [0.0, 600.0], "intensity_mm_h": [80.0, 0.0]}}},
     impact_summary=report_flood_impact,
