@@ -325,7 +325,7 @@ class Run:
             summarise = get_hazard(spec.kind).impact_summary
             if summarise is not None:
                 impacts[spec.id], line = summarise(h, self.run.twin, spec.id, result.run_dir)
-                self.log(duration, "flood_impact", line, impacts[spec.id])
+                self.log(duration, "impact", line, impacts[spec.id])
         orders = self.platform.desk.orders
         self.log(duration, "run_end", f"end of run: {result.n_observations} observations, "
                  f"{result.n_alarms} alarm changes, {len(result.warnings)} warning events, "
@@ -338,7 +338,7 @@ class Run:
             "max_level": self.run.rulebook.level_name(self.best_level),
             "work_orders": len(orders), "work_order_events": result.n_work_order_events,
             "escalations": result.n_escalations, "cap_messages": len(result.cap_files),
-            "flood_impact": impacts,
+            "impact": impacts,
         }})
 
 

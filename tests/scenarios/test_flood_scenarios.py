@@ -53,7 +53,7 @@ def test_rainstorm_raises_rain_and_ponding_warnings(write_scenario, tmp_path):
     note = read_manifest(result.archive_path)["hazards"]["storm"]
     assert note["rain_total_mm"] == pytest.approx(40.0)   # 120 mm/h for 20 min
     assert any(k.endswith("max_depth_m") for k in result.snapshot)
-    summary = read_manifest(result.archive_path)["summary"]["flood_impact"]["storm"]
+    summary = read_manifest(result.archive_path)["summary"]["impact"]["storm"]
     assert abs(summary["volume_balance_relative_error"]) < 1e-12
 
 
@@ -79,7 +79,7 @@ def test_dam_break_falls_level_and_warns_downstream_by_arrival(write_scenario, t
     assert ford.empty  # places of concern are forecast points, not twin places
     assert (impact["max_depth_m"] >= 0.15).all()
     assert impact["arrival_time_s"].is_monotonic_increasing
-    assert [k for _, k, _, _ in result.timeline].count("flood_impact") == 1
+    assert [k for _, k, _, _ in result.timeline].count("impact") == 1
     # the breach → flood cascade is a chain in the archive, at the breach time
     chain = read_table(result.archive_path, "hazard_chain")
     assert list(zip(chain["time_s"], chain["parent"], chain["child"], strict=True)) == [
