@@ -61,6 +61,9 @@ from citytwin.viewer.dossier import (  # noqa: E402
 from citytwin.viewer.html import LEVEL_COLOURS, clock, page, png, table  # noqa: E402
 
 PERIODS = ("week", "month")
+#: The kinds of facts collected from each run.
+FACT_KINDS = ("incidents", "work_orders", "overdue", "escalations", "alarm_episodes", "pushes",
+              "self_checks", "self_check_rates")
 REPORT_FORMAT = 1
 
 
@@ -120,11 +123,9 @@ def _collect(run: RunData, period: str) -> dict[str, list[dict[str, Any]]]:
     def when(t_s: float) -> dict[str, Any]:
         return {"period": period_key(run.local(t_s), period)}
 
-    base = {"run_id": run.run_id, "archive": run.path.name}
+    base = {"run_id": run.run_id, "archive": run.path.name, "mode": run_mode(run)}
     incs = incidents(run)
-    out: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-        "incidents", "work_orders", "overdue", "escalations", "alarm_episodes", "pushes",
-        "self_checks", "self_check_rates")}
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in FACT_KINDS}
     for inc in incs:
         out["incidents"].append({
             **base, **when(inc.raised_s), "warning_id": inc.warning_id, "hazard": inc.hazard,
@@ -311,50 +312,92 @@ def _metrics(f: dict[str, list[dict]], levels: list[str]) -> dict[str, Any]:
     }
 
 
+def run_mode(run: RunData) -> str:
+    """The run's mode (``drill``, ``what-if``, ``replay``; ``unknown`` if not recorded)."""
+    return str(run.manifest.get("mode") or (run.manifest.get("scenario") or {}).get("mode")
+               or "unknown")
+
+
+def load_runs(archive_paths: Iterable[str | Path], *, mode: str | None = None
+              ) -> tuple[list[RunData], list[dict[str, str]]]:
+    """The distinct runs among ``archive_paths`` and a note per path left out.
+
+    A folder without ``archive.sqlite`` (an exported incident, a study folder) is skipped,
+    not an error; a run already read (the same file twice, or the same run id archived in
+    another folder) is counted once; with ``mode`` only runs of that mode are kept. A file
+    that is not a run archive still raises ``InputError`` naming it.
+    """
+    runs: list[RunData] = []
+    skipped: list[dict[str, str]] = []
+    for path in archive_paths:
+        path = Path(path)
+        if path.is_dir() and not (path / "archive.sqlite").is_file():
+            skipped.append({"path": str(path), "reason": "a folder without archive.sqlite "
+                                                         "(not a run folder)"})
+            continue
+        run = load_run(path)
+        same = next((r for r in runs if r.run_id == run.run_id), None)
+        if same is not None:
+            why = ("the same file as" if same.path.resolve() == run.path.resolve()
+                   else "the same run id as")
+            skipped.append({"path": str(run.path), "reason": f"{why} {same.path}"})
+            continue
+        if mode is not None and run_mode(run) != mode:
+            skipped.append({"path": str(run.path),
+                            "reason": f"mode {run_mode(run)}, not {mode}"})
+            continue
+        runs.append(run)
+    return runs, skipped
+
+
 def operating_report(archive_paths: Iterable[str | Path], *, period: str = "week",
-                     start: date | datetime | str | None = None) -> dict[str, Any]:
+                     start: date | datetime | str | None = None,
+                     mode: str | None = None) -> dict[str, Any]:
     """Operating metrics over one or more run archives, by ISO week or calendar month.
 
     ``start``: a date or date-time (or ISO string) inside the wanted period; its calendar
     date as written selects the week/month, and only that period is reported. Without it
-    every period touched by the archives is reported. A file given twice (or as its run
-    folder too) is counted once. Returns ``{"totals": metrics over the
-    reported periods, "by_period": {key: metrics}, "periods", "archives", ...}``; see the
-    module docstring for the metric definitions. Raises ``InputError`` naming the file if an
-    archive is unreadable, ``ValueError`` for a bad ``period`` or ``start``.
+    every period touched by the archives is reported. Runs are read with :func:`load_runs`:
+    non-run folders are skipped and each run id is counted once (``skipped`` lists what was
+    left out and why); ``mode`` keeps only the runs of one mode. Returns ``{"totals": metrics
+    over the reported periods, "by_period": {key: metrics}, "by_mode": {mode: metrics},
+    "periods", "archives", "skipped", ...}``; see the module docstring for the metric
+    definitions. Raises ``InputError`` naming the file if an archive is unreadable,
+    ``ValueError`` for a bad ``period`` or ``start``.
     """
     if period not in PERIODS:
         raise ValueError(f"period: {period!r} is not one of {', '.join(PERIODS)}")
-    runs: list[RunData] = []
-    for path in archive_paths:
-        run = load_run(path)
-        if all(run.path.resolve() != r.path.resolve() for r in runs):  # the same file twice
-            runs.append(run)
-    facts: dict[str, list[dict]] = {}
+    runs, skipped = load_runs(archive_paths, mode=mode)
+    facts: dict[str, list[dict]] = {k: [] for k in FACT_KINDS}
     levels: list[str] = []
     for run in runs:
         for key, rows in _collect(run, period).items():
-            facts.setdefault(key, []).extend(rows)
+            facts[key].extend(rows)
         levels += [lv for lv in run.levels if lv not in levels]
     seen = sorted({r["period"] for rows in facts.values() for r in rows})
     selected = period_key(_as_date(start), period) if start is not None else None
     keys = [selected] if selected is not None else seen
+    modes = sorted({run_mode(r) for r in runs})
 
-    def only(ks: list[str]) -> dict[str, list[dict]]:
-        return {k: [r for r in rows if r["period"] in ks] for k, rows in facts.items()}
+    def only(ks: list[str], of_mode: str | None = None) -> dict[str, list[dict]]:
+        return {k: [r for r in rows if r["period"] in ks
+                    and (of_mode is None or r["mode"] == of_mode)]
+                for k, rows in facts.items()}
 
     return {
         "report_format": REPORT_FORMAT, "period": period, "selected": selected,
         "periods": keys, "period_labels": {k: period_label(k) for k in keys},
-        "levels": levels,
+        "levels": levels, "mode": mode, "modes": modes,
         "archives": [{"archive": r.path.name, "path": str(r.path), "run_id": r.run_id,
                       "scenario": (r.manifest.get("scenario") or {}).get("name"),
-                      "mode": (r.manifest.get("scenario") or {}).get("mode"),
+                      "mode": run_mode(r),
                       "start": str(r.manifest["start"]),
                       "duration_s": plain(r.manifest.get("duration_s")),
                       "status": r.manifest.get("status")} for r in runs],
+        "skipped": skipped,
         "totals": _metrics(only(keys), levels),
         "by_period": {k: _metrics(only([k]), levels) for k in keys},
+        "by_mode": {m: _metrics(only(keys, m), levels) for m in modes},
     }
 
 
@@ -417,6 +460,8 @@ def report_html(rep: dict[str, Any]) -> str:
     levels = rep["levels"]
     w, wo, p = t["warnings"], t["work_orders"], t["pushes"]
     kind = "Weekly" if rep["period"] == "week" else "Monthly"
+    if rep["mode"]:
+        kind += f" {rep['mode']}"
     periods = ", ".join(rep["period_labels"][k] for k in rep["periods"]) or "none"
     if w["count"]:
         counts = pd.DataFrame([[h, *[v.get(lv, 0) for lv in levels], sum(v.values())]
@@ -435,18 +480,38 @@ def report_html(rep: dict[str, Any]) -> str:
     closures = [o["time_to_closure_s"] for o in wo["list"] if o["time_to_closure_s"] is not None]
     closure_img = (f'<img alt="time to closure" src="{closure_plot(closures)}">' if closures
                    else "<p>No work order was closed in this period.</p>")
-    per_period = pd.DataFrame([[
-        rep["period_labels"][k], m["warnings"]["count"], m["escalations"]["warning_level"],
-        m["cancelled"]["count"], m["work_orders"]["count"],
-        _hms(m["work_orders"]["time_to_assignment_s"]["median"]),
-        _hms(m["work_orders"]["time_to_closure_s"]["median"]), m["overdue"]["count"],
-        _pct(m["pushes"]["rate"]), m["self_checks"]["raised"]]
-        for k, m in rep["by_period"].items()],
-        columns=["period", "warnings", "level escalations", "cancelled", "work orders",
-                 "median to assignment", "median to closure", "overdue", "push delivery",
-                 "self-check findings"])
+    columns = ["warnings", "level escalations", "cancelled", "work orders",
+               "median to assignment", "median to closure", "overdue", "push delivery",
+               "self-check findings"]
+
+    def row(m: dict[str, Any]) -> list[Any]:
+        return [m["warnings"]["count"], m["escalations"]["warning_level"],
+                m["cancelled"]["count"], m["work_orders"]["count"],
+                _hms(m["work_orders"]["time_to_assignment_s"]["median"]),
+                _hms(m["work_orders"]["time_to_closure_s"]["median"]), m["overdue"]["count"],
+                _pct(m["pushes"]["rate"]), m["self_checks"]["raised"]]
+
+    per_period = pd.DataFrame([[rep["period_labels"][k], *row(m)]
+                               for k, m in rep["by_period"].items()],
+                              columns=["period", *columns])
+    runs_of = {md: sum(a["mode"] == md for a in rep["archives"]) for md in rep["modes"]}
+    per_mode = pd.DataFrame([[md, runs_of[md], *row(m)] for md, m in rep["by_mode"].items()],
+                            columns=["mode", "runs", *columns])
+    mode_html = (f'<div class="scroll">{table(per_mode)}</div>' if len(per_mode)
+                 else "<p>No runs.</p>")
+    if rep["mode"] is None and len(per_mode) > 1:
+        mode_html = ('<p class="note">Drills, what-if members and replays describe different '
+                     "things: each mode is counted apart here (the totals above add them up; "
+                     "<code>citytwin report --mode MODE</code> reports one mode).</p>"
+                     + mode_html)
+    skipped_html = (section_table(rep["skipped"], [("path", "path"), ("why", "reason")], "")
+                    if rep["skipped"] else "")
     summary = [
-        ("Period", periods), ("Archives", len(rep["archives"])),
+        ("Period", periods),
+        ("Runs", f"{len(rep['archives'])}"
+                 + (f" ({len(rep['skipped'])} path(s) left out, listed under Archives)"
+                    if rep["skipped"] else "")),
+        ("Mode", rep["mode"] or ", ".join(rep["modes"]) or "—"),
         ("Warnings", w["count"]), ("Work orders", wo["count"]),
         ("Overdue rule firings", t["overdue"]["count"]),
         ("Escalations (level / work order)",
@@ -464,6 +529,8 @@ def report_html(rep: dict[str, Any]) -> str:
 <p class="note">citytwin · {html.escape(periods)} · wall-clock periods in each archive's local
 time</p>
 <h2>Summary</h2><div class="scroll"><table>{summary_html}</table></div>
+<h2>By mode</h2>
+{mode_html}
 <h2>Warnings by hazard and level</h2>
 {warn_html}
 <h2>Time to first warning</h2>
@@ -513,15 +580,17 @@ pushes: median {_hms(p['delay_s']['median'])}, max {_hms(p['delay_s']['max'])}.<
 <h2>Archives</h2>
 {section_table(rep['archives'], [
     ('archive', 'path'), ('run', 'run_id'), ('scenario', 'scenario'), ('mode', 'mode'),
-    ('start', 'start'), ('duration (s)', 'duration_s'), ('status', 'status')], 'None.')}"""
+    ('start', 'start'), ('duration (s)', 'duration_s'), ('status', 'status')], 'None.')}
+{'<h3>Left out</h3>' + skipped_html if skipped_html else ''}"""
     return page(f"citytwin {kind.lower()} operating report", body)
 
 
 def write_operating_report(archive_paths: Iterable[str | Path], out_html: str | Path, *,
                            period: str = "week",
-                           start: date | datetime | str | None = None) -> Path:
+                           start: date | datetime | str | None = None,
+                           mode: str | None = None) -> Path:
     """Write the operating report (see :func:`operating_report`) as one HTML file."""
-    rep = operating_report(archive_paths, period=period, start=start)
+    rep = operating_report(archive_paths, period=period, start=start, mode=mode)
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report_html(rep), encoding="utf-8")

@@ -131,7 +131,13 @@ def cmd_report(args) -> int:
     from citytwin.viewer.operating_report import operating_report, report_html
 
     out = Path(args.out)
-    report = operating_report(args.archives, period=args.period, start=args.start)
+    report = operating_report(args.archives, period=args.period, start=args.start,
+                              mode=args.mode)
+    for note in report["skipped"]:
+        print(f"note: {note['path']} left out: {note['reason']}", file=sys.stderr)
+    modes = {m: sum(a["mode"] == m for a in report["archives"]) for m in report["modes"]}
+    print(f"runs: {len(report['archives'])} ("
+          + (", ".join(f"{n} {m}" for m, n in modes.items()) or "none") + ")")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report_html(report), encoding="utf-8")
     t = report["totals"]
@@ -141,8 +147,12 @@ def cmd_report(args) -> int:
     print(f"work orders: {t['work_orders']['count']}, assigned {t['work_orders']['assigned']}, "
           f"closed {t['work_orders']['closed']}; overdue: {t['overdue']['count']}; "
           f"escalations: {t['escalations']['work_order']}")
+
+    def pct(rate: float | None, digits: int) -> str:
+        return "—" if rate is None else f"{rate:.{digits}%}"
+
     print(f"cancelled warnings: {t['cancelled']['count']}; false-alarm rate: "
-          f"{t['false_alarms']['rate']:.0%}; push delivery: {t['pushes']['rate']:.1%}; "
+          f"{pct(t['false_alarms']['rate'], 0)}; push delivery: {pct(t['pushes']['rate'], 1)}; "
           f"self-check findings: {t['self_checks']['raised']}")
     print(f"Operating report: {out}")
     return EXIT_OK
@@ -189,9 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Counts of warnings by hazard and level, time to first "
                                    "warning, to assignment and to closure, overdue items, "
                                    "false-alarm rates, push delivery and self-checks, as HTML.")
-    o.add_argument("archives", nargs="+", help="archive.sqlite files or run folders")
+    o.add_argument("archives", nargs="+",
+                   help="archive.sqlite files or run folders (folders without an archive are "
+                        "skipped; a run archived twice is counted once)")
     o.add_argument("--period", choices=["week", "month"], default="week")
     o.add_argument("--start", help="report only the week/month containing this date")
+    o.add_argument("--mode", choices=["drill", "what-if", "replay"],
+                   help="report only the runs of this mode (default: all, each mode also "
+                        "counted apart)")
     o.add_argument("--out", default="operating_report.html", help="HTML file to write")
     o.set_defaults(func=cmd_report)
 
