@@ -12,8 +12,10 @@ timeline, scripted actions and progress reports. Every tick is one archive trans
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -372,6 +374,10 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     or an ensemble's recorders; ``feed`` replaces sampled observations with archived ones
     (replay); ``faults`` are scripted sensor faults; ``snapshot`` False skips the
     hazard-field file (ensembles).
+
+    The manifest's ``status`` is ``running`` until the run ends ``completed``; an exception
+    (or Ctrl-C) on the way marks it ``aborted`` with ``abort_reason`` and ``aborted_at_s``
+    and is re-raised (a killed process leaves ``running``).
     """
     wall0 = time.perf_counter()  # for the caller's information only; never enters the archive
     sc = run.scenario
@@ -395,13 +401,27 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
         archive.write_sensors(sensors)
         env = simpy.Environment() if env is None else env
         kernel = Run(run, result, archive, env, platform, faults, feed=feed, snapshot=snapshot)
-        kernel.start(processes, progress, progress_every_s)
-        env.run(until=sc.duration_s + 1e-9)
-        kernel.finish()
+        try:
+            kernel.start(processes, progress, progress_every_s)
+            env.run(until=sc.duration_s + 1e-9)
+            kernel.finish()
+        except BaseException as exc:  # a crash or Ctrl-C: the archive says so, then re-raise
+            with contextlib.suppress(sqlite3.Error):
+                archive.set_manifest({"status": "aborted", "aborted_at_s": float(env.now),
+                                      "abort_reason": abort_reason(exc)})
+            raise
     if snapshot:
         save_snapshot(run_dir / "hazard_field.npz", result.snapshot, result.snapshot_t_s)
     result.wall_s = time.perf_counter() - wall0
     return result
+
+
+def abort_reason(exc: BaseException) -> str:
+    """What the manifest records about why a run stopped early (one line)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def forecast_targets(models: list[HazardEngine], rule: Forecast, t_s: float,

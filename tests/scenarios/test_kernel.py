@@ -87,8 +87,8 @@ def test_archive_refuses_to_overwrite(tmp_path):
         Archive(tmp_path / "a.sqlite")
 
 
-def test_interrupted_run_leaves_a_readable_archive_marked_running(write_scenario, tmp_path,
-                                                                 monkeypatch):
+def test_crashed_run_leaves_a_readable_archive_marked_aborted(write_scenario, tmp_path,
+                                                              monkeypatch):
     import citytwin.scenarios.run.kernel as kernel
 
     calls = {"n": 0}
@@ -106,9 +106,11 @@ def test_interrupted_run_leaves_a_readable_archive_marked_running(write_scenario
     archive = tmp_path / "run" / "archive.sqlite"
     with sqlite3.connect(archive) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        status = db.execute("SELECT value FROM manifest WHERE key='status'").fetchone()[0]
+        manifest = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM manifest")}
         n_ticks = db.execute("SELECT COUNT(DISTINCT time_s) FROM observations").fetchone()[0]
-    assert json.loads(status) == "running"
+    assert manifest["status"] == "aborted"
+    assert manifest["abort_reason"] == "RuntimeError: simulated crash"
+    assert 0 < manifest["aborted_at_s"] < 900 and "summary" not in manifest
     assert n_ticks == 29  # every tick before the crash was committed
     assert kernel  # imported for monkeypatch scope
 
