@@ -46,7 +46,7 @@ if str(HERE) not in sys.path:
 
 from run_all import row, to_markdown  # noqa: E402
 
-ENGINE = "flood"
+ENGINE = "urban_flood"  # the hazard kind (physics/urban_flood.py)
 G = 9.81
 BEIJING = dict(A=10.662, C=0.811, b=8.0, n=0.711)  # mm/min, GB 50014 commentary example
 
