@@ -39,7 +39,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import shapely  # noqa: E402
 
 from citytwin.alerting.events import CLOSING  # noqa: E402
 from citytwin.scenarios.run.archive_reader import (  # noqa: E402
@@ -52,12 +51,25 @@ from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,
     badge,
     clock,
+    duration_text,
     esc,
+    number_text,
     page,
     png,
     table,
 )
-from citytwin.viewer.report import map_plot  # noqa: E402
+from citytwin.viewer.maps import (  # noqa: E402
+    fields_beside,
+    run_map_figure,
+    twin_for_archive,
+    warning_boxes,
+)
+from citytwin.viewer.plots import (  # noqa: E402
+    draw_thresholds,
+    quantity_groups,
+    threshold_items,
+    top_sensors,
+)
 
 if TYPE_CHECKING:
     from citytwin.twin.model import CityTwin
@@ -345,36 +357,33 @@ def _offset_label(anchor: datetime) -> str:
 
 
 def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> str:
-    """Readings of the member sensors with the rule thresholds, and the level over time."""
+    """Readings of the member sensors, one panel per quantity with the thresholds of the
+    plain threshold rules on it, and the level over time."""
     import matplotlib.dates as mdates
 
     s = data["summary"]
     obs = pd.DataFrame(data["observations"]["rows"], columns=data["observations"]["columns"])
-    fig, (ax, axl) = plt.subplots(2, 1, figsize=(9, 6), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1.2]})
     obs["value"] = obs["value"].astype(float)
-    top = obs.groupby("sensor_id")["value"].max().sort_values(ascending=False, kind="stable")
-    shown = sorted(top.index[:MAX_PLOTTED_SENSORS])
-    for sid in shown:
-        g = obs[obs["sensor_id"] == sid]
-        ax.plot(_local_times(anchor, g["time_s"]), g["value"], lw=1.2, label=sid)
-    units = {x["unit"] for x in data["observations"]["sensors"]}
-    lines: dict[float, list[str]] = {}  # one line per threshold value, every rule named
-    colours: dict[float, str] = {}
-    # Only thresholds on the readings themselves: a rate of rise (unit per minute) or a
-    # composite index (levels) is not on the readings' axis.
-    rules = [r for r in data["observations"]["thresholds"]
-             if r["unit"] in units and r.get("kind", "threshold") == "threshold"]
-    for i, rule in enumerate(rules):  # rates of rise, composite scores: not on this axis
-        for level, thr in rule["thresholds"].items():
-            colours.setdefault(thr, LEVEL_COLOURS.get(level, "k"))
-            lines.setdefault(thr, []).append(f"{level} {thr:g} {rule['unit']}"
-                                             + (f" ({rule['rule_id']})" if i else ""))
-        ax.set_ylabel(f"{rule['quantity']} ({rule['unit']})")
-    for thr, labels in lines.items():
-        ax.axhline(thr, color=colours[thr], ls="--", lw=0.9)
-        ax.text(0.005, thr, " / ".join(labels), va="bottom", fontsize=7,
-                transform=ax.get_yaxis_transform())
+    meta = pd.DataFrame(data["observations"]["sensors"],
+                        columns=["sensor_id", "quantity", "unit"])
+    groups = quantity_groups(obs, meta) or [("value", "", obs)]
+    fig, axes = plt.subplots(len(groups) + 1, 1, figsize=(9, 1.6 + 3.4 * len(groups)),
+                             sharex=True,
+                             gridspec_kw={"height_ratios": [3] * len(groups) + [1.2]})
+    axl = axes[-1]
+    n_each = max(1, MAX_PLOTTED_SENSORS // len(groups))
+    n_shown = n_all = 0
+    for ax, (quantity, unit, rows) in zip(axes[:-1], groups, strict=True):
+        shown = top_sensors(rows, n_each)
+        n_shown, n_all = n_shown + len(shown), n_all + rows["sensor_id"].nunique()
+        for sid in shown:
+            g = rows[rows["sensor_id"] == sid]
+            ax.plot(_local_times(anchor, g["time_s"]), g["value"], lw=1.2, label=sid)
+        ax.set_ylabel(f"{quantity} ({unit})" if unit else quantity)
+        ax.grid(alpha=0.3)
+        draw_thresholds(ax, threshold_items(data["observations"]["thresholds"], quantity,
+                                            None, levels))
+    ax = axes[0]
     marks = [(s["first_exceedance_s"], "first exceedance", "#616161", ":"),
              (s["raised_s"], "raised", "black", "-")]
     run_end_s = data["run"]["duration_s"]
@@ -385,14 +394,13 @@ def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> 
         marks.append((run_end_s, "end of run (still open)", "#c62828", "-."))
     for t, label, colour, ls in marks:
         x = _local_times(anchor, [t])[0]
-        ax.axvline(x, color=colour, ls=ls, lw=1.0, label=label)
-        axl.axvline(x, color=colour, ls=ls, lw=1.0)
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
-    some = f" ({len(shown)} of {len(top)} with the highest readings)" if len(top) > len(
-        shown) else ""
+        for a in axes:
+            a.axvline(x, color=colour, ls=ls, lw=1.0, label=label if a is ax else None)
+    for a in axes[:-1]:
+        a.legend(fontsize=7, ncol=2, loc="upper left")
+    some = f" ({n_shown} of {n_all} with the highest readings)" if n_all > n_shown else ""
     ax.set_title(f"{data['warning_id']}: readings of its sensors{some} and the warning level",
                  fontsize=10)
-    ax.grid(alpha=0.3)
     ev = pd.DataFrame(s["levels_over_time"])
     end = next(t for t in (s["ended_s"], run_end_s, data["observations"]["to_s"])
                if t is not None)
@@ -413,40 +421,21 @@ def incident_plot(data: dict[str, Any], anchor: datetime, levels: list[str]) -> 
     return png(fig)
 
 
-def area_plot(data: dict[str, Any]) -> str | None:
-    """Without a twin: the warning areas over time, the area at the maximum, its sensors."""
-    geoms = []
-    for e in data["warning_events"]:
-        try:
-            g = shapely.from_wkt(e["area_wkt"])
-        except (shapely.errors.GEOSException, TypeError, ValueError):
-            continue
-        if g is not None and not g.is_empty:
-            geoms.append((e, g))
-    if not geoms:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 6))
-    top = data["summary"]["at_max"]["seq"]
-    for e, g in geoms:
-        for poly in getattr(g, "geoms", [g]):
-            if not hasattr(poly, "exterior"):
-                continue
-            x, y = poly.exterior.xy
-            colour = LEVEL_COLOURS.get(e["level_name"], "k")
-            if e["seq"] == top:
-                ax.fill(x, y, color=colour, alpha=0.4, label=f"area at max ({e['level_name']})")
-            else:
-                ax.plot(x, y, color=colour, lw=0.8, alpha=0.7)
-    for s in data["observations"]["sensors"]:
-        ax.plot(s["x_m"], s["y_m"], "o", color="#212121", ms=5)
-        ax.annotate(s["sensor_id"], (s["x_m"], s["y_m"]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.set_aspect("equal")
-    ax.ticklabel_format(useOffset=False, style="plain")
-    ax.tick_params(labelsize=7)
-    ax.set_title("Warning areas (outlines: each event; filled: at the maximum) and sensors",
-                 fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
+def incident_map(data: dict[str, Any], run: RunData, twin: CityTwin | None = None) -> str:
+    """The incident's area at its worst over the twin (rebuilt from the manifest when not
+    given), its sensors by highest level, the hazard snapshot; framed on the incident."""
+    twin = twin if twin is not None else twin_for_archive(run.path, run.manifest)
+    sensors = run.tables["sensors"]
+    events = run.tables["warnings"]
+    mine = events[events["warning_id"] == data["warning_id"]]
+    fields = fields_beside(run.path)
+    boxes = warning_boxes(mine)
+    fig = run_map_figure(
+        twin, sensors=sensors[sensors["sensor_id"].isin(data["summary"]["sensors"])],
+        alarms=pd.DataFrame(data["alarms"], columns=run.tables["alarms"].columns),
+        warnings=mine, hazards=run.manifest.get("hazards") or {}, levels=run.levels,
+        fields=fields, frame_fields=not boxes,
+        title=f"{data['warning_id']}: its area at the most severe level, its sensors")
     return png(fig)
 
 
@@ -464,13 +453,13 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
     if isinstance(value, float):
-        return f"{value:g}"
+        return number_text(value)
     return str(value)
 
 
 def _t(key: str) -> tuple[str, Any]:
-    """'t' column (T+hh:mm:ss and seconds) for a time key."""
-    return ("t", lambda r: "—" if r.get(key) is None else f"{clock(r[key])} ({r[key]:g} s)")
+    """'t' column (T+hh:mm:ss from the start; the JSON keeps the seconds) for a time key."""
+    return ("t", lambda r: clock(r.get(key)))
 
 
 def _w(key: str) -> tuple[str, Any]:
@@ -485,9 +474,7 @@ def section_table(rows: list[dict], columns: list[tuple[str, Any]], empty: str) 
 
 
 def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    return f"{seconds:g} s ({seconds / 60:.1f} min)"
+    return duration_text(seconds)
 
 
 def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = None) -> str:
@@ -520,6 +507,7 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
     ]
     facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     obs = data["observations"]
+    unit_of = {x["sensor_id"]: x.get("unit") or "" for x in obs["sensors"]}
     ob = pd.DataFrame(obs["rows"], columns=obs["columns"])
     if len(ob):
         wide = ob.pivot(index=["time_s", "time_wall"], columns="sensor_id",
@@ -527,7 +515,7 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
         wide.columns.name = None
         wide.insert(0, "t", wide["time_s"].map(clock))
         wide = wide.drop(columns="time_s").rename(columns={"time_wall": "wall clock"})
-        wide = wide.map(lambda v: "—" if isinstance(v, float) and math.isnan(v) else v)
+        wide = wide.map(lambda v: number_text(v) if isinstance(v, float) else v)
         step = math.ceil(len(wide) / MAX_TABLE_ROWS)
         thinned = (f"; one time in {step} shown, the JSON dossier holds them all"
                    if step > 1 else "")
@@ -541,18 +529,8 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
                                                     for k, v in r["thresholds"].items())
                     for r in obs["thresholds"]) or "none in the manifest's rulebook"
     plot = incident_plot(data, run.anchor, run.levels)
-    if twin is not None:
-        sensors = run.tables["sensors"]
-        hazards = {k: v for k, v in (run.manifest.get("hazards") or {}).items()
-                   if isinstance(v, dict) and "xy_m" in v}
-        events = run.tables["warnings"]
-        amap = map_plot(twin, sensors[sensors["sensor_id"].isin(s["sensors"])],
-                        pd.DataFrame(data["alarms"], columns=run.tables["alarms"].columns),
-                        events[events["warning_id"] == wid], hazards)
-    else:
-        amap = area_plot(data)
-    map_html = (f'<img alt="warning areas" src="{amap}">' if amap
-                else "<p>No warning area was recorded.</p>")
+    map_html = f'<img alt="warning areas" src="{incident_map(data, run, twin)}">'
+
     orders = []
     for o in data["work_orders"]:
         head = [("Work order", o["work_order_id"]), ("Lead unit", o["lead_unit"]),
@@ -571,19 +549,22 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
                 ("who", "actor"), ("note", "note")], "No events."))
     body = f"""<h1>Event dossier {esc(wid)} {badge(s['max_level_name'].upper(), colour)}</h1>
 <p class="note">{esc(s['hazard'])} · run {esc(data['run']['run_id'])}
-({esc(data['run']['scenario'])}, {esc(data['run']['mode'])}) · times are seconds from the
-start (T+) and wall-clock from the anchor {esc(data['times']['anchor'])}</p>
+({esc(data['run']['scenario'])}, {esc(data['run']['mode'])}) · times are from the
+start (T+hh:mm:ss) and wall-clock from the anchor {esc(data['times']['anchor'])}</p>
 <h2>Summary</h2><div class="scroll"><table>{facts_html}</table></div>
 <h2>Abnormal data</h2>
 <p>Readings of the incident's sensors from {esc(obs['from_wall'])} to {esc(obs['to_wall'])}
-({obs['pre_s']:g} s before the first exceedance to {obs['post_s']:g} s after the
+({duration_text(obs['pre_s'])} before the first exceedance to
+{duration_text(obs['post_s'])} after the
 {_END_WORDS.get(s['outcome'], s['outcome'])}). Thresholds: {esc(thr)}.</p>
 <img alt="readings and level" src="{plot}">
 {readings}
 <h2>Alarm changes</h2>
 {section_table(data['alarms'], [_t('time_s'), _w('time_s'), ('sensor', 'sensor_id'),
                                 ('rule', 'rule_id'), ('from', 'from_level'), ('to', 'to_level'),
-                                ('value', 'value'), ('known at', 'known_at_wall')],
+                                ('value', lambda r: number_text(r['value'],
+                                                                unit_of.get(r['sensor_id'], ''))),
+                                ('known at', 'known_at_wall')],
                'No alarm changes of its sensors in the window.')}
 <h2>Warning events</h2>
 {section_table(data['warning_events'], [

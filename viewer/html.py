@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import matplotlib
@@ -32,6 +32,8 @@ img { max-width: 100%; height: auto; border: 1px solid #ddd; }
          font-weight: bold; }
 .note { color: #555; font-size: 0.9em; }
 figure { display: inline-block; margin: 0.5em; max-width: 48%; }
+.run-status { border: 2px solid #c62828; background: #ffebee; padding: 0.5em 0.8em;
+              font-weight: bold; }
 @media (max-width: 600px) { body { padding: 0.4em; } table { font-size: 0.78em; } }
 """
 
@@ -74,9 +76,57 @@ def table(df: pd.DataFrame) -> str:
                                    for r in df.itertuples(index=False, name=None)))
 
 
+def run_status_text(manifest: Mapping[str, Any]) -> str:
+    """One line saying the run did not complete (status ``aborted``, or still ``running``:
+    interrupted or in progress); empty for a completed run (or an archive without status)."""
+    status = manifest.get("status")
+    if status == "aborted":
+        at = manifest.get("aborted_at_s")
+        when = f" at {clock_text(at)}" if isinstance(at, int | float) else ""
+        reason = manifest.get("abort_reason") or "no reason recorded"
+        return (f"RUN ABORTED{when}: {reason}. Everything here covers only the part that "
+                "ran; what was due later counts as not done.")
+    if status == "running":
+        return ("RUN INCOMPLETE: the archive still says 'running' — the run was interrupted "
+                "(or is still in progress). Everything here covers only the part that was "
+                "archived.")
+    return ""
+
+
+def run_status_banner(manifest: Mapping[str, Any]) -> str:
+    """:func:`run_status_text` as a banner for the top of a report page ('' if completed)."""
+    text = run_status_text(manifest)
+    return f'<p class="run-status" role="alert">{html.escape(text)}</p>' if text else ""
+
+
 def page(title: str, body: str) -> str:
     """A self-contained HTML page (inline CSS, no scripts, viewport for phones)."""
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{CSS}</style></head><body>\n"
             f"{body}\n</body></html>\n")
+
+
+def duration_text(seconds: float | None) -> str:
+    """A duration people read: ``45 s``, ``54 min 35 s``, ``2 h 05 min``, ``3 d 00 h 31 min``
+    ("—" for None); negative durations keep their sign."""
+    if seconds is None:
+        return "—"
+    sign, t = ("−" if seconds < 0 else ""), int(round(abs(float(seconds))))
+    if t < 120:
+        return f"{sign}{t} s"
+    if t < 7200:
+        return f"{sign}{t // 60} min {t % 60:02d} s"
+    if t < 172800:
+        return f"{sign}{t // 3600} h {t % 3600 // 60:02d} min"
+    return f"{sign}{t // 86400} d {t % 86400 // 3600:02d} h {t % 3600 // 60:02d} min"
+
+
+def number_text(value: float | None, unit: str = "") -> str:
+    """A measured value rounded for reading (three significant digits, whole numbers from
+    100 up, thousands separated), with its unit: ``61.5 %LEL``, ``0.0412 m``, ``1,235 m³/s``."""
+    if value is None or value != value:  # None or NaN
+        return "—"
+    v = float(value)
+    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return f"{text} {unit}".strip()

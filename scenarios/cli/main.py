@@ -15,15 +15,23 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def print_timeline(result, scenario, out=sys.stdout) -> None:
-    """A readable timeline: simulated time, wall-clock time of the scenario, what happened."""
+    """A readable timeline: simulated time, wall-clock time of the scenario, what happened;
+    minor warning updates folded (``viewer.timeline.condense_timeline``: the archive keeps
+    every line)."""
     from datetime import timedelta
 
     from citytwin.scenarios.spec.scenario import clock_text
+    from citytwin.viewer.timeline import condense_timeline
 
     print(f"\nTimeline of '{scenario.name}' (start {scenario.start.isoformat()})", file=out)
-    for t_s, _kind, message, _ in sorted(result.timeline, key=lambda e: e[0]):
-        wall = (scenario.start + timedelta(seconds=t_s)).strftime("%H:%M:%S")
-        print(f"  {clock_text(t_s)}  {wall}  {message}", file=out)
+    lines = condense_timeline(sorted(result.timeline, key=lambda e: e[0]), result.warnings)
+    for line in lines:
+        wall = (scenario.start + timedelta(seconds=line.t_s)).strftime("%H:%M:%S")
+        print(f"  {clock_text(line.t_s)}  {wall}  {line.message}", file=out)
+    folded = sum(line.folded for line in lines)
+    if folded:
+        print(f"  ({folded} minor warning update(s) folded; the archive's timeline has every "
+              "line)", file=out)
 
 
 def _progress_printer(stream=sys.stderr):
