@@ -38,11 +38,14 @@ from citytwin.scenarios.spec.scenario import clock_text  # noqa: E402
 from citytwin.viewer.html import (  # noqa: E402
     LEVEL_COLOURS,
     badge,
+    duration_text,
     esc,
     page,
     png,
     scroll_table,
 )
+from citytwin.viewer.maps import fields_beside, run_map_figure, twin_for_archive  # noqa: E402
+from citytwin.viewer.timeline import readable, significant  # noqa: E402
 
 RATING_RULE = ("P: all expected actions met on time; S: all done, some late; M: at least one "
                "missed but at least half done (on time or late); U: fewer than half done; "
@@ -117,10 +120,10 @@ def after_action_data(archive_path: str | Path, plan: DrillPlan) -> dict[str, An
         if o.outcome not in ("late", "missed"):
             continue
         ref = "the warning" if o.after == "warning" else f"inject {o.inject_id}"
-        issue = (f"{o.action} {o.target} expected within {o.within_s:g} s of {ref} "
-                 f"(due {clock_text(o.due_s)}): ")
-        issue += (f"done {clock_text(o.done_s)}, {o.late_by_s:g} s late" if o.outcome == "late"
-                  else "not done")
+        issue = (f"{o.action} {o.target} expected within {duration_text(o.within_s)} of "
+                 f"{ref} (due {clock_text(o.due_s)}): ")
+        issue += (f"done {clock_text(o.done_s)}, {duration_text(o.late_by_s)} late"
+                  if o.outcome == "late" else "not done")
         improvement.append({
             "objective": o.objective, "objective_title": titles[o.objective],
             "expected": o.ref, "outcome": o.outcome, "issue": issue,
@@ -162,23 +165,27 @@ def _timeline(injects: pd.DataFrame, warnings: pd.DataFrame, actions: pd.DataFra
     rows = []
     for r in injects.itertuples():
         rows.append({"time_s": float(r.time_s), "lane": "inject", "what": str(r.inject_id),
-                     "detail": f"{r.kind}: {r.message}"})
-    for r in warnings.itertuples():
-        if r.event == "updated":
-            continue  # area/target refreshes: too many to list, and not a decision point
+                     "detail": readable(f"{r.kind}: {r.message}")})
+    warnings = warnings.sort_values("seq") if "seq" in warnings else warnings
+    for r, change in zip(warnings.itertuples(), significant(warnings.to_dict("records")),
+                         strict=True):
+        if change is None:
+            continue  # a refresh that changes nothing that matters (the archive has it)
         rows.append({"time_s": float(r.known_at_s), "lane": "warning",
                      "what": f"{r.warning_id} {r.event}", "level": str(r.level_name),
-                     "detail": f"{str(r.level_name).upper()} {r.hazard}, {r.loop} loop, "
-                               f"lead {r.lead_unit}"})
+                     "detail": change if r.event == "updated" else
+                     f"{str(r.level_name).upper()} {r.hazard}, {r.loop} loop, "
+                     f"lead {r.lead_unit}"})
     for r in wo_events.itertuples():
         if r.event in ("created", "overdue_unassigned", "overdue_deadline", "escalated",
                        "closed"):
             rows.append({"time_s": float(r.time_s), "lane": "work order",
-                         "what": f"{r.work_order_id} {r.event}", "detail": str(r.note)})
+                         "what": f"{r.work_order_id} {r.event}",
+                         "detail": readable(str(r.note))})
     for r in actions.itertuples():
         rows.append({"time_s": float(r.time_s), "lane": "player",
                      "what": f"{r.action} {r.target}", "outcome": str(r.outcome),
-                     "detail": f"{r.actor}: {r.detail}"})
+                     "detail": readable(f"{r.actor}: {r.detail}")})
     for o in outcomes:
         if o.due_s is not None:
             rows.append({"time_s": float(o.due_s), "lane": "expected",
@@ -231,11 +238,25 @@ def timeline_plot(data: dict[str, Any]) -> str:
     return png(fig)
 
 
-def after_action_html(data: dict[str, Any]) -> str:
-    """The after-action report page (self-contained: inline CSS, embedded PNG)."""
+def drill_map(archive_path: str | Path) -> str:
+    """The drill's warnings at their worst, its sensors and hazard over the twin."""
+    manifest = read_manifest(archive_path)
+    fig = run_map_figure(
+        twin_for_archive(archive_path, manifest), sensors=read_table(archive_path, "sensors"),
+        alarms=read_table(archive_path, "alarms"),
+        warnings=read_table(archive_path, "warnings"), hazards=manifest.get("hazards") or {},
+        levels=list((manifest.get("rulebook") or {}).get("levels") or []),
+        fields=fields_beside(archive_path),
+        title="Warning areas at their most severe, sensors by highest level")
+    return png(fig)
+
+
+def after_action_html(data: dict[str, Any], map_png: str | None = None) -> str:
+    """The after-action report page (self-contained: inline CSS, embedded PNG); ``map_png``:
+    the drill's map (:func:`drill_map`) as a data URI."""
     c = data["counts"]
     facts = [("Run", data["run_id"]), ("Start", data["start"]),
-             ("Duration", f"{data['duration_s']:g} s"), ("Mode", data["mode"]),
+             ("Duration", duration_text(data["duration_s"])), ("Mode", data["mode"]),
              ("Injects fired", f"{sum(i['fired_s'] is not None for i in data['injects'])} of "
                                f"{len(data['injects'])}"),
              ("Players", ", ".join(data["players"]) or "none"),
@@ -262,10 +283,10 @@ def after_action_html(data: dict[str, Any]) -> str:
          "note"],
         [[esc(o["ref"]), esc(o["objective"]), esc(f"{o['action']} {o['target']}".strip()),
           esc(f"{clock_text(o['reference_s'])} ({o['after']})"),
-          esc(f"{o['within_s']:g} s → {clock_text(o['due_s'])}"),
+          esc(f"{duration_text(o['within_s'])} → {clock_text(o['due_s'])}"),
           esc(clock_text(o["done_s"]) + (f" by {o['actor']}" if o["actor"] else "")),
-          esc("—" if o["delay_s"] is None else f"{o['delay_s']:g} s"
-              + (f" ({o['late_by_s']:g} s late)" if o["late_by_s"] else "")),
+          esc("—" if o["delay_s"] is None else duration_text(o["delay_s"])
+              + (f" ({duration_text(o['late_by_s'])} late)" if o["late_by_s"] else "")),
           badge(o["outcome"], OUTCOME_COLOURS[o["outcome"]]), esc(o["note"] or "")]
          for o in data["expected"]]))
     parts.append("<h2>Timeline</h2>")
@@ -274,6 +295,9 @@ def after_action_html(data: dict[str, Any]) -> str:
         ["time", "lane", "what", "detail"],
         [[esc(clock_text(r["time_s"])), esc(r["lane"]), esc(r["what"]), esc(r["detail"])]
          for r in data["timeline"]]))
+    if map_png:
+        parts.append("<h2>Map</h2>")
+        parts.append(f'<img alt="map of the drill" src="{map_png}">')
     parts.append("<h2>Injects (MSEL)</h2>")
     parts.append(scroll_table(
         ["id", "kind", "planned", "fired", "message"],
@@ -305,5 +329,5 @@ def write_after_action(archive_path: str | Path, plan: DrillPlan,
     json_path = out_dir / "aar.json"
     json_path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     html_path = out_dir / "after_action.html"
-    html_path.write_text(after_action_html(data), encoding="utf-8")
+    html_path.write_text(after_action_html(data, drill_map(archive_path)), encoding="utf-8")
     return html_path, json_path, data

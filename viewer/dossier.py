@@ -508,6 +508,14 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
     facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     obs = data["observations"]
     unit_of = {x["sensor_id"]: x.get("unit") or "" for x in obs["sensors"]}
+    kinds = {r.get("id"): r.get("kind", "threshold")
+             for r in (run.manifest.get("rulebook") or {}).get("rules") or []}
+
+    def reading_rule(rule_id: str) -> bool:
+        """A plain threshold rule's value is a reading (in the sensor's unit); a composite
+        index or a rate of rise is not."""
+        return kinds.get(rule_id, "threshold") == "threshold"
+
     ob = pd.DataFrame(obs["rows"], columns=obs["columns"])
     if len(ob):
         wide = ob.pivot(index=["time_s", "time_wall"], columns="sensor_id",
@@ -562,8 +570,8 @@ start (T+hh:mm:ss) and wall-clock from the anchor {esc(data['times']['anchor'])}
 <h2>Alarm changes</h2>
 {section_table(data['alarms'], [_t('time_s'), _w('time_s'), ('sensor', 'sensor_id'),
                                 ('rule', 'rule_id'), ('from', 'from_level'), ('to', 'to_level'),
-                                ('value', lambda r: number_text(r['value'],
-                                                                unit_of.get(r['sensor_id'], ''))),
+                                ('value', lambda r: number_text(r['value'], unit_of.get(
+                                    r['sensor_id'], '') if reading_rule(r['rule_id']) else '')),
                                 ('known at', 'known_at_wall')],
                'No alarm changes of its sensors in the window.')}
 <h2>Warning events</h2>

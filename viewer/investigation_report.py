@@ -22,7 +22,20 @@ import numpy as np
 from citytwin.alerting.events import CLOSING
 from citytwin.scenarios.replay.events import read_work_orders_file
 from citytwin.scenarios.replay.session import work_order_summary
-from citytwin.viewer.html import LEVEL_COLOURS, badge, clock, esc, page, png, scroll_table
+from citytwin.scenarios.run.archive_reader import read_table
+from citytwin.viewer.html import (
+    LEVEL_COLOURS,
+    badge,
+    clock,
+    duration_text,
+    esc,
+    number_text,
+    page,
+    png,
+    scroll_table,
+)
+from citytwin.viewer.maps import fields_beside, run_map_figure
+from citytwin.viewer.timeline import significant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,13 +44,13 @@ if TYPE_CHECKING:
 
 
 def _t(t_s: float | None) -> str:
-    return "—" if t_s is None else f"{clock(t_s)} ({t_s:g} s)"
+    return clock(t_s)
 
 
 def _delta(d: float | None) -> str:
     if d is None:
         return "—"
-    return "0 s" if d == 0 else f"{d:+g} s"
+    return "0 s" if d == 0 else ("+" if d > 0 else "") + duration_text(d)
 
 
 def _level_badge(level: str | None) -> str:
@@ -173,10 +186,14 @@ def timeline_table(inv: Investigation) -> str:
     def level(n: int) -> str | int:
         return names[n - 1] if 0 < n <= len(names) else n
 
-    for k in inv.timeline:
+    verdicts = significant(inv.timeline)
+    for k, verdict in zip(inv.timeline, verdicts, strict=True):
+        if verdict is None:
+            continue  # an update that changes nothing that matters (the archive has it)
         alarming = "<br>".join(
             f"{html.escape(a['sensor_id'])} {html.escape(a['rule_id'])} → "
-            f"{esc(level(a['level']))} ({a['value']:g})" for a in k["alarming"]) or "—"
+            f"{esc(level(a['level']))} ({number_text(a['value'])})"
+            for a in k["alarming"]) or "—"
         wall = ([esc((anchor + timedelta(seconds=k["known_at_s"])).strftime("%H:%M:%S"))]
                 if anchor is not None else [])
         rows.append([_t(k["known_at_s"]), *wall, esc(k["warning_id"]), esc(k["event"]),
@@ -186,7 +203,11 @@ def timeline_table(inv: Investigation) -> str:
                      esc(k["sensors_reporting"]), alarming])
     if not rows:
         return "<p>The replay issued no warnings.</p>"
-    return scroll_table(["known at", *(["wall clock"] if anchor is not None else []),
+    folded = sum(v is None for v in verdicts)
+    note = (f'<p class="note">{folded} minor update(s) not shown (same level and targets, '
+            f"area and people within 25 %); the replay archive has every event.</p>"
+            if folded else "")
+    return note + scroll_table(["known at", *(["wall clock"] if anchor is not None else []),
                          "warning", "event", "level", "basis", "area",
                          "protected targets", "observations received", "sensors reporting",
                          "alarming (sensor, rule → level (value))"], rows)
@@ -215,6 +236,21 @@ def fit_section(inv: Investigation) -> str:
               esc(", ".join(f"{v:.1f}" for v in a["xyz_m"])), _t(a["first_alarm_s"]),
               esc(a["first_alarm_rule"]), _t(a["in_warning_s"])] for lbl, a in added]))
     return "".join(out)
+
+
+def investigation_map(inv: Investigation) -> str:
+    """The replay's warnings at their worst over the twin, its sensors by highest level, the
+    sensors the counterfactuals add and the scenario's hazard source (for comparison)."""
+    arch = inv.replay.archive_path
+    added = [(float(a["xyz_m"][0]), float(a["xyz_m"][1]), str(a["sensor_id"]))
+             for c in inv.counterfactuals for a in c.added]
+    hazards = inv.setup.run.hazard_notes or inv.incident.manifest.get("hazards") or {}
+    fig = run_map_figure(
+        inv.setup.run.twin, sensors=read_table(arch, "sensors"),
+        alarms=read_table(arch, "alarms"), warnings=read_table(arch, "warnings"),
+        hazards=hazards, levels=inv.levels, fields=fields_beside(arch), added=added,
+        title="Replay: warning areas at their most severe, sensors by highest level")
+    return png(fig)
 
 
 def investigation_html(inv: Investigation) -> str:
@@ -251,6 +287,7 @@ def investigation_html(inv: Investigation) -> str:
                  "scenario's scripted actions), so a real incident's replay shows when its "
                  "orders would have been created and escalated with nobody acting.</p>",
                  work_order_table(inv)]
+    body += ["<h2>Map</h2>", f"<img alt='map of the replay' src='{investigation_map(inv)}'>"]
     body += ["<h2>What was known when (replay)</h2>", timeline_table(inv),
              "<h2>Fitted hazard model</h2>", fit_section(inv)]
     return page(f"Investigation — {sc.name}", "\n".join(body))

@@ -213,7 +213,8 @@ def add_scale_bar(ax: Axes, extent: Box) -> Any:
     bar = AnchoredSizeBar(ax.transData, length, label, "lower right", pad=0.4, sep=3,
                           frameon=True, size_vertical=(extent[3] - extent[1]) / 150,
                           fontproperties={"size": 7})
-    bar.patch.set_alpha(0.8)
+    bar.patch.set_alpha(0.9)
+    bar.set_zorder(30)  # over place names at the frame's edge
     bar.set_gid("scale bar")
     ax.add_artist(bar)
     return bar
@@ -244,6 +245,8 @@ def context_map(ax: Axes, twin: CityTwin | None, extent: Box, *,
         res = twin.reservoirs if twin.reservoirs is not None else []
         for r in getattr(res, "itertuples", lambda: [])():
             g = r.geometry
+            if not g.intersects(shapely.box(*extent)):
+                continue
             if g.geom_type in ("Polygon", "MultiPolygon"):
                 for poly in getattr(g, "geoms", [g]):
                     ax.fill(*poly.exterior.xy, color=WATER, ec="#1565c0", lw=0.8, zorder=1)
@@ -363,6 +366,7 @@ def draw_warnings(ax: Axes, warnings: pd.DataFrame, *, outline_only: bool = Fals
     """Each warning's area at its worst: filled in its level colour, edged and labelled in a
     colour of its own (``WARNING_EDGES`` by warning, or ``edges``)."""
     handles = []
+    placed: list[tuple[float, float]] = []  # label anchors so far: stack labels that meet
     for k, w in enumerate(worst_areas(warnings).itertuples()):
         polys = _geoms(w.area_wkt)
         if not polys:
@@ -376,8 +380,11 @@ def draw_warnings(ax: Axes, warnings: pd.DataFrame, *, outline_only: bool = Fals
             ax.plot(x, y, color=edge, lw=1.6, ls="--" if outline_only else "-", zorder=7)
         big = max(polys, key=lambda p: p.area)
         top = big.exterior.coords[int(np.argmax(np.asarray(big.exterior.coords)[:, 1]))]
+        near = sum(math.dist(top, p) < 60.0 for p in placed)
+        placed.append(tuple(top))
         ax.annotate(f"{w.warning_id}{suffix} ({w.level_name})", top, fontsize=7,
-                    weight="bold", color=edge, ha="center", va="bottom", xytext=(0, 3),
+                    weight="bold", color=edge, ha="center", va="bottom",
+                    xytext=(0, 3 + 14 * near),
                     textcoords="offset points", zorder=13,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": edge, "lw": 0.8,
                           "alpha": 0.85})
@@ -444,16 +451,18 @@ def run_map_figure(twin: CityTwin | None, *, sensors: pd.DataFrame, alarms: pd.D
                    levels: Sequence[str], fields: Sequence[HazardField] = (),
                    title: str = "", extra_boxes: Iterable[Box] = (),
                    frame_fields: bool = True,
+                   added: Sequence[tuple[float, float, str]] = (),
                    figsize: tuple[float, float] = (10.0, 8.0)) -> Figure:
     """A run's map: the twin, the hazard snapshot, the warnings at their worst, the sensors by
     highest level, the sources; framed on what matters (``frame``; the snapshot's extent
-    only with ``frame_fields``)."""
+    only with ``frame_fields``). ``added``: (x, y, name) of sensors a counterfactual adds."""
     alarmed = alarms[alarms["to_level"] > 0]["sensor_id"] if len(alarms) else []
     hot = sensors[sensors["sensor_id"].isin(set(alarmed))]
     boxes = [*warning_boxes(warnings), *(f.bounds() for f in fields if frame_fields),
              *((x, y, x, y) for x, y in zip(hot["x_m"], hot["y_m"], strict=True)),
              *((*h["xy_m"], *h["xy_m"]) for h in (hazards or {}).values()
-               if isinstance(h, Mapping) and "xy_m" in h), *extra_boxes]
+               if isinstance(h, Mapping) and "xy_m" in h), *extra_boxes,
+             *((x, y, x, y) for x, y, _ in added)]
     extent = frame(boxes, twin, hazards=hazards)
     fig, ax = plt.subplots(figsize=figsize)
     handles = context_map(ax, twin, extent)
@@ -464,6 +473,15 @@ def run_map_figure(twin: CityTwin | None, *, sensors: pd.DataFrame, alarms: pd.D
     handles += draw_warnings(ax, warnings)
     handles += draw_sensors(ax, sensors, alarms, levels)
     handles += draw_sources(ax, hazards or {})
+    for x, y, name in added:
+        ax.plot(x, y, "D", color="#00e5ff", mec="k", ms=8, zorder=11)
+        ax.annotate(name, (x, y), fontsize=7, weight="bold", xytext=(6, 6),
+                    textcoords="offset points", zorder=13,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
+                          "alpha": 0.7})
+    if added:
+        handles.append(Line2D([], [], marker="D", ls="none", color="#00e5ff", mec="k",
+                              label="sensor added (counterfactual)"))
     map_legend(ax, handles)
     if title:
         ax.set_title(title, fontsize=10)

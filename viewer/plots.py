@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The least gap between two threshold labels, as a fraction of the axis height.
 LABEL_GAP = 0.06
+#: Font size of the threshold labels (points).
+LABEL_SIZE_PT = 7.0
 
 
 def quantity_groups(obs: pd.DataFrame, sensors: pd.DataFrame
@@ -75,18 +77,20 @@ def draw_thresholds(ax: Axes, items: Sequence[tuple[float, str, str]]) -> list[A
     lo, hi = min(lo, min(v for v, *_ in items)), max(hi, max(v for v, *_ in items))
     ax.set_ylim(lo, hi)
     frac = [(v - lo) / (hi - lo) if hi > lo else 0.5 for v, *_ in items]
+    height_pt = ax.get_window_extent().height * 72.0 / ax.figure.dpi
+    gap = max(LABEL_GAP, 1.5 * LABEL_SIZE_PT / max(height_pt, 1.0))
     placed = list(frac)
     for i in range(1, len(placed)):  # push up, then pull the stack back under the top
-        placed[i] = max(placed[i], placed[i - 1] + LABEL_GAP)
+        placed[i] = max(placed[i], placed[i - 1] + gap)
     overflow = placed[-1] - 0.97
     if overflow > 0:
         placed = [p - overflow for p in placed]
         for i in range(len(placed) - 2, -1, -1):
-            placed[i] = min(placed[i], placed[i + 1] - LABEL_GAP)
+            placed[i] = min(placed[i], placed[i + 1] - gap)
     texts = []
     for (_v, colour, label), f, p in zip(items, frac, placed, strict=True):
         t = ax.annotate(label, xy=(1.0, f), xycoords="axes fraction", xytext=(1.01, p),
-                        textcoords="axes fraction", fontsize=7, va="center", ha="left",
+                        textcoords="axes fraction", fontsize=LABEL_SIZE_PT, va="center", ha="left",
                         color="k", annotation_clip=False,
                         arrowprops=({"arrowstyle": "-", "color": colour, "lw": 0.8}
                                     if abs(p - f) > 1e-6 else None))

@@ -29,7 +29,7 @@ from citytwin.viewer.plots import (  # noqa: E402
     threshold_items,
     top_sensors,
 )
-from citytwin.viewer.timeline import condense_timeline  # noqa: E402
+from citytwin.viewer.timeline import condense_timeline, significant  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -67,14 +67,16 @@ def sensor_plot(obs: pd.DataFrame, sensors: pd.DataFrame, alarms: pd.DataFrame,
     return png(sensor_figure(obs, sensors, alarms, rulebook, n))
 
 
-def timeline_rows(timeline: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
-    """The archive's timeline condensed for reading (``viewer.timeline``)."""
+def timeline_rows(timeline: pd.DataFrame, warnings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The archive's timeline condensed for reading (``viewer.timeline``) and the number of
+    minor warning updates folded."""
     entries = list(timeline[["time_s", "kind", "message", "data"]].itertuples(
         index=False, name=None))
     lines = condense_timeline(entries, warnings.sort_values("seq").to_dict("records"))
     return pd.DataFrame({"time": [clock(x.t_s) for x in lines],
                          "kind": [x.kind for x in lines],
-                         "what happened": [x.message for x in lines]})
+                         "what happened": [x.message for x in lines]}), sum(
+                             x.folded for x in lines)
 
 
 def write_report(archive_path: str | Path, twin: CityTwin | None,
@@ -110,8 +112,7 @@ def write_report(archive_path: str | Path, twin: CityTwin | None,
         facts.append(("Time to first warning", duration_text(
             raised["known_at_s"].iloc[0] - starts["time_s"].iloc[0])))
     facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
-    tl = timeline_rows(timeline, warnings)
-    n_folded = len(timeline) - len(tl)
+    tl, n_folded = timeline_rows(timeline, warnings)
     wtab = warnings.assign(
         time=warnings["known_at_s"].map(clock),
         targets=warnings["targets"].map(lambda s: ", ".join(json.loads(s)) or "—"),
@@ -122,6 +123,20 @@ def write_report(archive_path: str | Path, twin: CityTwin | None,
     )[["time", "warning_id", "event", "level_name", "sensors", "area", "area_source",
        "targets", "people", "recipients"]].rename(columns={"level_name": "level",
                                                            "area_source": "area from"})
+    warnings = warnings.sort_values("seq")
+    keep = [v is not None for v in significant(warnings.to_dict("records"))]
+    wtab = wtab.loc[warnings.index]
+    if not len(wtab):
+        warnings_html = "<p>No warnings were raised.</p>"
+    elif all(keep):
+        warnings_html = f'<div class="scroll">{table(wtab)}</div>'
+    else:
+        warnings_html = (
+            f'<p class="note">The warning events that change the level, the protected '
+            f"targets, or the area or people by 25 % or more ({sum(keep)} of {len(keep)}); "
+            f"every event below.</p><div class=\"scroll\">{table(wtab[keep])}</div>"
+            f"<details><summary>All {len(wtab)} warning events</summary>"
+            f'<div class="scroll">{table(wtab)}</div></details>')
     fig = run_map_figure(twin, sensors=sensors, alarms=alarms, warnings=warnings,
                          hazards=hazards, levels=levels, fields=fields_beside(archive_path),
                          title="Warning areas at their most severe, sensors by highest level")
@@ -132,8 +147,7 @@ def write_report(archive_path: str | Path, twin: CityTwin | None,
 <p>{esc(scenario.get('description', ''))}</p>
 <h2>Summary</h2><table>{facts_html}</table>
 <h2>Timeline</h2>{folded}<div class="scroll">{table(tl)}</div>
-<h2>Warnings</h2>{f'<div class="scroll">{table(wtab)}</div>' if len(wtab)
-                  else '<p>No warnings were raised.</p>'}
+<h2>Warnings</h2>{warnings_html}
 <h2>Map</h2><img alt="map" src="{png(fig)}">
 <h2>Sensor readings</h2><img alt="sensor plot" src="{sensor_plot(obs, sensors, alarms,
                                                                   manifest['rulebook'])}">
