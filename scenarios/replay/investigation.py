@@ -73,8 +73,7 @@ class Investigation:
             lines.append(f"  {label:<28} first warning {clock_text(s['first_warning_s'])}; {lv}; "
                          f"{s['warnings']} warning(s)")
         if self.diff is not None:
-            counts = pd.Series([d["status"] for d in self.diff]).value_counts().to_dict()
-            lines.append(f"Diff against the warnings of the time: {counts or 'no warnings'}")
+            lines.append(f"Diff against the warnings of the time: {diff_text(self.diff)}")
         if self.fit is not None:
             lines.append(self.fit.summary())
         elif self.fit_note:
@@ -85,6 +84,28 @@ class Investigation:
                              f"alarmed at {clock_text(a['first_alarm_s'])} (in a warning at "
                              f"{clock_text(a['in_warning_s'])})")
         return "\n".join(lines)
+
+
+def diff_text(diff: Sequence[dict[str, Any]]) -> str:
+    """``diff_warnings`` statuses in words: "1 warning the same, 2 changed (1 earlier, 1
+    different level), 0 only then (missed by the replay), 0 only now (extra in the
+    replay)"; a changed warning counts once, its differences in the brackets."""
+    if not diff:
+        return "no warnings, then or now"
+    statuses = [d["status"] for d in diff]
+    same = statuses.count("same")
+    then, now = statuses.count("missed"), statuses.count("extra")
+    changed = [s for s in statuses if s not in ("same", "missed", "extra")]
+    kinds: dict[str, int] = {}
+    for s in changed:
+        for part in s.split(", "):
+            kinds[part] = kinds.get(part, 0) + 1
+    order = ["earlier", "later", "different level", "level timing differs"]
+    ranked = sorted(kinds.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order
+                    else len(order))
+    how = f" ({', '.join(f'{n} {k}' for k, n in ranked)})" if kinds else ""
+    return (f"{same} warning{'' if same == 1 else 's'} the same, {len(changed)} changed{how}, "
+            f"{then} only then (missed by the replay), {now} only now (extra in the replay)")
 
 
 @dataclass

@@ -15,9 +15,10 @@ from citytwin.physics.gas_plume_fit import fit_gas_source
 from citytwin.physics.plume import GaussianPuffPlume
 from citytwin.scenarios.cli.replay import add_replay_commands
 from citytwin.scenarios.replay.counterfactual import Counterfactual
+from citytwin.scenarios.replay.diff import diff_warnings
 from citytwin.scenarios.replay.export import export_incident
 from citytwin.scenarios.replay.incident import read_incident
-from citytwin.scenarios.replay.investigation import run_investigation
+from citytwin.scenarios.replay.investigation import diff_text, run_investigation
 from citytwin.scenarios.replay.session import prepare_replay, run_replay
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
@@ -288,7 +289,9 @@ def test_cli_export_and_run(demo_archive, tmp_path, capsys):
                          "--remove", "ch4-wells:GN00008", "--out", str(tmp_path / "out")])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "Diff against the warnings of the time: {'same': 1}" in out
+    assert ("Diff against the warnings of the time: 1 warning the same, 0 changed, 0 only "
+            "then (missed by the replay), 0 only now (extra in the replay)") in out
+    assert "{'same'" not in out                        # no raw dict
     assert (tmp_path / "out" / "investigation.html").is_file()
     # outputs are never silently replaced, and never over their own input
     with pytest.raises(FileExistsError, match="not empty"):
@@ -660,6 +663,33 @@ def test_cli_replays_an_external_incident_on_a_saved_twin(csv_folder, tmp_path, 
                                      "manifest").set_index("key").loc["scenario", "value"])
     assert manifest["twin"]["path"] == str((tmp_path / "twin").resolve())
     assert "Replay of" in capsys.readouterr().out
+
+
+def _warnings(*rows) -> pd.DataFrame:
+    """Warning events (id, known at s, level, sensors) of one gas hazard."""
+    return pd.DataFrame([{"warning_id": wid, "known_at_s": t, "event": event, "level": level,
+                          "hazard": "gas_plume", "sensors": sensors, "targets": []}
+                         for wid, t, event, level, sensors in rows])
+
+
+def test_the_diff_summary_names_every_status_in_words():
+    levels = ["blue", "yellow"]
+    archived = _warnings(("A1", 100.0, "raised", 1, ["s1"]), ("A2", 100.0, "raised", 1, ["s2"]),
+                         ("A3", 100.0, "raised", 1, ["s3"]), ("A4", 100.0, "raised", 1, ["s4"]))
+    replayed = _warnings(("R1", 100.0, "raised", 1, ["s1"]),     # same
+                         ("R2", 40.0, "raised", 2, ["s2"]),      # earlier, different level
+                         ("R3", 160.0, "raised", 1, ["s3"]),     # later (so blue later)
+                         ("R5", 100.0, "raised", 1, ["s5"]))     # only now
+    diff = diff_warnings(archived, replayed, levels)
+    assert sorted(d["status"] for d in diff) == [
+        "earlier, different level", "extra", "later, level timing differs", "missed", "same"]
+    assert diff_text(diff) == (
+        "1 warning the same, 2 changed (1 earlier, 1 later, 1 different level, 1 level "
+        "timing differs), 1 only then (missed by the replay), 1 only now (extra in the "
+        "replay)")
+    assert diff_text(diff_warnings(archived, archived, levels)).startswith(
+        "4 warnings the same, 0 changed, 0 only then")
+    assert diff_text([]) == "no warnings, then or now"
 
 
 def test_level_first_is_the_first_time_at_or_above_each_level():
