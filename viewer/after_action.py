@@ -42,6 +42,7 @@ from citytwin.viewer.html import (  # noqa: E402
     esc,
     page,
     png,
+    run_status_banner,
     scroll_table,
 )
 from citytwin.viewer.maps import fields_beside, run_map_figure, twin_for_archive  # noqa: E402
@@ -146,7 +147,8 @@ def after_action_data(archive_path: str | Path, plan: DrillPlan) -> dict[str, An
         "drill": plan.name, "description": plan.description,
         "run_id": manifest.get("run_id"), "start": manifest.get("start"),
         "duration_s": manifest.get("duration_s"), "mode": manifest.get("mode"),
-        "status": manifest.get("status"),
+        "status": manifest.get("status"), "abort_reason": manifest.get("abort_reason"),
+        "aborted_at_s": manifest.get("aborted_at_s"),
         "injects": inject_rows,
         "unknown_injects": sorted(set(fired) - set(planned)),
         "expected": [o.as_dict() for o in outcomes], "counts": counts,
@@ -267,6 +269,7 @@ def after_action_html(data: dict[str, Any], map_png: str | None = None) -> str:
              ("CAP messages", f"{data['cap']['messages']} (status "
                               f"{', '.join(data['cap']['statuses']) or '—'})")]
     parts = [f"<h1>After-action report: {esc(data['drill'])}</h1>",
+             run_status_banner(data),  # an aborted or unfinished drill says so first
              f'<p class="note">{esc(data["description"])}</p>' if data["description"] else "",
              scroll_table(["", ""], [[esc(k), esc(v)] for k, v in facts])]
     parts.append("<h2>Objective ratings</h2>")

@@ -12,9 +12,11 @@ from typing import Any, TextIO
 
 from citytwin.scenarios.drill.director import DrillRun, run_drill
 from citytwin.scenarios.drill.plan import load_plan, parse_plan
+from citytwin.scenarios.run.archive_reader import read_manifest
 from citytwin.scenarios.spec.scenario import clock_text
 from citytwin.twin.errors import InputError
 from citytwin.viewer.after_action import write_after_action
+from citytwin.viewer.html import run_status_text
 
 #: Timeline entries printed after a drill (players' view of what happened).
 SHOWN_KINDS = ("inject", "action", "action_refused", "warning_raised", "work_order_escalated",
@@ -56,7 +58,11 @@ def run_scored_drill(plan_path: str | Path, out_dir: str | Path, *,
 
 
 def print_summary(aar: dict, write: Callable[[str], None]) -> None:
-    """Expected actions and objective ratings, as text."""
+    """Expected actions and objective ratings, as text; first, a line saying so when the
+    drill was aborted or did not finish (``run_status_text``)."""
+    note = run_status_text(aar)
+    if note:
+        write(note)
     write("\nExpected actions:")
     width = max((len(o["ref"]) for o in aar["expected"]), default=0)
     for o in aar["expected"]:
@@ -89,11 +95,34 @@ def cmd_drill_run(args: argparse.Namespace) -> int:
     if args.speed is not None and not args.speed > 0:
         raise InputError("drill run", f"--speed must be > 0, got {args.speed:g}",
                          field="--speed")
-    run_scored_drill(args.plan, args.out or Path("runs") / Path(args.plan).stem,
-                     players=args.players, overwrite=args.overwrite, speed=args.speed,
-                     real_time=args.real_time, paused=True if args.paused else None,
-                     quiet=args.quiet)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.plan).stem
+    try:
+        run_scored_drill(args.plan, out, players=args.players, overwrite=args.overwrite,
+                         speed=args.speed, real_time=args.real_time,
+                         paused=True if args.paused else None, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"drill interrupted{_aborted_hint(out)}", file=sys.stderr)
+        return 130
+    except (InputError, FileExistsError):
+        raise  # refused before it started: nothing to score
+    except Exception as exc:
+        print(f"error: drill aborted by {type(exc).__name__}: {exc}{_aborted_hint(out)}",
+              file=sys.stderr)
+        raise
     return 0
+
+
+def _aborted_hint(run_dir: Path) -> str:
+    """Where the aborted drill's archive is and how to score the part that ran ('' when
+    the drill did not get as far as an archive marked aborted)."""
+    try:
+        status = read_manifest(run_dir / "archive.sqlite").get("status")
+    except Exception:  # noqa: BLE001 — no archive, or not a readable one: no hint
+        return ""
+    if status != "aborted":
+        return ""
+    return (f"; the archive {run_dir / 'archive.sqlite'} is marked aborted — "
+            f"'citytwin drill report {run_dir}' scores the part that ran")
 
 
 def cmd_drill_report(args: argparse.Namespace) -> int:

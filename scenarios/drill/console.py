@@ -16,15 +16,21 @@ Commands (``help`` prints them)::
     evacuate P-plaza | x,y,r       evacuate a place, or a circle (metres, twin CRS)
     measure x,y [quantity=…]       send a field team to measure at a point
     pause | resume | speed N | status | help | quit
+    Arguments: key=value after the target, and 'by NAME' (the acting unit, default
+    player): note=TEXT on any player command (quote spaces: note="faulty cell"),
+    handler=UNIT (assign), quantity=Q height_m=M delay_s=S (measure).
 
-Any player command may end with ``by NAME`` (the acting unit; default ``player``) and
-``key=value`` arguments (e.g. ``delay_s=300``).
+Every line is checked before it runs (:func:`parse_command`, :func:`make_command`): a bad
+one gets a one-line ``? …`` answer naming what is wrong, and the drill goes on.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import queue
 import re
+import shlex
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -43,17 +49,28 @@ PLAYER_ACTIONS = WORK_ORDER_ACTIONS + WARNING_ACTIONS + FIELD_ACTIONS
 CONTROL_COMMANDS = ("pause", "resume", "speed", "status", "help", "quit")
 ALIASES = {"ack": "acknowledge", "evac": "evacuate", "q": "quit", "?": "help"}
 PLACEHOLDERS = ("{warning}", "{work_order}")
+#: The ``key=value`` arguments each action takes, with their types; ``note`` (any action) is
+#: the command's note, archived with it (never a keyword of the action itself).
+ACTION_ARGS: dict[str, dict[str, type]] = {
+    "assign": {"handler": str},
+    "measure": {"quantity": str, "height_m": float, "delay_s": float},
+}
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _XY = re.compile(rf"^\s*{_NUMBER}\s*,\s*{_NUMBER}\s*$")
 _XYR = re.compile(rf"^\s*{_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}\s*$")
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
-HELP = __doc__.split("Commands (``help`` prints them)::", 1)[1].split("Any player", 1)[0]
+HELP = __doc__.split("Commands (``help`` prints them)::", 1)[1].split("Every line", 1)[0]
 
 
 class CommandError(ValueError):
-    """A command that cannot be executed as written (the drill goes on)."""
+    """A command that cannot be executed as written (the drill goes on); ``field`` names
+    the part that is wrong (``action``, ``target``, ``args.<key>``, ``note``, ``actor``)."""
+
+    def __init__(self, message: str, field: str = "target") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -64,27 +81,69 @@ class Command:
     target: str = ""
     args: dict[str, Any] = field(default_factory=dict)
     actor: str | None = None
+    note: str = ""
 
     def text(self) -> str:
         """The command as a player would type it."""
         parts = [self.action, self.target, *(f"{k}={v}" for k, v in self.args.items())]
+        if self.note:
+            parts.append(f"note={shlex.quote(self.note)}")
         if self.actor:
             parts += ["by", self.actor]
         return " ".join(p for p in parts if p != "")
 
 
-def _value(text: str) -> Any:
-    return float(text) if re.fullmatch(_NUMBER, text) else text
+def _numbers(text: str) -> list[float]:
+    return [float(p) for p in text.split(",")]
+
+
+def check_args(action: str, args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The action's ``key=value`` arguments converted to their types, and the note; a
+    CommandError names an argument the action does not take or a value of the wrong kind."""
+    allowed = ACTION_ARGS.get(action, {})
+    out: dict[str, Any] = {}
+    note = ""
+    for key, value in args.items():
+        if key == "note":
+            if isinstance(value, dict | list):
+                raise CommandError(f"{action} note must be text", field="note")
+            note = "" if value is None else str(value).strip()
+            continue
+        if key not in allowed:
+            takes = ", ".join([*allowed, "note"])
+            raise CommandError(f"{action} takes no argument {key!r} (it takes: {takes})",
+                               field=f"args.{key}")
+        if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+            raise CommandError(f"{action} {key}: bad value {value!r}", field=f"args.{key}")
+        if allowed[key] is float:
+            try:
+                number = float(value)
+            except ValueError:
+                raise CommandError(f"{action} {key} must be a number, got {value!r}",
+                                   field=f"args.{key}") from None
+            if not math.isfinite(number) or number < 0:
+                raise CommandError(f"{action} {key} must be a number ≥ 0, got {value!r}",
+                                   field=f"args.{key}")
+            out[key] = number
+        else:
+            text = str(value).strip()
+            if not text:
+                raise CommandError(f"{action} {key} needs a value", field=f"args.{key}")
+            out[key] = text
+    return out, note
 
 
 def make_command(action: str, target: str = "", args: dict[str, Any] | None = None,
-                 actor: str | None = None) -> Command:
-    """A checked player command; CommandError naming what is wrong otherwise."""
+                 actor: str | None = None, note: str = "") -> Command:
+    """A checked player command (arguments by :func:`check_args`; an ``args`` note joins
+    ``note``); CommandError naming what is wrong otherwise."""
     action = ALIASES.get(action, action)
-    args = dict(args or {})
     target = str(target or "").strip()
     if action not in PLAYER_ACTIONS:
-        raise CommandError(f"unknown action {action!r}; actions are {list(PLAYER_ACTIONS)}")
+        raise CommandError(f"unknown action {action!r}; actions are {list(PLAYER_ACTIONS)}",
+                           field="action")
+    args, arg_note = check_args(action, dict(args or {}))
+    note = "; ".join(n for n in (str(note or "").strip(), arg_note) if n)
     if not target:
         raise CommandError(f"{action} needs a target")
     placeholder = target in PLACEHOLDERS
@@ -94,19 +153,33 @@ def make_command(action: str, target: str = "", args: dict[str, Any] | None = No
     if action in WARNING_ACTIONS and not (target.startswith("W-") or target == "{warning}"):
         raise CommandError(f"{action} takes a warning id (W-…), got {target!r}")
     if action == "assign" and not args.get("handler"):
-        raise CommandError("assign needs a handler unit, e.g. 'assign WO-W-0001 gas_company'")
+        raise CommandError("assign needs a handler unit, e.g. 'assign WO-W-0001 gas_company'",
+                           field="args.handler")
     if action == "evacuate" and not (_XYR.match(target) or _ID.match(target)):
         raise CommandError(f"evacuate takes a place id or 'x,y,radius_m', got {target!r}")
+    if action == "evacuate" and _XYR.match(target):
+        *xy, radius = _numbers(target)
+        if not all(math.isfinite(v) for v in (*xy, radius)) or not radius > 0:
+            raise CommandError(f"evacuate: the radius must be > 0 m (and every number "
+                               f"finite), got {target!r}")
     if action == "measure" and not _XY.match(target):
         raise CommandError(f"measure takes a point 'x,y' (metres), got {target!r}")
+    if action == "measure" and not all(math.isfinite(v) for v in _numbers(target)):
+        raise CommandError(f"measure takes finite numbers 'x,y', got {target!r}")
     if not placeholder and action not in FIELD_ACTIONS and not _ID.match(target):
         raise CommandError(f"bad target {target!r}")
-    return Command(action, target.replace(" ", ""), args, actor)
+    if actor is not None and not str(actor).strip():
+        raise CommandError(f"{action}: 'by' needs the acting unit's name", field="actor")
+    return Command(action, target.replace(" ", ""), args, actor, note)
 
 
 def parse_command(line: str) -> Command | None:
-    """Parse one console line; None for a blank line or a comment; CommandError if bad."""
-    tokens = line.split("#", 1)[0].split()
+    """Parse one console line; None for a blank line or a comment; CommandError if bad.
+    Words are split like a shell's (quotes keep spaces: ``note="faulty cell"``)."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError as exc:  # an unbalanced quote
+        raise CommandError(f"cannot read the line: {str(exc).lower()}") from None
     if not tokens:
         return None
     head = ALIASES.get(tokens[0].lower(), tokens[0].lower())
@@ -120,10 +193,21 @@ def parse_command(line: str) -> Command | None:
             raise CommandError(f"{head} takes no arguments")
         return Command(head)
     if head not in PLAYER_ACTIONS:
-        raise CommandError(f"unknown command {tokens[0]!r}; type 'help' for the commands")
+        close = difflib.get_close_matches(head, [*PLAYER_ACTIONS, *CONTROL_COMMANDS, *ALIASES],
+                                          n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CommandError(f"unknown command {tokens[0]!r}; {hint}type 'help' for the "
+                           "commands")
     actor = None
-    if len(rest) >= 2 and rest[-2].lower() == "by":
-        actor, rest = rest[-1], rest[:-2]
+    by = [k for k, tok in enumerate(rest) if tok.lower() == "by"]
+    if len(by) > 1:
+        raise CommandError(f"{head}: 'by' given twice", field="actor")
+    if by:
+        k = by[0]
+        if k + 1 >= len(rest) or "=" in rest[k + 1]:
+            raise CommandError(f"{head}: 'by' needs the acting unit's name, e.g. 'by duty'",
+                               field="actor")
+        actor, rest = rest[k + 1], rest[:k] + rest[k + 2:]
     args: dict[str, Any] = {}
     positional = []
     for tok in rest:
@@ -131,16 +215,20 @@ def parse_command(line: str) -> Command | None:
             key, _, value = tok.partition("=")
             if not key:
                 raise CommandError(f"bad argument {tok!r}")
-            args[key] = _value(value)
+            if key in args:
+                raise CommandError(f"{head}: {key} given twice")
+            args[key] = value
         else:
             positional.append(tok)
     if not positional:
         raise CommandError(f"{head} needs a target")
     target, extra = positional[0], positional[1:]
-    if head == "assign" and extra:
-        args.setdefault("handler", extra.pop(0))
-    elif head == "measure" and extra:
-        args.setdefault("quantity", extra.pop(0))
+    slot = {"assign": "handler", "measure": "quantity"}.get(head)
+    if slot is not None and extra:
+        if slot in args:
+            raise CommandError(f"{head}: {slot} given twice ({extra[0]!r} and "
+                               f"{slot}={args[slot]})")
+        args[slot] = extra.pop(0)
     if extra:
         raise CommandError(f"unexpected {' '.join(extra)!r} after {head} {target}")
     return make_command(head, target, args, actor)
@@ -238,10 +326,11 @@ class DrillConsole:
         elif name == "status":
             self.write(self.status(t))
         elif name == "pause":
+            if self.paused:
+                self.write("? already paused — 'resume' to continue")
             self.paused = True
         elif name == "resume":
-            if self.paused:
-                self.write(f"[{clock_text(t)}] resumed")
+            self.write(f"[{clock_text(t)}] resumed" if self.paused else "? not paused")
             self.paused = False
         elif name == "speed":
             if not isinstance(env, simpy.rt.RealtimeEnvironment):
@@ -255,4 +344,7 @@ class DrillConsole:
             set_pace(env, float("inf"))
             self.write(f"[{clock_text(t)}] players stop; the drill runs to its end unpaced")
         else:
-            self.write(self.execute(item, t))
+            try:
+                self.write(self.execute(item, t))
+            except CommandError as exc:  # checked again where it runs: still not fatal
+                self.write(f"? {exc}")

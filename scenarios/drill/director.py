@@ -101,7 +101,8 @@ class PlayerStep(_Strict):
         return self
 
     def command(self) -> Command:
-        return make_command(self.action, self.target, self.args, self.actor)
+        """The step as a checked command (its ``note`` and an ``args`` note joined)."""
+        return make_command(self.action, self.target, self.args, self.actor, self.note)
 
 
 def parse_players(data: object, plan: DrillPlan, source: str) -> list[PlayerStep]:
@@ -122,8 +123,7 @@ def parse_players(data: object, plan: DrillPlan, source: str) -> list[PlayerStep
         try:
             step.command()
         except CommandError as exc:
-            field_name = "action" if "action" in str(exc).split(";")[0] else "target"
-            raise InputError(source, str(exc), field=f"{k}.{field_name}") from exc
+            raise InputError(source, str(exc), field=f"{k}.{exc.field}") from exc
         if step.after is not None and step.after.inject is not None \
                 and step.after.inject not in injects:
             raise InputError(source, f"no inject {step.after.inject!r} in the plan (injects: "
@@ -292,7 +292,7 @@ class DrillDirector:
             w = yield ev
             warning_id = w.warning_id
             yield env.timeout(max(w.known_at_s + step.delay_s - env.now, 0.0))
-        self.execute(step.command(), float(env.now), warning_id, step.note)
+        self.execute(step.command(), float(env.now), warning_id)
 
     # -- player commands ------------------------------------------------------------------
     def latest_warning(self) -> str | None:
@@ -300,16 +300,16 @@ class DrillDirector:
         open_ = open_warnings(self.warnings_now())
         return open_[-1].warning_id if open_ else None
 
-    def execute(self, cmd: Command, t_s: float, warning_id: str | None = None,
-                note: str = "") -> str:
-        """Run a player command through ``ctx.act``; a line saying what happened."""
+    def execute(self, cmd: Command, t_s: float, warning_id: str | None = None) -> str:
+        """Run a checked player command (:func:`make_command`) through ``ctx.act``; a line
+        saying what happened."""
         actor = cmd.actor or "player"
         target = resolve_target(cmd.target, warning_id or self.latest_warning())
         if target is None:
             self.ctx.log(t_s, "action_skipped", f"{actor}: {cmd.action} {cmd.target} skipped: "
                          "no warning to act on", {"action": cmd.action})
             return f"[{clock_text(t_s)}] ? {cmd.action} {cmd.target}: no warning to act on"
-        out = self.ctx.act(t_s, cmd.action, target, actor=actor, note=note, **cmd.args)
+        out = self.ctx.act(t_s, cmd.action, target, actor=actor, note=cmd.note, **cmd.args)
         verdict = "ok" if out.ok else "refused"
         return f"[{clock_text(t_s)}] {verdict}: {cmd.action} {target} — {out.detail}"
 
@@ -400,10 +400,20 @@ def run_drill(plan_path: str | Path, out_dir: str | Path, *,
           f"{len(loaded.plan.objectives)} objectives; "
           f"{'scripted players' if players else 'live console'}; "
           f"{'unpaced' if pace is None else f'×{pace:g} real time'}")
-    result = simulate(run, Path(out_dir), overwrite=overwrite, env=make_env(pace),
-                      processes=[director.process], snapshot=False)
     run_dir = Path(out_dir)
-    (run_dir / "drill_plan.json").write_text(
-        json.dumps({"source": loaded.source, "plan": loaded.plan.model_dump(mode="json")},
-                   indent=1, ensure_ascii=False), encoding="utf-8")
+    try:
+        result = simulate(run, run_dir, overwrite=overwrite, env=make_env(pace),
+                          processes=[director.process], snapshot=False)
+    finally:  # an aborted drill's archive can be scored too (``citytwin drill report``)
+        if (run_dir / "archive.sqlite").exists():
+            save_plan(loaded, run_dir)
     return DrillRun(run_dir, result.archive_path, result, dict(director.fired), loaded.plan)
+
+
+def save_plan(loaded: LoadedPlan, run_dir: Path) -> Path:
+    """``drill_plan.json`` in the run folder: the plan the drill ran (``drill report``)."""
+    path = run_dir / "drill_plan.json"
+    path.write_text(json.dumps({"source": loaded.source,
+                                "plan": loaded.plan.model_dump(mode="json")},
+                               indent=1, ensure_ascii=False), encoding="utf-8")
+    return path

@@ -212,7 +212,9 @@ def check_references(plan: DrillPlan, source: str) -> None:
                                  field=f"{where}.expected.{j}.objective")
             if e.target:
                 try:
-                    make_command(e.action, e.target, {"handler": "x"})
+                    # (a plan names no handler: any will do for checking the target)
+                    make_command(e.action, e.target,
+                                 {"handler": "x"} if e.action == "assign" else {})
                 except CommandError as exc:
                     raise InputError(source, str(exc),
                                      field=f"{where}.expected.{j}.target") from exc

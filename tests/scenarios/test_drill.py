@@ -181,7 +181,8 @@ def test_contingency_fires_when_the_action_is_missing_and_outcomes_are_scored(tm
     assert plan_rows[0]["responsible_unit"] == "duty office"
     on_disk = json.loads((tmp_path / "run" / "aar.json").read_text())
     assert on_disk["objectives"] == r.aar["objectives"]
-    assert (tmp_path / "run" / "after_action.html").read_text().count("<img") == 1
+    html = (tmp_path / "run" / "after_action.html").read_text()
+    assert html.count('<img alt="drill timeline"') == 1 and 'class="run-status"' not in html
 
 
 def test_the_worked_example_scores_met_late_and_missed(tmp_path):
@@ -338,6 +339,35 @@ def test_console_parser():
         with pytest.raises(CommandError, match=words):
             parse_command(bad)
     assert make_command("close", "{work_order}").target == "{work_order}"
+
+
+def test_console_notes_and_arguments_are_checked_before_they_run():
+    """A note is the command's note, never a keyword of the action (it crashed the drill)."""
+    assert parse_command('cancel W-0002 note="faulty cell" by duty') == Command(
+        "cancel", "W-0002", {}, "duty", "faulty cell")
+    assert parse_command("measure 1,2 by team height_m=2") == Command(
+        "measure", "1,2", {"height_m": 2.0}, "team")
+    for bad, words in [("cancel W-0001 handler=x", "cancel takes no argument 'handler'"),
+                       ("measure 1,2 delay_s=soon", "delay_s must be a number"),
+                       ("evacuate 1,2,-5", "radius must be > 0"),
+                       ("ack W-0001 by", "'by' needs the acting unit's name"),
+                       ("ack W-0001 note=a note=b", "note given twice"),
+                       ("ack 'W-0001", "no closing quotation")]:
+        with pytest.raises(CommandError, match=words):
+            parse_command(bad)
+
+
+def test_scripted_notes_and_arguments_in_a_player_file(tmp_path):
+    players = [{"at_s": 120, "action": "cancel", "target": "W-0001", "actor": "duty",
+                "args": {"note": "field check"}}]
+    r = drill(tmp_path, base_plan(), players, name="notes")  # a TypeError ended it before
+    acts = read_table(r.archive_path, "actions")
+    assert list(acts["args"]) == ['{"note":"field check"}']
+    assert read_table(r.archive_path, "manifest").set_index("key")["value"]["status"] == \
+        '"completed"'
+    players[0]["args"] = {"colour": "red"}
+    err = _error(tmp_path, base_plan(), players)
+    assert err.field == "0.args.colour" and "cancel takes no argument 'colour'" in str(err)
 
 
 def test_console_process_executes_queued_commands_and_survives_bad_ones():
