@@ -10,7 +10,9 @@ Per rule kind (K levels, thresholds T_k increasing, hysteresis h, N-of-M debounc
 duration D = ``sustain_s``):
 - the *graded value* x is the reading (``threshold``), the rise per minute over the rule's
   window (``rate_of_rise``: (v − v_old)/(t − t_old)·60 with the oldest of the last
-  ``RING`` readings no more than ``window_s`` old; no rate on a sensor's first reading), or
+  ``RING`` readings no more than ``window_s`` old and at least ``min_span_s`` old — a rate
+  over one reporting interval can be mostly noise and quantisation: one 1 cm step of a
+  reservoir gauge over a minute reads as 1 cm/min —; no rate on a sensor's first reading), or
   the composite index over other rules' levels at the slot (``composite``);
 - x *exceeds* level k when x ≥ T_k and has stayed so for at least D seconds, and *holds* it
   when x ≥ T_k − h;
@@ -72,8 +74,9 @@ def _graded_level(r, slot, x, t, thr, hold, n_req, mask, sustain, level, ex_bits
 
 
 @numba.njit(cache=True)
-def _rate_per_min(q, s, v, t, window, ring_t, ring_v, ring_n, ring_head):
-    """Rise per minute against the oldest kept reading within ``window``; push (t, v)."""
+def _rate_per_min(q, s, v, t, window, min_span, ring_t, ring_v, ring_n, ring_head):
+    """Rise per minute against the oldest kept reading within ``window`` if it is at least
+    ``min_span`` old (else NaN: too short a span to tell a trend from noise); push (t, v)."""
     n = ring_n[s, q]
     head = ring_head[s, q]
     rate = np.nan
@@ -82,7 +85,8 @@ def _rate_per_min(q, s, v, t, window, ring_t, ring_v, ring_n, ring_head):
         pos = (head - n + j) % size
         dt = t - ring_t[s, q, pos]
         if dt <= window and dt > 0.0:
-            rate = (v - ring_v[s, q, pos]) / dt * 60.0
+            if dt >= min_span:
+                rate = (v - ring_v[s, q, pos]) / dt * 60.0
             break
     ring_t[s, q, head] = t
     ring_v[s, q, head] = v
@@ -94,7 +98,7 @@ def _rate_per_min(q, s, v, t, window, ring_t, ring_v, ring_n, ring_head):
 
 @numba.njit(cache=True)
 def detect(idx, value, time_s, usable,
-           kind, member, thr, hold, n_req, mask, sustain, window, sign, lowest,
+           kind, member, thr, hold, n_req, mask, sustain, window, min_span, sign, lowest,
            rate_slot, comp_w, comp_combine, comp_site, site_of, site_ptr, site_members,
            level, ex_bits, ho_bits, above_since, since,
            ring_t, ring_v, ring_n, ring_head,
@@ -144,8 +148,9 @@ def detect(idx, value, time_s, usable,
             else:
                 slot = s
                 if kind[r] == KIND_RATE:
-                    x = sign[r] * _rate_per_min(rate_slot[r], s, v, t, window[r], ring_t,
-                                                ring_v, ring_n, ring_head)
+                    x = sign[r] * _rate_per_min(rate_slot[r], s, v, t, window[r],
+                                                min_span[r], ring_t, ring_v, ring_n,
+                                                ring_head)
                 else:
                     x = v
                 old = level[s, r]

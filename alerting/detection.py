@@ -73,6 +73,7 @@ class DetectionState:
         self.mask = np.array([(1 << r.debounce.m) - 1 for r in rules], dtype=np.uint32)
         self.sustain = np.array([r.sustain_s for r in rules], dtype=np.float64)
         self.window = np.array([r.window_s for r in rules], dtype=np.float64)
+        self.min_span = np.array([r.min_span_s for r in rules], dtype=np.float64)
         self.sign = np.array([-1.0 if r.direction == "falling" else 1.0 for r in rules])
         self.comp_w = np.zeros((n_rules, n_rules), dtype=np.float64)
         self.comp_combine = np.zeros(n_rules, dtype=np.int64)
@@ -140,8 +141,8 @@ class DetectionState:
                        np.ascontiguousarray(time_s, dtype=np.float64),
                        np.ascontiguousarray(usable, dtype=np.bool_),
                        self.kind, self.member, self.thr, self.hold, self.n_req, self.mask,
-                       self.sustain, self.window, self.sign, self.lowest, self.rate_slot,
-                       self.comp_w,
+                       self.sustain, self.window, self.min_span, self.sign, self.lowest,
+                       self.rate_slot, self.comp_w,
                        self.comp_combine, self.comp_site, self.site_of, self.site_ptr,
                        self.site_members, self.level, self.ex_bits, self.ho_bits,
                        self.above_since, self.since, self.ring_t, self.ring_v, self.ring_n,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from citytwin.alerting.detect_kernel import check_order
 from citytwin.alerting.detection import DetectionState, LevelChanges
@@ -135,7 +136,12 @@ class Engine:
                 positions.setdefault(str(tid), (float(x), float(y)))
         self.board = WarningBoard(rulebook, positions, self.routing,
                                   impact=ImpactIndex(twin) if twin is not None else None,
-                                  area_provider=area_provider, segments=segments)
+                                  area_provider=area_provider, segments=segments,
+                                  bounds=(shapely.box(*twin.terrain.bounds)
+                                          if twin is not None else None))
+        #: hazards that exist (a simulated run knows them; None: live data, any may)
+        self.present_hazards: frozenset[str] | None = None
+        self._silent: set[int] = set()  # rules whose alarms open no warning (attribute_to)
         self._forecast_level: dict[tuple[str, str], int] = {}
 
     @staticmethod
@@ -154,6 +160,22 @@ class Engine:
         pts = layer.geometry.representative_point()
         return pd.DataFrame({"id": layer["id"].astype(str).to_numpy(),
                              "x_m": pts.x.to_numpy(), "y_m": pts.y.to_numpy()})
+
+    def attribute_to(self, hazards: dict[str, set[str]]) -> None:
+        """Tell the engine which hazards exist (kind → quantities its model produces), as a
+        simulation does: a rule of a hazard that is absent reports what its sensors see as
+        the one present hazard producing the rule's quantity (river gauges in a dam break
+        see the dam-break flood, not a rain flood); with no such hazard, or several, its
+        alarms open no warning. Forecasts of an absent hazard are ignored (``forecast``)."""
+        self.present_hazards = frozenset(hazards)
+        for j, rule in enumerate(self.rulebook.rules):
+            if rule.hazard in hazards:
+                continue
+            producers = sorted(k for k, qs in hazards.items() if rule.quantity in qs)
+            if len(producers) == 1:
+                self._hazards[j] = producers[0]
+            else:
+                self._silent.add(j)
 
     def forecast_targets(self, rule_id: str) -> pd.DataFrame:
         """The places a forecast rule is evaluated at (its ``targets`` setting)."""
@@ -226,7 +248,7 @@ class Engine:
                 sensor_id=str(self._slot_names[r][slot]), rule_id=self._rule_ids[r],
                 hazard=self._hazards[r], from_level=old, to_level=new, value=x,
                 first_exceedance_s=since)
-            warning_id, event = self.board.apply(change)
+            warning_id, event = ("", None) if r in self._silent else self.board.apply(change)
             out.alarms.append(replace(change, warning_id=warning_id))
             if event is not None:
                 out.warnings.append(event)
@@ -247,6 +269,8 @@ class Engine:
         rule = self.rulebook.rule(rule_id)
         if not isinstance(rule, Forecast):
             raise KeyError(f"{rule_id!r} is a detection rule, not a forecast")
+        if self.present_hazards is not None and rule.hazard not in self.present_hazards:
+            return EngineOutput()  # only the hazard's own model forecasts it
         thresholds = self.rulebook.threshold_vector(rule)
         changes: list[AlarmChange] = []
         for target_id in sorted(predicted):

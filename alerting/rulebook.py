@@ -112,6 +112,9 @@ class Rule(_Strict):
     debounce: Debounce = Debounce()
     sustain_s: float = Field(0.0, ge=0)
     window_s: float = Field(60.0, gt=0)
+    #: rate_of_rise only: no rate until the readings span this long (s) — a rate over one
+    #: reporting interval of a quantised, noisy gauge is noise, not a trend
+    min_span_s: float = Field(0.0, ge=0)
     direction: str = Field("rising", pattern="^(rising|falling)$")  # rate_of_rise only
     composite: Composite | None = None
     corroboration: Corroboration | None = None

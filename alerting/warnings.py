@@ -33,7 +33,8 @@ from citytwin.alerting.impact import ImpactIndex
 from citytwin.alerting.routing import RoutingTable
 from citytwin.alerting.rulebook import Forecast, Rule, Rulebook
 
-#: (hazard, quantity, threshold, t_s) → footprint geometry in the twin CRS, or None.
+#: (hazard, quantity, threshold, t_s) → footprint geometry in the twin CRS (empty: the model
+#: has nothing above the threshold), or None (no model of that hazard: use the buffer).
 AreaProvider = Callable[[str, str, float, float], BaseGeometry | None]
 
 Key = tuple[str, str]  # (rule id, member id: sensor, site or protected-target id)
@@ -59,7 +60,7 @@ class WarningBoard:
                  routing: RoutingTable, *, impact: ImpactIndex | None = None,
                  area_provider: AreaProvider | None = None,
                  segments: dict[str, frozenset[str]] | None = None,
-                 id_prefix: str = "W") -> None:
+                 bounds: BaseGeometry | None = None, id_prefix: str = "W") -> None:
         self.rulebook = rulebook
         self.rules: dict[str, Rule | Forecast] = {r.id: r for r in [*rulebook.rules,
                                                                      *rulebook.forecasts]}
@@ -68,6 +69,8 @@ class WarningBoard:
         self.impact = impact
         self.area_provider = area_provider
         self.segments = segments or {}
+        #: the twin's extent: every warning area is clipped to it (no one outside is counted)
+        self.bounds = bounds
         self.id_prefix = id_prefix
         self.n_levels = len(rulebook.levels)
         self.active: list[_Warning] = []
@@ -160,8 +163,9 @@ class WarningBoard:
             return self._event(warning, "cleared", t_s, known_at_s, shapely.Polygon(),
                                "none", (), 0, "all members back below thresholds", 0)
         area, source = self._area(warning, t_s)
-        targets = tuple(self.impact.targets_inside(area)) if self.impact else ()
-        population = self.impact.population_inside(area) if self.impact else 0
+        counted = self.impact.count(area) if self.impact else None
+        targets = counted.targets if counted else ()
+        population = counted.people if counted else 0
         level = base
         policy = self.rulebook.impact
         if targets and policy.protected_target_level is not None:
@@ -262,13 +266,17 @@ class WarningBoard:
 
     def _area(self, warning: _Warning, t_s: float) -> tuple[BaseGeometry, str]:
         """Union over the warning's alarming rules of each rule's area: the attached model's
-        footprint above the rule's area threshold, or buffers around its alarming members."""
+        footprint above the rule's area threshold, or buffers around its alarming members;
+        clipped to the twin's extent (``bounds``): what the hazard covers inside the twin."""
         parts, sources = [], set()
         for rule_id in sorted({r for (r, _), lv in warning.members.items() if lv > 0}):
             geom, source = self._rule_area(warning, self.rules[rule_id], t_s)
             parts.append(geom)
             sources.add(source)
-        return shapely.unary_union(parts), "+".join(sorted(sources))
+        area = shapely.unary_union(parts)
+        if self.bounds is not None and not area.is_empty:
+            area = shapely.intersection(area, self.bounds)
+        return area, "+".join(sorted(sources))
 
     def _rule_area(self, warning: _Warning, rule: Rule | Forecast,
                    t_s: float) -> tuple[BaseGeometry, str]:
@@ -277,8 +285,8 @@ class WarningBoard:
                          else rule.thresholds[rule.area.model_level])
             quantity = rule.area.model_quantity or rule.quantity
             geom = self.area_provider(warning.hazard, quantity, threshold, t_s)
-            if geom is not None and not geom.is_empty:
-                return geom, "model"
+            if geom is not None:  # the model's footprint, even when empty: it knows better
+                return geom, "model"  # than a buffer, and switching would flap the area
         xy = np.array([self.positions[m] for (r, m), lv in sorted(warning.members.items())
                        if lv > 0 and r == rule.id], dtype=float).reshape(-1, 2)
         # one vectorised buffer (16 segments per quarter, as Point.buffer) and one union

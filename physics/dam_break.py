@@ -53,13 +53,25 @@ def build(spec: DamBreakSpec, ctx: BuildContext) -> tuple[DamBreakFlood, dict]:
         raise ctx.error(exc.reason, exc.field or "dam") from exc
     b = engine.breach
     bands = engine.regressions
-    band = (f"; regression band {min(bands.values()):,.0f}–{max(bands.values()):,.0f} m³/s"
-            if bands else "")
+    band, outside = "", None
+    if bands:
+        lo, hi = min(bands.values()), max(bands.values())
+        band = f"; regression band {lo:,.0f}–{hi:,.0f} m³/s"
+        # a figure outside its own reference range says so (and by how much)
+        if b.peak_q_m3_s < lo:
+            outside = "below"
+            band += (f" — OUTSIDE: {b.peak_q_m3_s / lo:.0%} of its lowest; check the breach "
+                     "width and formation time")
+        elif b.peak_q_m3_s > hi:
+            outside = "above"
+            band += (f" — OUTSIDE: {b.peak_q_m3_s / hi:.0%} of its highest; check the breach "
+                     "width and formation time")
     note = {"id": spec.id, "kind": spec.kind, "start_s": spec.start_s, "mode": spec.mode,
             "breach_width_m": b.breach.bottom_width_m,
             "formation_time_s": b.breach.formation_time_s,
             "peak_outflow_m3_s": b.peak_q_m3_s, "peak_t_s": b.peak_t_s,
             "released_m3": b.released_m3, "regressions": bands,
+            "outside_regression_band": outside,
             "summary": f"{spec.dam} breach starts ({spec.mode}, {spec.growth} growth): peak "
                        f"outflow {b.peak_q_m3_s:,.0f} m³/s at T+{b.peak_t_s / 60:.0f} min{band}"}
     return engine, note

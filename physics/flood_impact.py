@@ -8,6 +8,12 @@ the earliest arrival, and the DEFRA FD2320 hazard rating of that depth and speed
 the per-place report PHYSICS.md asks of a dam break ("arrival time, peak depth, max
 velocity, hazard"), and the people and protected targets inside the flood with time to
 arrival.
+
+Who counts, and how many people, is the warnings' own definition
+(``alerting.impact.ImpactIndex.count``, README "Counting people in a warning area") applied
+to the flood envelope (maximum depth ≥ the threshold, clipped to the twin): a building is
+reached when it has a share in the envelope and counts occupants × share; an open place
+counts its density × flooded area. So the end-of-run summary and the warnings count alike.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from citytwin.alerting.impact import AreaImpact, ImpactIndex
 from citytwin.physics.flood import LocalInertialFlood, hazard_rating
 from citytwin.twin.model import CityTwin
 
@@ -49,15 +56,29 @@ def footprints_of(geoms: np.ndarray, twin: CityTwin) -> np.ndarray:
     return geoms
 
 
+def flood_envelope(engine: LocalInertialFlood, twin: CityTwin,
+                   depth_threshold_m: float = 0.15):
+    """Where the maximum depth so far reached ``depth_threshold_m`` (m), inside the twin."""
+    area = engine.footprint("max_depth_m", depth_threshold_m, z_m=0.0)
+    return shapely.intersection(area, shapely.box(*twin.terrain.bounds))
+
+
 def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
-                 depth_threshold_m: float = 0.15) -> pd.DataFrame:
-    """One row per place and per building the flood reached at ``depth_threshold_m`` (ring
-    maximum), sorted by arrival time; ``people`` = building occupants or place capacity."""
+                 depth_threshold_m: float = 0.15,
+                 counted: AreaImpact | None = None) -> pd.DataFrame:
+    """One row per place the flood reached at ``depth_threshold_m`` (ring maximum) and per
+    building with a share in the flood envelope, sorted by arrival time; ``people`` =
+    occupants × share (buildings) or the open place's people (module docstring; 0 for a
+    place inside a building: its people are the building's). ``counted``: the envelope's
+    ``ImpactIndex.count`` if already made."""
+    if counted is None:
+        counted = ImpactIndex(twin).count(flood_envelope(engine, twin, depth_threshold_m))
+    people = {**dict(zip(counted.building_ids, counted.building_people, strict=True)),
+              **dict(zip(counted.place_ids, counted.place_people, strict=True))}
     ring_m = 0.75 * engine.dx_m
     parts = []
-    for what, layer, kind_col, people_col in (("place", twin.places, "kind", "capacity"),
-                                              ("building", twin.buildings, "use",
-                                               "occupants")):
+    for what, layer, kind_col in (("place", twin.places, "kind"),
+                                  ("building", twin.buildings, "use")):
         if len(layer) == 0:
             continue
         x, y = ring_points(footprints_of(layer.geometry.to_numpy(), twin), ring_m)
@@ -70,11 +91,15 @@ def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
         d, v = depth.max(axis=1), speed.max(axis=1)
         protected = (layer["protected"].astype(bool).to_numpy() if "protected" in layer
                      else np.zeros(len(layer), dtype=bool))
+        ids = layer["id"].astype(str).to_numpy()
+        counts = np.array([people.get(i, 0.0) for i in ids])
+        flooded = (np.isin(ids, counted.building_ids) if what == "building"
+                   else d >= depth_threshold_m)
         parts.append(pd.DataFrame({
-            "id": layer["id"].astype(str).to_numpy(), "what": what,
+            "id": ids, "what": what,
             "kind": layer[kind_col].astype(str).to_numpy(), "protected": protected,
-            "people": layer[people_col].fillna(0).astype(int).to_numpy(),
-            "flooded": d >= depth_threshold_m, "arrival_time_s": first,
+            "people": np.round(counts).astype(int),
+            "flooded": flooded, "arrival_time_s": first,
             "max_depth_m": np.round(d, 3), "max_velocity_m_s": np.round(v, 3),
             "hazard_rating": np.round(hazard_rating(d, v, engine.hazard_land_use), 3)}))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
@@ -84,14 +109,15 @@ def flood_impact(engine: LocalInertialFlood, twin: CityTwin, *,
                                kind="stable").reset_index(drop=True)
 
 
-def describe(impact: pd.DataFrame, hazard_id: str) -> str:
-    """One timeline line: buildings, people and protected targets reached."""
+def describe(impact: pd.DataFrame, hazard_id: str, people: int | None = None) -> str:
+    """One timeline line: buildings, people (``people``, else the table's sum) and
+    protected targets reached."""
     buildings = impact[impact["what"] == "building"]
     targets = impact[impact["protected"]]
     first = impact["arrival_time_s"].min() if len(impact) else np.nan
-    text = (f"{hazard_id}: flood ≥ 15 cm reached {len(buildings)} building(s) with "
-            f"{int(buildings['people'].sum())} occupants, {len(impact) - len(buildings)} "
-            f"place(s)")
+    people = int(impact["people"].sum()) if people is None else people
+    text = (f"{hazard_id}: flood ≥ 15 cm reached {len(buildings)} building(s), "
+            f"≈ {people} people, {len(impact) - len(buildings)} place(s)")
     if len(targets):
         text += f"; protected targets: {', '.join(targets['id'])}"
     if np.isfinite(first):
@@ -104,11 +130,10 @@ def report_flood_impact(engine: LocalInertialFlood, twin: CityTwin, hazard_id: s
     """End of a flood run: ``flood_impact_<hazard>.csv`` in the run folder, a summary for
     the manifest (buildings, people, protected targets, final volume-balance error) and the
     timeline line."""
-    impact = flood_impact(engine, twin)
+    counted = ImpactIndex(twin).count(flood_envelope(engine, twin))
+    impact = flood_impact(engine, twin, counted=counted)
     impact.to_csv(Path(run_dir) / f"flood_impact_{hazard_id}.csv", index=False)
-    buildings = impact["what"] == "building"
-    summary = {"buildings": int(buildings.sum()),
-               "people": int(impact.loc[buildings, "people"].sum()),
+    summary = {"buildings": counted.buildings, "people": counted.people,
                "protected_targets": impact.loc[impact["protected"], "id"].tolist(),
                "volume_balance_relative_error": engine.mass_balance().relative_error}
-    return summary, describe(impact, hazard_id)
+    return summary, describe(impact, hazard_id, counted.people)

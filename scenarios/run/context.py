@@ -19,6 +19,7 @@ from citytwin.alerting.events import WarningEvent
 from citytwin.alerting.impact import ImpactIndex
 from citytwin.alerting.platform import Platform, PlatformOutput
 from citytwin.physics.base import FieldGrid, HazardEngine
+from citytwin.physics.flood_impact import footprints_of
 from citytwin.physics.hazard import sample_hazards
 from citytwin.scenarios.run.archive import Archive
 from citytwin.scenarios.run.prepare import PreparedRun
@@ -145,11 +146,12 @@ class RunContext:
         return ActionOutcome(outcome.ok, outcome.detail, outcome.data)
 
     def _area(self, target: str):
-        """A place id, or ``"x,y,radius_m"`` in the twin's CRS."""
+        """A place id (its polygon; a point place inside a building: that building; another
+        point place: 50 m around it), or ``"x,y,radius_m"`` in the twin's CRS."""
         places = self.run.twin.places
         hit = places[places["id"].astype(str) == target] if len(places) else places
         if len(hit):
-            geom = hit.geometry.iloc[0]
+            geom = footprints_of(hit.geometry.to_numpy()[:1], self.run.twin)[0]
             return geom if geom.area > 0 else geom.buffer(50.0)
         parts = target.split(",")
         if len(parts) != 3:
@@ -167,13 +169,16 @@ class RunContext:
         return self._impact
 
     def _evacuate(self, target: str) -> ActionOutcome:
+        """People to move: the one count of warnings (``ImpactIndex.count``)."""
         area = self._area(target)
-        n_buildings = self.impact.buildings_inside(area)
-        data = {"area_m2": round(float(area.area), 1), "buildings": n_buildings,
-                "population": self.impact.population_inside(area),
-                "targets": self.impact.targets_inside(area)}
-        return ActionOutcome(True, f"evacuation of {data['population']} people in "
-                                   f"{n_buildings} buildings ordered", data)
+        counted = self.impact.count(area)
+        in_places = round(sum(counted.place_people))
+        data = {"area_m2": round(float(area.area), 1), "buildings": counted.buildings,
+                "population": counted.people, "in_open_places": in_places,
+                "targets": list(counted.targets)}
+        return ActionOutcome(True, f"evacuation of {counted.people} people ordered "
+                                   f"({counted.buildings} buildings, {in_places} in open "
+                                   "places)", data)
 
     def _measure(self, t_s: float, target: str, actor: str, quantity: str | None = None,
                  height_m: float = 1.5, delay_s: float = MEASURE_DELAY_S) -> ActionOutcome:

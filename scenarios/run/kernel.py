@@ -71,22 +71,37 @@ class ObservationFeed(Protocol):
 
 
 class FootprintCache:
-    """The warning-area provider: the union of the engines' footprints of a quantity above a
-    threshold, computed once per (quantity, threshold, tick)."""
+    """The warning-area provider: the union of the footprints of a quantity above a
+    threshold of the run's engines *of the warning's hazard kind* (a rain flood's water is
+    not a dam-break area), clipped to the twin's extent (``bounds``: a model may draw beyond
+    the twin, where nobody is counted), computed once per (hazard, quantity, threshold,
+    tick). None when no engine of that kind produces the quantity (the rule's buffer is
+    used); an empty geometry when one does but nothing reaches the threshold (the model
+    says: nowhere yet — not a buffer that would come and go with it)."""
 
-    def __init__(self, hazards: list[HazardEngine]) -> None:
+    def __init__(self, hazards: list[HazardEngine], kinds: Sequence[str] | None = None,
+                 bounds: tuple[float, float, float, float] | None = None) -> None:
         self.hazards = hazards
-        self._cache: dict[tuple[str, float, float], object] = {}
+        self.kinds = list(kinds) if kinds is not None else [None] * len(hazards)
+        self.bounds = None if bounds is None else shapely.box(*bounds)
+        self._cache: dict[tuple[str, str, float, float], object] = {}
 
     def __call__(self, hazard: str, quantity: str, threshold: float, t_s: float):
-        key = (quantity, threshold, t_s)
+        key = (hazard, quantity, threshold, t_s)
         if key not in self._cache:
-            if self._cache and next(iter(self._cache))[2] != t_s:
+            if self._cache and next(iter(self._cache))[3] != t_s:
                 self._cache.clear()  # a new tick: the hazard has moved on
-            geoms = [h.footprint(quantity, threshold, z_m=FOOTPRINT_HEIGHT_M)
-                     for h in self.hazards if quantity in h.info]
-            geoms = [g for g in geoms if not g.is_empty]
-            self._cache[key] = shapely.unary_union(geoms) if geoms else None
+            models = [h for h, kind in zip(self.hazards, self.kinds, strict=True)
+                      if quantity in h.info and kind in (None, hazard)]
+            area = None
+            if models:
+                geoms = [h.footprint(quantity, threshold, z_m=FOOTPRINT_HEIGHT_M)
+                         for h in models]
+                area = shapely.unary_union([g for g in geoms if not g.is_empty]
+                                           or [shapely.Polygon()])
+                if self.bounds is not None and not area.is_empty:
+                    area = shapely.intersection(area, self.bounds)
+            self._cache[key] = area
         return self._cache[key]
 
 
@@ -258,7 +273,9 @@ class Run:
         ring_x, ring_y = ring_points(footprints_of(
             shapely.points(targets["x_m"], targets["y_m"]), self.run.twin), FORECAST_RING_M)
         xyz = np.column_stack([ring_x, ring_y, np.full(len(ring_x), rule.height_m)])
-        models = [h for h in self.hazards if rule.quantity in h.info]
+        # only the rule's own hazard's models: a rain flood is no dam-break forecast
+        models = [h for spec, h in zip(self.sc.hazards, self.hazards, strict=True)
+                  if spec.kind == rule.hazard and rule.quantity in h.info]
         while self.env.now <= self.duration and models:
             t = float(self.env.now)
             if any(h.is_active() for h in models):
@@ -384,7 +401,11 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     run_dir = Path(run_dir)
     prepare_run_dir(run_dir, overwrite)
     result = RunResult(run_dir=run_dir, archive_path=run_dir / "archive.sqlite")
-    engine = make_engine(run, area_provider=FootprintCache(run.hazards))
+    engine = make_engine(run, area_provider=FootprintCache(
+        run.hazards, [h.kind for h in sc.hazards], run.twin.terrain.bounds))
+    if feed is None:  # sampled observations: the run's hazards are all there is to see
+        engine.attribute_to({h.kind: set(e.info) for h, e in zip(sc.hazards, run.hazards,
+                                                                strict=True)})
     sensors = inventory_frame(run.network)
     if faults is None:
         faults = ScriptedFaults(sensors["sensor_id"].astype(str).tolist())
