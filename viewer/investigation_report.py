@@ -53,6 +53,13 @@ def _delta(d: float | None) -> str:
     return "0 s" if d == 0 else ("+" if d > 0 else "") + duration_text(d)
 
 
+def _few(names: list[str], n: int = 4) -> str:
+    """At most ``n`` names, then how many more: a table cell that reads at a glance."""
+    more = len(names) - n
+    return ", ".join(names[:n]) + (f" and {more} more ({len(names)} in all)" if more > 0
+                                   else "")
+
+
 def _level_badge(level: str | None) -> str:
     return badge(level, LEVEL_COLOURS.get(level, "#9e9e9e")) if level else "—"
 
@@ -171,7 +178,7 @@ def diff_table(diff: list[dict[str, Any]], levels: list[str], left: str = "archi
                      esc(d["replay_id"]), _t(d["archived_raised_s"]), _t(d["replay_raised_s"]),
                      _delta(d["delta_raised_s"]), _level_badge(d["archived_max_level"]),
                      _level_badge(d["replay_max_level"]), esc(lv or None),
-                     esc(", ".join(d["sensors"]))])
+                     esc(_few(d["sensors"]))])
     return scroll_table(["status", "hazard", f"{left} id", f"{right} id", f"{left} raised",
                          f"{right} raised", "Δ raised", f"{left} max", f"{right} max",
                          "per level (Δ first time)", "sensors"], rows)

@@ -3,6 +3,7 @@ their context and framed on what matters, condensed timelines with clock times."
 
 from __future__ import annotations
 
+import io
 import json
 
 import matplotlib
@@ -198,7 +199,7 @@ def test_the_timeline_keeps_what_matters_and_folds_near_duplicates():
     assert "deadline T+72:31:05" in " ".join(x.message for x in lines)
 
 
-def test_terminal_timeline_is_condensed(capsys):
+def test_terminal_timeline_is_condensed():
     from types import SimpleNamespace
 
     from citytwin.alerting.events import WarningEvent
@@ -214,8 +215,9 @@ def test_terminal_timeline_is_condensed(capsys):
                  {"warning_id": "W-0001", "level": "red"}) for k, w in enumerate(warns)]
     scenario = SimpleNamespace(name="s", start=pd.Timestamp("2026-06-01T05:30:00+08:00")
                                .to_pydatetime())
-    print_timeline(SimpleNamespace(timeline=timeline, warnings=warns), scenario)
-    out = capsys.readouterr().out
+    stream = io.StringIO()
+    print_timeline(SimpleNamespace(timeline=timeline, warnings=warns), scenario, out=stream)
+    out = stream.getvalue()
     assert out.count("y" * 280) == 1  # only the raised line is written out in full
     assert "20 minor updates" in out
 
