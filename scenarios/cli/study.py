@@ -13,7 +13,7 @@ from typing import Any
 from citytwin.scenarios.study.aggregate import aggregate
 from citytwin.scenarios.study.executor import executor_for
 from citytwin.scenarios.study.members import MemberSpec
-from citytwin.scenarios.study.runner import run_study
+from citytwin.scenarios.study.runner import StudyProgress, run_study
 from citytwin.scenarios.study.spec import load_study
 from citytwin.twin.errors import InputError
 from citytwin.viewer.study_report import write_study_report
@@ -57,12 +57,11 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(f"Study {study.spec.name}: {n} members ({len(study.variant_names)} variant(s)) on "
           f"{where} → {out}")
     wall0 = time.perf_counter()
+    progress = StudyProgress()  # members done, elapsed and time left: the terminal only
 
     def show(k: int, total: int, m: MemberSpec) -> None:
         if not args.quiet:
-            rate = k / max(time.perf_counter() - wall0, 1e-9) * 60
-            print(f"  [{k}/{total}] {m.member_id} done ({rate:.0f} members/min)",
-                  file=sys.stderr, flush=True)
+            print(f"  {progress.line(k, total, m.member_id)}", file=sys.stderr, flush=True)
 
     try:
         with executor_for(args.workers, args.scheduler) as (executor, workers):

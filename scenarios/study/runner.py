@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
@@ -144,6 +145,45 @@ def _limit_numba_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     except ImportError:  # pragma: no cover
         pass
+
+
+def wall_text(seconds: float) -> str:
+    """A wall-clock duration for the terminal: ``45 s``, ``3 min 05 s``, ``2 h 04 min``."""
+    t = max(int(round(seconds)), 0)
+    if t < 60:
+        return f"{t} s"
+    if t < 3600:
+        return f"{t // 60} min {t % 60:02d} s"
+    return f"{t // 3600} h {t % 3600 // 60:02d} min"
+
+
+@dataclass
+class StudyProgress:
+    """Progress of the members being run, for the terminal only: members done out of the
+    total, wall time elapsed, and the time left estimated from the mean wall time per member
+    so far (elapsed / done: with members side by side this is the time between finishes, so
+    it already counts the workers). Wall-clock times never enter a study's files."""
+
+    clock: Callable[[], float] = time.perf_counter
+    start_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_s is None:
+            self.start_s = self.clock()
+
+    def eta_s(self, done: int, total: int) -> float | None:
+        """Estimated wall time left (s); None before the first member finishes."""
+        if done <= 0:
+            return None
+        return max(total - done, 0) * (self.clock() - self.start_s) / done
+
+    def line(self, done: int, total: int, member_id: str) -> str:
+        """``[3/8] <id> done; elapsed 1 min 30 s, about 2 min 30 s left``."""
+        elapsed = self.clock() - self.start_s
+        left = self.eta_s(done, total)
+        rest = "all done" if done >= total else (
+            "time left unknown" if left is None else f"about {wall_text(left)} left")
+        return f"[{done}/{total}] {member_id} done; elapsed {wall_text(elapsed)}, {rest}"
 
 
 @dataclass

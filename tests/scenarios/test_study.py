@@ -3,6 +3,7 @@
 import argparse
 import json
 import math
+import re
 from concurrent.futures import Future
 from importlib import resources
 from types import SimpleNamespace
@@ -33,7 +34,7 @@ from citytwin.scenarios.study.metrics import (
     make_grid,
     member_metrics,
 )
-from citytwin.scenarios.study.runner import run_study
+from citytwin.scenarios.study.runner import StudyProgress, run_study, wall_text
 from citytwin.scenarios.study.spec import load_study
 from citytwin.twin.errors import InputError
 from citytwin.twin.seeding import rng_for
@@ -555,11 +556,20 @@ def test_cli_study_run_and_report(write_study, tmp_path, capsys):
     p = argparse.ArgumentParser()
     add_study_commands(p.add_subparsers(dest="command"))
     out = tmp_path / "cli"
-    args = p.parse_args(["study", "run", str(path), "--out", str(out), "--workers", "1",
-                         "--quiet"])
+    args = p.parse_args(["study", "run", str(path), "--out", str(out), "--workers", "1"])
     assert args.func(args) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "2 member(s) run, 0 reused" in text and "time to first warning" in text
+    # progress as the members finish: done / total, elapsed, time left (terminal only)
+    progress = [line.strip() for line in captured.err.splitlines() if "elapsed" in line]
+    assert len(progress) == 2, captured.err
+    took = r"\d+ (s|min \d\d s|h \d\d min)"
+    assert re.fullmatch(rf"\[1/2\] \S+ done; elapsed {took}, about {took} left", progress[0])
+    assert re.fullmatch(rf"\[2/2\] \S+ done; elapsed {took}, all done", progress[1])
+    for f in out.rglob("*"):
+        if f.suffix in (".json", ".csv", ".html"):
+            assert "elapsed" not in f.read_text(encoding="utf-8"), f
     args = p.parse_args(["study", "report", str(out)])
     assert args.func(args) == 0
     assert (out / "study_report.html").exists()
@@ -575,6 +585,21 @@ def test_cli_study_run_and_report(write_study, tmp_path, capsys):
     (out / "study.json").write_text(json.dumps(plan))
     with pytest.raises(InputError, match="study.json: levels: no levels.*study run"):
         args.func(args)
+
+
+def test_study_progress_estimates_the_time_left_from_the_mean_member_time():
+    now = [100.0]
+    progress = StudyProgress(clock=lambda: now[0])
+    assert progress.eta_s(0, 8) is None
+    now[0] = 130.0                        # 3 members in 30 s: 10 s each, 5 to go
+    assert progress.eta_s(3, 8) == pytest.approx(50.0)
+    assert progress.line(3, 8, "A-s000") == "[3/8] A-s000 done; elapsed 30 s, about 50 s left"
+    now[0] = 100.0 + 7 * 60 + 5           # 7 in 7 min 05 s: the last one in about a minute
+    assert progress.line(7, 8, "B-s001") == ("[7/8] B-s001 done; elapsed 7 min 05 s, about "
+                                             "1 min 01 s left")
+    assert progress.line(8, 8, "B-s002").endswith("elapsed 7 min 05 s, all done")
+    assert [wall_text(s) for s in (0.4, 59, 61, 3599, 3600, 7500)] == [
+        "0 s", "59 s", "1 min 01 s", "59 min 59 s", "1 h 00 min", "2 h 05 min"]
 
 
 def _plan_and_validate(study_file):
