@@ -216,4 +216,5 @@ def test_validation_rows_say_skipped_without_shared(monkeypatch, tmp_path):
         rows = module.run()
         assert len(rows) == 1
         assert rows[0]["passed"] is None and rows[0]["metric"].startswith("SKIPPED")
-        assert set(rows[0]) == {"engine", "case", "metric", "value", "criterion", "passed"}
+        assert set(rows[0]) == {"engine", "case", "metric", "value", "criterion", "passed",
+                                "wall_s"}
