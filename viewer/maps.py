@@ -486,3 +486,34 @@ def run_map_figure(twin: CityTwin | None, *, sensors: pd.DataFrame, alarms: pd.D
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+def probability_map_figure(prob: np.ndarray, grid_extent: tuple[float, float, float, float],
+                           twin: CityTwin | None, title: str):
+    """A study's P(max field > threshold) per cell (``grid_extent``: left, right, bottom,
+    top in metres, rows north first) over the twin's context, framed on where P > 0."""
+    left, right, bottom, top = (float(v) for v in grid_extent)
+    ny, nx = prob.shape
+    cell_x, cell_y = (right - left) / nx, (top - bottom) / ny
+    rows, cols = np.nonzero(prob > 0)
+    boxes = ([(left + cols.min() * cell_x, top - (rows.max() + 1) * cell_y,
+               left + (cols.max() + 1) * cell_x, top - rows.min() * cell_y)]
+             if len(rows) else [])
+    extent = frame(boxes, twin)
+    fig, ax = plt.subplots(figsize=(8.5, 7))
+    handles = context_map(ax, twin, extent)
+    shown = np.ma.masked_where(prob <= 0, prob)
+    im = ax.imshow(shown, extent=(left, right, bottom, top), origin="upper", cmap="inferno_r",
+                   vmin=0, vmax=1, alpha=0.75, zorder=3, interpolation="nearest")
+    if prob.max() >= 0.5:
+        xs = left + (np.arange(nx) + 0.5) * cell_x
+        ys = top - (np.arange(ny) + 0.5) * cell_y
+        ax.contour(xs, ys, prob, levels=[0.5], colors="k", linewidths=0.9, zorder=4)
+        handles.append(Line2D([], [], color="k", lw=0.9, label="P = 0.5"))
+    ax.set_xlim(extent[0], extent[2])
+    ax.set_ylim(extent[1], extent[3])
+    fig.colorbar(im, ax=ax, shrink=0.6, orientation="horizontal", pad=0.04,
+                 label="probability of exceeding the threshold")
+    map_legend(ax, handles)
+    ax.set_title(title, fontsize=10)
+    return fig

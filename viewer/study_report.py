@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from citytwin.scenarios.study.aggregate import plan_twin  # noqa: E402
 from citytwin.viewer.html import LEVEL_COLOURS, page, png, table  # noqa: E402
+from citytwin.viewer.maps import probability_map_figure  # noqa: E402
 
 
 def _s(v, spec: str = ".0f", unit: str = "") -> str:
@@ -163,7 +165,13 @@ def write_study_report(out_dir: str | Path, out_path: str | Path | None = None) 
         "median time to first warning (s)": _s(r["time_to_first_warning_s"]["median"]),
         "P(miss)": _pct(r["missed_detection"])} for r in summary["by_sweep"]])
     maps_html = ""
+    twin = plan_twin(plan) if summary["maps"] else None
     for m in summary["maps"]:
+        if "extent_m" in m:  # (a folder aggregated before maps had context keeps its PNGs)
+            fig = probability_map_figure(np.load(out_dir / m["npy"]), m["extent_m"], twin,
+                                         m["title"])
+            fig.savefig(out_dir / m["png"], dpi=100, bbox_inches="tight")
+            plt.close(fig)
         data = base64.b64encode((out_dir / m["png"]).read_bytes()).decode("ascii")
         maps_html += (f"<figure><img alt='{html.escape(m['png'])}' "
                       f"src='data:image/png;base64,{data}'><figcaption>{html.escape(m['metric'])}"

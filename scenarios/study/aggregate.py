@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from citytwin.scenarios.study.files import METRICS_FILE, jsonable, write_json_atomic
-from citytwin.scenarios.study.maps import map_png
 from citytwin.twin.errors import InputError
 from citytwin.twin.seeding import rng_for
 
@@ -328,7 +327,8 @@ def aggregate(out_dir: str | Path, twin=None) -> dict:
 
 def write_maps(out_dir: Path, plan: dict, df: pd.DataFrame, labels: list[str],
                variants: list[str], twin=None) -> list[dict]:
-    """P(max field > threshold) per cell for each metric and variant (.npy and .png)."""
+    """P(max field > threshold) per cell for each metric and variant (.npy; the study
+    report draws each as ``png`` over the twin)."""
     from citytwin.scenarios.study.metrics import grid_for
 
     if twin is None:
@@ -342,11 +342,11 @@ def write_maps(out_dir: Path, plan: dict, df: pd.DataFrame, labels: list[str],
             prob = probability_map(fields, metric["threshold"])
             stem = f"prob_{lab}__{v}"
             np.save(out_dir / f"{stem}.npy", prob)
-            map_png(prob, grid, twin, out_dir / f"{stem}.png",
-                    f"P({metric['quantity']} > {metric['threshold']:g}) — {v}, "
-                    f"{len(fields)} members")
             maps.append({"metric": lab, "variant": v, "npy": f"{stem}.npy",
-                         "png": f"{stem}.png", "members": len(fields),
+                         "png": f"{stem}.png", "extent_m": list(grid.extent),
+                         "title": f"P({metric['quantity']} > {metric['threshold']:g}) — {v}, "
+                                  f"{len(fields)} members",
+                         "members": len(fields),
                          "max_p": float(prob.max()),
                          "area_p_ge_0_5_m2": float((prob >= 0.5).sum() * grid.cell_m ** 2),
                          "area_p_gt_0_m2": float((prob > 0).sum() * grid.cell_m ** 2)})

@@ -228,3 +228,25 @@ def test_figures_are_clock_times_and_rounded_values_with_units():
     assert number_text(61.4932, "%LEL") == "61.5 %LEL"
     assert number_text(1234.56, "m³") == "1,235 m³"
     assert duration_text(3275) == "54 min 35 s" and duration_text(45) == "45 s"
+
+
+def test_study_probability_map_has_context_and_frames_where_p_is_positive():
+    """Study maps use the one map module: context, scale bar, north arrow, legend, and a frame
+    that holds every cell with P > 0 (a blob in the south-west of the small city)."""
+    import numpy as np
+
+    from citytwin.twin.synthetic import synthetic_city
+    from citytwin.viewer.maps import probability_map_figure
+
+    twin = synthetic_city(7, "small")
+    x0, y0, x1, y1 = twin.terrain.bounds
+    prob = np.zeros((120, 120))  # 10 m cells over the whole twin, north row first
+    prob[90:110, 10:30] = np.linspace(0.1, 0.9, 20)
+    fig = probability_map_figure(prob, (x0, x1, y0, y1), twin, "P(test)")
+    ax = fig.axes[0]
+    assert {"scale bar", "north arrow", "map legend"} <= {a.get_gid() for a in ax.get_children()}
+    (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+    assert left <= x0 + 100 and right >= x0 + 300      # columns 10–29
+    assert bottom <= y1 - 1100 and top >= y1 - 900     # rows 90–109
+    assert right - left < x1 - x0                      # framed, not the whole city
+    assert len(ax.collections) and any(len(c.get_paths()) for c in ax.collections)
