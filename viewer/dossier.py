@@ -56,6 +56,7 @@ from citytwin.viewer.html import (  # noqa: E402
     number_text,
     page,
     png,
+    run_status_text,
     table,
 )
 from citytwin.viewer.maps import (  # noqa: E402
@@ -321,7 +322,8 @@ def dossier_data(run: RunData, inc: Incident, *, pre_s: float = PRE_WINDOW_S,
                 "scenario": (run.manifest.get("scenario") or {}).get("name"),
                 "mode": (run.manifest.get("scenario") or {}).get("mode"),
                 "seed": plain(run.manifest.get("seed")), "start": str(run.manifest["start"]),
-                "duration_s": duration_run_s, "status": run.manifest.get("status")},
+                "duration_s": duration_run_s, "status": run.manifest.get("status"),
+                "status_note": run_status_text(run.manifest)},
         "times": {"anchor": str(run.manifest["start"]),
                   "note": "*_s: seconds from the run's start; *_wall: anchor + seconds, "
                           "ISO 8601 in the anchor's UTC offset"},
@@ -555,7 +557,11 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
             + "</table>" + section_table(o["events"], [
                 _t("time_s"), _w("time_s"), ("event", "event"), ("state", "state"),
                 ("who", "actor"), ("note", "note")], "No events."))
+    status_note = data["run"].get("status_note")
+    banner = (f'<p class="run-status" role="alert">{esc(status_note)}</p>'
+              if status_note else "")
     body = f"""<h1>Event dossier {esc(wid)} {badge(s['max_level_name'].upper(), colour)}</h1>
+{banner}
 <p class="note">{esc(s['hazard'])} · run {esc(data['run']['run_id'])}
 ({esc(data['run']['scenario'])}, {esc(data['run']['mode'])}) · times are from the
 start (T+hh:mm:ss) and wall-clock from the anchor {esc(data['times']['anchor'])}</p>

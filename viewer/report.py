@@ -20,6 +20,7 @@ from citytwin.viewer.html import (  # noqa: E402
     number_text,
     page,
     png,
+    run_status_banner,
     table,
 )
 from citytwin.viewer.maps import fields_beside, run_map_figure, twin_for_archive  # noqa: E402
@@ -144,6 +145,7 @@ def write_report(archive_path: str | Path, twin: CityTwin | None,
               "lines; the archive's timeline and warnings tables have every one.</p>"
               if n_folded > 0 else "")
     body = f"""<h1>Run report: {esc(scenario['name'])}</h1>
+{run_status_banner(manifest)}
 <p>{esc(scenario.get('description', ''))}</p>
 <h2>Summary</h2><table>{facts_html}</table>
 <h2>Timeline</h2>{folded}<div class="scroll">{table(tl)}</div>
@@ -152,7 +154,7 @@ def write_report(archive_path: str | Path, twin: CityTwin | None,
 <h2>Sensor readings</h2><img alt="sensor plot" src="{sensor_plot(obs, sensors, alarms,
                                                                   manifest['rulebook'])}">
 <h2>Provenance</h2><p>Run id {esc(manifest['run_id'])}; libraries
-{esc(json.dumps(manifest['libraries']))}.</p>"""
+{esc(json.dumps(manifest.get('libraries', {})))}.</p>"""
     out_path = Path(out_path)
     out_path.write_text(page(f"citytwin run report: {scenario['name']}", body),
                         encoding="utf-8")

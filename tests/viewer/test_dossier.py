@@ -500,3 +500,31 @@ def test_pushes_none_delivered(tmp_path):
     assert all(p["delay_s"] is None and p["delivered"] == 0 for p in d["pushes"])
     p = operating_report([archive])["totals"]["pushes"]
     assert (p["delivered"], p["rate"], p["delay_s"]["n"]) == (0, 0.0, 0)
+
+
+def test_reports_on_an_aborted_or_interrupted_run_say_so_first(archive, tmp_path):
+    """The dossier and the run report of a run that did not complete open with that fact
+    (issue 11 item 5); a completed run has no banner."""
+    from citytwin.viewer.report import write_report
+
+    def pages(tag: str) -> tuple[str, str]:
+        dossier = build_dossiers(archive, tmp_path / f"d-{tag}")
+        html = next(p for p in dossier if p.suffix == ".html").read_text()
+        report = write_report(archive, None, tmp_path / f"r-{tag}.html").read_text()
+        return html, report
+
+    for html in pages("done"):
+        assert 'class="run-status"' not in html
+    with sqlite3.connect(archive) as db:
+        db.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?)",
+                       [("status", '"aborted"'), ("abort_reason", '"RuntimeError: boom"'),
+                        ("aborted_at_s", "1800.0")])
+    for html in pages("aborted"):
+        banner = html.index("RUN ABORTED at T+00:30:00: RuntimeError: boom")
+        assert html.index("</h1>") < banner < html.index("<h2")
+    with sqlite3.connect(archive) as db:
+        db.execute("INSERT OR REPLACE INTO manifest VALUES ('status', '\"running\"')")
+    for html in pages("running"):
+        assert "RUN INCOMPLETE" in html
+    assert json.loads(next(p for p in build_dossiers(archive, tmp_path / "dj")
+                           if p.suffix == ".json").read_text())["run"]["status_note"]
