@@ -276,7 +276,10 @@ class Platform:
         sent_s = max(w.known_at_s, self._cap_last_s.get(w.warning_id, -math.inf))
         self._cap_last_s[w.warning_id] = sent_s
         item = CapInput(
-            warning_id=w.warning_id, event=w.event if opened else "raised",
+            # a warning whose departmental message went out is published by hand as an
+            # update of that message, even while its last event is still "raised"
+            warning_id=w.warning_id,
+            event=("updated" if w.event == "raised" else w.event) if opened else "raised",
             time_s=sent_s, hazard=w.hazard, level=w.level, level_name=w.level_name,
             n_levels=len(self.rulebook.levels),
             headline=f"{level_text} {what} warning {w.warning_id}"[:160],

@@ -131,7 +131,9 @@ class RunContext:
                                         if detail else {})
         except (KeyError, ValueError, TypeError) as exc:
             out = PlatformOutput()
-            outcome = ActionOutcome(False, str(exc).strip("'\""))
+            # a KeyError's str() wraps its message in quotes; other messages keep theirs
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            outcome = ActionOutcome(False, str(reason))
         self._archive.write_record("actions", float(t_s), actor, action, target,
                                    {**args, **({"note": note} if note else {})},
                                    "done" if outcome.ok else "refused", outcome.detail)

@@ -226,6 +226,19 @@ def test_a_forecast_only_hazard_is_a_self_checked_subsystem():
     assert [w.hazard for w in out.warnings] == ["dam_break"]     # no unknown-subsystem error
 
 
+def test_publishing_a_just_raised_warning_updates_its_departmental_message():
+    """A player publishes a warning right after it was raised (its last event still
+    'raised', its departmental CAP message already out): the public message is an Update
+    referencing that message, not a refused second 'Alert'."""
+    p = make_platform()
+    first = feed(p, ["S000"], [0], [90])  # red: the big loop, a departmental message
+    [dept] = first.cap_messages
+    out = p.act(5.0, "publish", "W-0001", "press")
+    [public] = out.cap_messages
+    assert (dept.msg_type, public.msg_type) == ("Alert", "Update")
+    assert public.scope == "Public" and dept.identifier.encode() in public.xml
+
+
 def test_refused_platform_actions_say_why():
     p = make_platform(policy=None)
     feed(p, ["S000"], [0], [90])

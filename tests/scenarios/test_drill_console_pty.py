@@ -143,9 +143,8 @@ BEFORE_THE_LEAK = [
     ("evacuate", _q("? evacuate needs a target")),
     ("evacuate P-plaza colour=red",
      _q("? evacuate takes no argument 'colour' (it takes: note)")),
-    # (run/context.py strips the quote at the end of a refusal's reason)
     ("evacuate P-nowhere", T + _q("refused: evacuate P-nowhere — evacuate needs a place id "
-                                  "or 'x,y,radius_m', got 'P-nowhere") + "'?"),
+                                  "or 'x,y,radius_m', got 'P-nowhere'")),
     ("evacuate P-plaza by", _q("? evacuate: 'by' needs the acting unit's name, e.g. 'by duty'")),
     # measure: positional and key=value quantity, delays, heights, wrong points and values
     ("measure 400929,3400429 ch4_lel_pct delay_s=60 by field_team_1",
@@ -235,8 +234,6 @@ def test_every_console_command_at_a_terminal(tmp_path):
         # run until the leak's warning is raised, then pause again
         term.ask("resume", _q("[T+00:00:00] resumed"))
         term.expect(r"W-0001 raised: ")
-        # (after its first update: publishing a warning whose last event is 'raised' is
-        # refused by the CAP publisher — 'already raised' — a platform issue, not the console's)
         term.expect(r"W-0001 updated: ")
         term.type("pause")
         term.expect(T + _q("paused — 'resume' to continue"))
