@@ -151,6 +151,8 @@ def detect(idx, value, time_s, usable,
                     x = sign[r] * _rate_per_min(rate_slot[r], s, v, t, window[r],
                                                 min_span[r], ring_t, ring_v, ring_n,
                                                 ring_head)
+                    if x != x:  # no rate yet (too short a span, or a gap): no evidence
+                        continue  # either way: level, debounce and episode stay as they are
                 else:
                     x = v
                 old = level[s, r]

@@ -52,6 +52,20 @@ def test_a_breach_fall_warns_once_and_holds_its_level_under_noise():
     assert 30 * 60 < first <= 35 * 60  # within 5 minutes of the breach
 
 
+def test_a_gap_in_the_gauge_readings_does_not_clear_a_breach_warning():
+    """Six minutes without readings in the middle of a breach leave too short a span for a
+    rate: that is no evidence either way, so the warning holds (it was cleared, then raised
+    anew, when a missing rate graded as 'below')."""
+    fall = np.concatenate([np.full(10, 62.0), 62.0 - 0.3 * np.arange(1, 41)])
+    batch = readings(fall)
+    keep = (batch.time_s < 25 * 60) | (batch.time_s >= 31 * 60)
+    gap = ObservationBatch(batch.sensor_id[keep], batch.time_s[keep], batch.value[keep], "m")
+    out = Engine(load_rulebook(), gauge()).process(gap)
+    events = [w.event for w in out.warnings]
+    assert events[0] == "raised" and "cleared" not in events
+    assert len({w.warning_id for w in out.warnings}) == 1
+
+
 def test_forecast_of_an_absent_hazard_and_areas_beyond_the_twin():
     """A run's engine told which hazards exist ignores another hazard's forecast; an area
     provider drawing beyond the twin (a 1e300 kg/s release) is clipped to the twin."""
