@@ -166,12 +166,18 @@ class Engine:
         simulation does: a rule of a hazard that is absent reports what its sensors see as
         the one present hazard producing the rule's quantity (river gauges in a dam break
         see the dam-break flood, not a rain flood); with no such hazard, or several, its
-        alarms open no warning. Forecasts of an absent hazard are ignored (``forecast``)."""
+        alarms open no warning. Only hazards the rulebook itself warns of take a rule over
+        (the routing covers exactly those). Forecasts of an absent hazard are ignored
+        (``forecast``). Each call replaces the previous one."""
         self.present_hazards = frozenset(hazards)
+        self._hazards = [r.hazard for r in self.rulebook.rules]
+        self._silent = set()
+        warned = set(self.rulebook.hazards)
         for j, rule in enumerate(self.rulebook.rules):
             if rule.hazard in hazards:
                 continue
-            producers = sorted(k for k, qs in hazards.items() if rule.quantity in qs)
+            producers = sorted(k for k, qs in hazards.items()
+                               if rule.quantity in qs and k in warned)
             if len(producers) == 1:
                 self._hazards[j] = producers[0]
             else:

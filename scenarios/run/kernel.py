@@ -403,7 +403,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     result = RunResult(run_dir=run_dir, archive_path=run_dir / "archive.sqlite")
     engine = make_engine(run, area_provider=FootprintCache(
         run.hazards, [h.kind for h in sc.hazards], run.twin.terrain.bounds))
-    if feed is None:  # sampled observations: the run's hazards are all there is to see
+    if sc.hazards:  # simulated, or a replay with its hazards rebuilt: they are all there is
         engine.attribute_to({h.kind: set(e.info) for h, e in zip(sc.hazards, run.hazards,
                                                                 strict=True)})
     sensors = inventory_frame(run.network)

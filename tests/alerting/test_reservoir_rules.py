@@ -86,3 +86,23 @@ def test_forecast_of_an_absent_hazard_and_areas_beyond_the_twin():
     open_places = sum(min(g.area * OPEN_PLACE_DENSITY_P_M2, c) for g, c in
                       zip(twin.places.geometry, twin.places["capacity"], strict=True))
     assert w.population <= twin.population + open_places
+
+
+def test_attribution_is_replaced_by_each_call_and_goes_only_to_warned_hazards():
+    """``attribute_to`` describes the run as it is now (a second call replaces the first, it
+    does not leave a rule silenced), and a rule only reports as a present hazard that the
+    rulebook itself warns of (the routing covers exactly those: no KeyError mid-run)."""
+    inv = pd.DataFrame({"sensor_id": ["g"], "type_id": "water_level", "quantity": "depth_m",
+                        "unit": "m", "x_m": [0.0], "y_m": [0.0]})
+    deep = ObservationBatch(np.array(["g", "g"], dtype=object), [0.0, 60.0], [0.6, 0.6], "m")
+
+    def hazards_warned(*attributions) -> set[str]:
+        eng = Engine(load_rulebook(), inv)
+        for a in attributions:
+            eng.attribute_to(a)
+        return {w.hazard for w in eng.process(deep).warnings}
+
+    assert hazards_warned({"gas_plume": {"ch4_lel_pct"}}, {"urban_flood": {"depth_m"}}) == {
+        "urban_flood"}
+    assert hazards_warned({"dam_break": {"depth_m"}}) == {"dam_break"}
+    assert hazards_warned({"pipe_burst": {"depth_m"}}) == set()  # not in the rulebook
