@@ -11,8 +11,9 @@ used by warnings, evacuations, cascades and the end-of-run impact tables:
 - an **open place** (a place polygon not inside a building: plazas, squares) counts
   ``OPEN_PLACE_DENSITY_P_M2`` × its area inside, capped at its ``capacity``;
 - a place given as a point inside a building (a school, a station) is that building: its
-  people are the building's occupants and are not counted twice; a point place outside any
-  building (a shelter, a fuel station) has no extent and counts no one.
+  people are the building's occupants and are not counted twice, and as a protected target
+  it is inside the area when its building counts; a point place outside any building (a
+  shelter, a fuel station) has no extent and counts no one.
 """
 
 from __future__ import annotations
@@ -86,13 +87,26 @@ class ImpactIndex:
         cap = (places["capacity"].fillna(np.inf).to_numpy(dtype=float)[is_open]
                if "capacity" in places else np.full(int(is_open.sum()), np.inf))
         self._place_cap = cap
+        # a protected target inside a building (a school given as a point) is reached when
+        # its building is: the building's position, or -1
+        self._target_building = np.full(len(self._target_geoms), -1)
+        if len(self._target_geoms) and len(self._building_geoms):
+            t, b = shapely.STRtree(self._building_geoms).query(self._target_geoms,
+                                                               predicate="within")
+            self._target_building[t] = b
 
-    def targets_inside(self, area: BaseGeometry) -> list[str]:
-        """Ids of protected targets intersecting ``area``, sorted."""
+    def targets_inside(self, area: BaseGeometry,
+                       buildings: np.ndarray | None = None) -> list[str]:
+        """Ids of protected targets in ``area``, sorted: those intersecting it, and those
+        inside a building that has a share in it (``buildings``: those positions, if
+        already known)."""
         if area is None or area.is_empty or len(self._target_geoms) == 0:
             return []
-        hits = self._target_tree.query(area, predicate="intersects")
-        return sorted(str(i) for i in self.targets["id"].to_numpy()[hits])
+        if buildings is None:
+            buildings = self.building_shares(area)[0]
+        hits = set(self._target_tree.query(area, predicate="intersects").tolist())
+        hits.update(np.flatnonzero(np.isin(self._target_building, buildings)).tolist())
+        return sorted(str(i) for i in self.targets["id"].to_numpy()[sorted(hits)])
 
     def building_shares(self, area: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
         """(building positions, share in ``area`` in (0, 1]) of the buildings that count:
@@ -132,7 +146,7 @@ class ImpactIndex:
         return AreaImpact(total, tuple(self._building_ids[b].tolist()),
                           tuple(float(x) for x in b_people), tuple(p_ids.tolist()),
                           tuple(float(x) for x in p_people),
-                          tuple(self.targets_inside(area)))
+                          tuple(self.targets_inside(area, b)))
 
     def buildings_inside(self, area: BaseGeometry) -> int:
         """How many buildings have a share in ``area`` (``count``)."""

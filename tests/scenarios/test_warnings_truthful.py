@@ -110,6 +110,14 @@ def test_people_in_an_open_place_count_by_density_and_buildings_by_share(city):
     ring = dict(zip(around.building_ids, around.building_people, strict=True))
     assert ring[b["id"]] == pytest.approx(b["occupants"])
     assert index.count(shapely.Polygon()).people == 0
+    # a protected target given as a point inside its building is reached with its building:
+    # water all round the school's building (not in its cells) has the school inside
+    targets = city.protected_targets
+    point = targets[targets.geometry.geom_type == "Point"].iloc[0]
+    home = city.buildings[city.buildings.contains(point.geometry)].geometry.iloc[0]
+    water = shapely.difference(home.buffer(8.0), home)
+    assert point["id"] in index.count(water).targets
+    assert point["id"] in index.targets_inside(water)
 
 
 def test_evacuating_the_plaza_counts_its_people(city):
