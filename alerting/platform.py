@@ -269,7 +269,7 @@ class Platform:
         public = public or any(self.routing.units[u].kind == "public" for u in w.recipients)
         names = ", ".join(self.routing.units[u].name for u in w.recipients)
         level_text = w.level_name.upper() if w.level else "ALL CLEAR"
-        what = w.hazard.replace("_", " ")
+        what = self.cap.ctx.hazard(w.hazard).event.lower()  # as its CAP <event> names it
         targets = ", ".join(w.targets) or "none"
         # Readings from different sensors may reach the platform out of time order; a
         # warning's messages are sent in order, never dated before the previous one.

@@ -237,6 +237,8 @@ def test_publishing_a_just_raised_warning_updates_its_departmental_message():
     [public] = out.cap_messages
     assert (dept.msg_type, public.msg_type) == ("Alert", "Update")
     assert public.scope == "Public" and dept.identifier.encode() in public.xml
+    # headline, description and area name use the hazard's CAP event, not its kind name
+    assert b"RED gas leak warning W-0001" in public.xml and b"gas plume" not in public.xml
 
 
 def test_refused_platform_actions_say_why():
