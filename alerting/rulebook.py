@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from citytwin.alerting.cap import CATEGORIES, RESPONSE_TYPES
 from citytwin.twin.yamlfile import load_yaml_model
 
 DEFAULT_RULEBOOK = "default"
@@ -158,11 +159,9 @@ class ImpactPolicy(_Strict):
     area_update_ratio: float = Field(0.25, gt=0)   # re-issue when the area changes this much
 
 
-#: CAP 1.2 ``<category>`` and ``<responseType>`` values (3.3.2).
-CapCategory = Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
-                      "Transport", "Infra", "CBRNE", "Other"]
-CapResponse = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
-                      "AllClear", "None"]
+#: CAP 1.2 ``<category>`` and ``<responseType>`` values (3.3.2; the lists in alerting.cap).
+CapCategory = Literal[CATEGORIES]  # type: ignore[valid-type]
+CapResponse = Literal[RESPONSE_TYPES]  # type: ignore[valid-type]
 
 
 class HazardInfo(_Strict):

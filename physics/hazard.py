@@ -196,14 +196,18 @@ def _fail(kind: str, reason: str) -> TypeError:
 
 def _check(d: HazardDescriptor) -> None:
     """The declaration is complete and consistent with every hazard registered before."""
-    if not d.kind.isidentifier():
+    if not (d.kind.isidentifier() and d.kind == d.kind.lower()):
         raise _fail(d.kind, "kind must be a lower-case identifier")
     tag = d.spec.model_fields.get("kind")
     if tag is None or getattr(tag.annotation, "__args__", None) != (d.kind,):
         raise _fail(d.kind, f"{d.spec.__name__}.kind must be Literal[{d.kind!r}]")
-    if getattr(d.engine, "kind", None) != d.kind:
-        raise _fail(d.kind, f"engine {d.engine.__name__}.kind is {d.engine.kind!r}")
-    render_q = d.engine.render_quantity or next(iter(d.engine.info))
+    engine_kind = getattr(d.engine, "kind", None)
+    if engine_kind != d.kind:
+        raise _fail(d.kind, f"engine {d.engine.__name__}.kind is {engine_kind!r}")
+    info = getattr(d.engine, "info", None)
+    if not isinstance(info, dict) or not info:
+        raise _fail(d.kind, f"engine {d.engine.__name__} declares no quantities in 'info'")
+    render_q = d.engine.render_quantity or next(iter(info))
     if d.style.quantity != render_q:
         raise _fail(d.kind, f"render style draws {d.style.quantity!r}, but the engine renders "
                             f"{render_q!r} (its render_quantity)")
@@ -211,6 +215,9 @@ def _check(d: HazardDescriptor) -> None:
     bad += [r for r in d.cap.public_responses if r not in CAP_RESPONSES]
     if bad or not d.cap.categories or not d.cap.event or not d.cap.instruction:
         raise _fail(d.kind, f"CAP declaration incomplete or not CAP 1.2 values: {bad}")
+    if len(d.cap.public_responses) != 4:
+        raise _fail(d.kind, "public_responses needs one response per level rank from the "
+                            f"top (4), got {len(d.cap.public_responses)}")
     for name, q in d.engine.info.items():
         if q.combine not in ("sum", "max", "min"):
             raise _fail(d.kind, f"quantity {name!r} combines by {q.combine!r}; "

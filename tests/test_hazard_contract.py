@@ -281,3 +281,28 @@ def test_a_declaration_that_disagrees_with_another_hazard_is_refused():
                                         "urban_flood declares m by sum"):
         register_hazard(bad)
     assert "toy_clash" not in HAZARDS
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "Toy_Heat"}, "kind must be a lower-case identifier"),
+    ({"cap": CapInfo(("Fire",), "Toy heat", ("Shelter", "Avoid", "Monitor"), "Stay in.")},
+     "public_responses needs one response per level rank from the top \\(4\\), got 3"),
+    ({"cap": CapInfo(("Weather",), "Toy heat", ("Shelter",) * 4, "Stay in.")},
+     "not CAP 1.2 values: \\['Weather'\\]"),
+])
+def test_a_faulty_declaration_is_refused_with_a_clear_message(change, message):
+    import dataclasses
+
+    with pytest.raises(TypeError, match=message):
+        register_hazard(dataclasses.replace(TOY, **change))
+    assert "toy_heat" not in HAZARDS and "Toy_Heat" not in HAZARDS
+
+
+def test_an_engine_without_quantities_is_refused_with_a_clear_message():
+    import dataclasses
+
+    class Mute(ToyHeatEngine):
+        info: dict = {}
+
+    with pytest.raises(TypeError, match="engine Mute declares no quantities in 'info'"):
+        register_hazard(dataclasses.replace(TOY, engine=Mute))
