@@ -218,6 +218,11 @@ class Rulebook(_Strict):
                 if late:
                     raise ValueError(f"rules.{k} ({rule.id}): composite.of names {late}, which "
                                      "must be rules listed before it")
+            if rule.min_span_s > 0 and (rule.kind != "rate_of_rise"
+                                        or rule.min_span_s > rule.window_s):
+                raise ValueError(f"rules.{k} ({rule.id}): min_span_s {rule.min_span_s:g} s "
+                                 "needs a rate_of_rise rule and at most its window_s "
+                                 f"({rule.window_s:g} s): else the rule never grades")
             c = rule.corroboration
             if c is not None and c.min_level is not None and c.min_level not in self.levels:
                 raise ValueError(f"rules.{k} ({rule.id}): corroboration.min_level "

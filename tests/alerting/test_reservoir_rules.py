@@ -106,3 +106,16 @@ def test_attribution_is_replaced_by_each_call_and_goes_only_to_warned_hazards():
         "urban_flood"}
     assert hazards_warned({"dam_break": {"depth_m"}}) == {"dam_break"}
     assert hazards_warned({"pipe_burst": {"depth_m"}}) == set()  # not in the rulebook
+
+
+def test_a_rate_span_the_window_cannot_hold_is_refused():
+    import pytest
+
+    from citytwin.alerting.rulebook import Rulebook
+
+    data = load_rulebook().model_dump(mode="json")
+    fall = next(r for r in data["rules"] if r["id"] == "reservoir_level_fall")
+    fall["min_span_s"] = fall["window_s"] + 1
+    with pytest.raises(ValueError, match="reservoir_level_fall\\): min_span_s 301 s needs a "
+                                         "rate_of_rise rule and at most its window_s"):
+        Rulebook.model_validate(data)
