@@ -33,13 +33,13 @@ STUDY = Path(str(resources.files("citytwin.scenarios").joinpath("data/study_gas_
 #: platform draws a warning's area when it raises or updates one).
 BUCKETS = [
     ("forecasts (plume copies run 15 min ahead)", ("kernel.py", "forecast_clock")),
-    ("warning areas (plume footprints)", ("kernel.py", "area_provider")),
+    ("warning areas (plume footprints)", ("kernel.py", "__call__")),
     ("render snapshot (5 m field; unused by studies)", ("kernel.py", "take_snapshot")),
-    ("field recorder (grid sampling)", ("study_metrics.py", "record")),
-    ("sensor ticks (sampling, measurement, engine)", ("kernel.py", "group_clock")),
+    ("field recorder (grid sampling)", ("metrics.py", "record")),
+    ("sensor ticks (sampling, measurement, engine)", ("kernel.py", "sensor_clock")),
     ("physics clock (plume stepping)", ("kernel.py", "physics_clock")),
     ("platform clock (situation refresh)", ("kernel.py", "platform_clock")),
-    ("prepare (scenario, twin, sensors, rulebook)", ("study.py", "prepare_member")),
+    ("prepare (scenario, twin, sensors, rulebook)", ("runner.py", "prepare_member")),
 ]
 
 
