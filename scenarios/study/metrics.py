@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 
-from citytwin.physics.flood_impact import footprints_of
+from citytwin.alerting.impact import ImpactIndex
+from citytwin.physics.base import FieldGrid, polygonize
 from citytwin.twin.errors import InputError
 
 
@@ -57,52 +57,17 @@ def grid_for(metric: dict, twin) -> StudyGrid:
     return make_grid(tuple(bounds), metric["cell_m"])
 
 
-#: Per worker process: (twin name, grid key) → exposure index. The synthetic city is
-#: deterministic, so members on the same twin and grid share one index.
-_EXPOSURE_CACHE: dict[tuple, ExposureIndex] = {}
+#: Per worker process: twin key → its impact index. The synthetic city is deterministic,
+#: so members on the same twin share one index.
+_IMPACT_CACHE: dict[tuple, ImpactIndex] = {}
 
 
-@dataclass(frozen=True)
-class ExposureIndex:
-    """Which grid cells each building and place footprint meets."""
-
-    building_cell: np.ndarray     # (pairs,) building row
-    building_cells: np.ndarray    # (pairs,) flat cell index
-    occupants: np.ndarray         # per building
-    place_cell: np.ndarray
-    place_cells: np.ndarray
-    place_ids: np.ndarray         # per place
-    protected: np.ndarray         # per place, bool
-
-
-def exposure_index(twin, grid: StudyGrid) -> ExposureIndex:
-    """Cells met by each building footprint and each place (a point inside a building
-    stands for the building; a plaza is its polygon). Cached per process."""
-    key = (twin.name, twin.terrain.bounds, len(twin.buildings), len(twin.places),
-           grid.cell_m, float(grid.xs_m[0]), float(grid.ys_m[0]), grid.shape)
-    if key in _EXPOSURE_CACHE:
-        return _EXPOSURE_CACHE[key]
-    h = grid.cell_m / 2
-    xx, yy = np.meshgrid(grid.xs_m, grid.ys_m)
-    boxes = shapely.box(xx.ravel() - h, yy.ravel() - h, xx.ravel() + h, yy.ravel() + h)
-    tree = shapely.STRtree(boxes)
-    b = twin.buildings
-    bi, bc = (tree.query(b.geometry.to_numpy(), predicate="intersects") if len(b)
-              else (np.zeros(0, int), np.zeros(0, int)))
-    p = twin.places
-    if len(p):
-        pi, pc = tree.query(footprints_of(p.geometry.to_numpy(), twin), predicate="intersects")
-        ids = p["id"].astype(str).to_numpy()
-        prot = (p["protected"].fillna(False).astype(bool).to_numpy() if "protected" in p
-                else np.zeros(len(p), bool))
-    else:
-        pi = pc = np.zeros(0, int)
-        ids, prot = np.zeros(0, str), np.zeros(0, bool)
-    occ = (b["occupants"].fillna(0).astype(int).to_numpy() if "occupants" in b
-           else np.zeros(len(b), int))
-    idx = ExposureIndex(bi, bc, occ, pi, pc, ids, prot)
-    _EXPOSURE_CACHE[key] = idx
-    return idx
+def impact_index(twin) -> ImpactIndex:
+    """The twin's ``ImpactIndex`` (the one way of counting people), cached per process."""
+    key = (twin.name, twin.terrain.bounds, len(twin.buildings), len(twin.places))
+    if key not in _IMPACT_CACHE:
+        _IMPACT_CACHE[key] = ImpactIndex(twin)
+    return _IMPACT_CACHE[key]
 
 
 class FieldRecorder:
@@ -150,15 +115,21 @@ class FieldRecorder:
                 for m, g, v in zip(self.metrics, self.grids, self._max, strict=True)}
 
 
-def exposure(max_field: np.ndarray, threshold: float, index: ExposureIndex) -> dict:
-    """Buildings, occupants and places whose footprint meets a cell above ``threshold``."""
-    above = np.asarray(max_field).ravel() > threshold
-    buildings = np.unique(index.building_cell[above[index.building_cells]])
-    places = np.unique(index.place_cell[above[index.place_cells]])
-    protected = sorted(str(i) for i in index.place_ids[places[index.protected[places]]])
-    return {"cells": int(above.sum()), "buildings": int(len(buildings)),
-            "people": int(index.occupants[buildings].sum()),
-            "protected": len(protected), "protected_ids": protected}
+def exposure(max_field: np.ndarray, threshold: float, grid: StudyGrid,
+             index: ImpactIndex) -> dict:
+    """The cells whose maximum exceeds ``threshold``, and the buildings, people and protected
+    targets in the area they cover, counted as warnings count them (``ImpactIndex.count``:
+    buildings by footprint or wall share, open places by density)."""
+    above = np.asarray(max_field, dtype=float).reshape(grid.shape) > threshold
+    cells = int(above.sum())
+    if cells == 0:
+        return {"cells": 0, "buildings": 0, "people": 0, "protected": 0, "protected_ids": []}
+    area = polygonize(FieldGrid(xs_m=grid.xs_m, ys_m=grid.ys_m, values=above.astype(float),
+                                quantity="exceeded", units="1", t_s=0.0,
+                                resolution_m=grid.cell_m), 0.5)
+    c = index.count(area)
+    return {"cells": cells, "buildings": c.buildings, "people": c.people,
+            "protected": len(c.targets), "protected_ids": list(c.targets)}
 
 
 #: Warning events by which a warning reaches a level.
@@ -240,7 +211,7 @@ def member_metrics(run, result, recorder: FieldRecorder) -> dict:
     out["work_order_escalations"] = int(result.n_escalations)
     maxima = recorder.maxima()
     for m, grid in zip(recorder.metrics, recorder.grids, strict=True):
-        e = exposure(maxima[m["label"]], m["threshold"], exposure_index(run.twin, grid))
+        e = exposure(maxima[m["label"]], m["threshold"], grid, impact_index(run.twin))
         lab = m["label"]
         out[f"{lab}_reached"] = e["cells"] > 0
         out[f"{lab}_area_m2"] = e["cells"] * grid.cell_m ** 2

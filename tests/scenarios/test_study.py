@@ -28,7 +28,6 @@ from citytwin.scenarios.study.aggregate import (
 from citytwin.scenarios.study.executor import SerialExecutor, local_executor
 from citytwin.scenarios.study.members import plan_members, validate_members
 from citytwin.scenarios.study.metrics import (
-    ExposureIndex,
     detection_events,
     exposure,
     make_grid,
@@ -335,9 +334,8 @@ def test_only_warnings_of_the_hazard_after_its_start_count_as_detections(monkeyp
     assert [w.known_at_s for w in hits] == [700] and false == {"W9"}
 
     grid = make_grid((0, 0, 10, 10), 10)
-    empty = np.zeros(0, int)
-    monkeypatch.setattr(sm, "exposure_index", lambda twin, g: ExposureIndex(
-        empty, empty, np.zeros(0, int), empty, empty, np.zeros(0, str), np.zeros(0, bool)))
+    monkeypatch.setattr(sm, "impact_index", lambda twin: SimpleNamespace(
+        count=lambda area: SimpleNamespace(buildings=0, people=0, targets=())))
     metric = {"label": "lel", "threshold": 10.0}
     recorder = SimpleNamespace(metrics=[metric], grids=[grid],
                                maxima=lambda: {"lel": np.array([[50.0]])})
@@ -368,20 +366,37 @@ def test_probability_map_of_a_known_case():
     np.testing.assert_array_equal(p, [[0.25, 0.5], [1.0, 0.0]])  # 25 is not > 25
 
 
-def test_exposure_counts_buildings_people_and_protected_places():
-    grid = make_grid((0, 0, 30, 10), 10)  # three cells west → east
-    index = ExposureIndex(building_cell=np.array([0, 0, 1]),
-                          building_cells=np.array([0, 1, 2]),
-                          occupants=np.array([10, 7]),
-                          place_cell=np.array([0, 1]), place_cells=np.array([2, 0]),
-                          place_ids=np.array(["P-school", "P-shop"]),
-                          protected=np.array([True, False]))
-    assert grid.shape == (1, 3)
-    e = exposure(np.array([[0.0, 30.0, 0.0]]), 25.0, index)
-    assert e == {"cells": 1, "buildings": 1, "people": 10, "protected": 0,
-                 "protected_ids": []}
-    e = exposure(np.array([[0.0, 0.0, 30.0]]), 25.0, index)
-    assert e["buildings"] == 1 and e["people"] == 7 and e["protected_ids"] == ["P-school"]
+def test_exposure_counts_as_warnings_do():
+    """A study's exposure is the one people count (ImpactIndex.count) over the cells that
+    exceed the threshold: a field above it over exactly one building's block counts that
+    building's occupants and nothing of a block it does not reach."""
+    from citytwin.alerting.impact import ImpactIndex
+    from citytwin.twin.synthetic import synthetic_city
+
+    twin = synthetic_city(7, "small")
+    index = ImpactIndex(twin)
+    x0, y0, x1, y1 = twin.terrain.bounds
+    grid = make_grid((x0, y0, x1, y1), 10)
+    b = twin.buildings.iloc[0]
+    bx0, by0, bx1, by1 = b.geometry.bounds
+    xx, yy = np.meshgrid(grid.xs_m, grid.ys_m)
+    field = np.where((xx > bx0 - 10) & (xx < bx1 + 10) & (yy > by0 - 10) & (yy < by1 + 10),
+                     30.0, 0.0)
+    e = exposure(field, 25.0, grid, index)
+    direct = index.count(polygonize_cells(field > 25.0, grid))
+    assert e["cells"] == int((field > 25.0).sum()) > 0
+    assert (e["people"], e["buildings"]) == (direct.people, direct.buildings)
+    assert b["id"] in direct.building_ids and e["people"] >= round(b["occupants"])
+    assert exposure(field, 99.0, grid, index) == {"cells": 0, "buildings": 0, "people": 0,
+                                                  "protected": 0, "protected_ids": []}
+
+
+def polygonize_cells(mask, grid):
+    from citytwin.physics.base import FieldGrid, polygonize
+
+    return polygonize(FieldGrid(xs_m=grid.xs_m, ys_m=grid.ys_m, values=mask.astype(float),
+                                quantity="m", units="1", t_s=0.0, resolution_m=grid.cell_m),
+                      0.5)
 
 
 # ------------------------------------------------------------------ runs and executors
