@@ -10,6 +10,7 @@ from citytwin.scenarios.replay.counterfactual import Counterfactual
 from citytwin.scenarios.replay.export import export_incident
 from citytwin.scenarios.replay.incident import read_archive_incident, read_incident
 from citytwin.scenarios.replay.investigation import plan_investigation
+from citytwin.scenarios.run.run_files import check_out_dir, prepare_run_dir
 from citytwin.twin.errors import InputError
 from citytwin.viewer.investigation_report import write_investigation_report
 
@@ -90,16 +91,12 @@ def _check_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
         path = Path(given).resolve()
         if path == out.resolve() or out.resolve() in path.parents:
             raise InputError("--out", f"{out} holds the input {given}; choose another folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: run folder is not empty; choose another --out or pass "
-                              "--overwrite")
+    check_out_dir(out, overwrite)
 
 
 def _fresh_out(out: Path, inputs: list[str | None], overwrite: bool) -> None:
     """An empty output folder: refuse a non-empty one unless ``overwrite`` (then clear it),
     and never one holding an input. Call it once every input has been checked."""
-    from citytwin.scenarios.run.kernel import prepare_run_dir
-
     _check_out(out, inputs, overwrite)
     prepare_run_dir(out, overwrite)
 
@@ -110,7 +107,7 @@ def cmd_replay_export(args: argparse.Namespace) -> int:
     inc = read_archive_incident(args.archive)  # a bad archive leaves --out untouched
     _fresh_out(Path(args.out), [args.archive], args.overwrite)
     out = export_incident(args.archive, args.out, args.format, incident=inc)
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"Incident folder {out}: {', '.join(files)}")
     return 0
 

@@ -23,6 +23,7 @@ from citytwin.scenarios.replay.session import prepare_replay, run_replay
 from citytwin.scenarios.run.archive_reader import read_table
 from citytwin.scenarios.run.kernel import simulate
 from citytwin.scenarios.run.prepare import prepare
+from citytwin.scenarios.run.run_files import MARKER
 from citytwin.scenarios.spec.scenario import Weather, WindPoint, load_scenario
 from citytwin.twin.errors import InputError
 from citytwin.twin.synthetic import synthetic_city
@@ -300,7 +301,7 @@ def test_cli_export_and_run(demo_archive, tmp_path, capsys):
                          str(tmp_path / "inc"), "--format", "csv", "--overwrite"])
     assert args.func(args) == 0
     assert sorted(f.name for f in (tmp_path / "inc").iterdir()) == [
-        "incident.json", "observations.csv", "sensors.geojson", "warnings.csv",
+        MARKER, "incident.json", "observations.csv", "sensors.geojson", "warnings.csv",
         "work_orders.csv"]
     args = p.parse_args(["replay", "run", str(tmp_path / "inc"), "--out", str(tmp_path),
                          "--overwrite"])
@@ -316,6 +317,7 @@ def test_cli_bad_input_leaves_out_untouched(demo_archive, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous investigation")
+    (out / MARKER).write_text("")  # an output citytwin made: --overwrite may clear it
     cases = [
         (["--remove", "ch4-wells:GN00008,ch4-wells:NOPE"], ["--remove", "ch4-wells:NOPE"]),
         (["--move", "ch4-wells:GONE=400452,3400202"], ["--move", "ch4-wells:GONE"]),
@@ -329,14 +331,14 @@ def test_cli_bad_input_leaves_out_untouched(demo_archive, tmp_path):
         with pytest.raises(InputError) as err:
             args.func(args)
         assert all(w in str(err.value) for w in words), (extra, str(err.value))
-        assert sorted(f.name for f in out.iterdir()) == ["keep.txt"], extra
+        assert sorted(f.name for f in out.iterdir()) == [MARKER, "keep.txt"], extra
         assert (out / "keep.txt").read_text() == "previous investigation"
     bad = tmp_path / "bad.sqlite"
     bad.write_text("not a database")
     args = p.parse_args(["replay", "export", str(bad), "--out", str(out), "--overwrite"])
     with pytest.raises(InputError, match="bad.sqlite"):
         args.func(args)
-    assert sorted(f.name for f in out.iterdir()) == ["keep.txt"]
+    assert sorted(f.name for f in out.iterdir()) == [MARKER, "keep.txt"]
 
 
 # --- cadence, anchors -----------------------------------------------------------------------
