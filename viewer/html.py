@@ -86,6 +86,12 @@ def run_status_text(manifest: Mapping[str, Any]) -> str:
         reason = manifest.get("abort_reason") or "no reason recorded"
         return (f"RUN ABORTED{when}: {reason}. Everything here covers only the part that "
                 "ran; what was due later counts as not done.")
+    if status == "interrupted":
+        at = manifest.get("aborted_at_s")
+        when = f" at {clock_text(at)}" if isinstance(at, int | float) else ""
+        reason = manifest.get("abort_reason") or "interrupted"
+        return (f"RUN INTERRUPTED{when} ({reason}). Everything here covers only the part "
+                "that ran; what was due later counts as not done.")
     if status == "running":
         return ("RUN INCOMPLETE: the archive still says 'running' — the run was interrupted "
                 "(or is still in progress). Everything here covers only the part that was "

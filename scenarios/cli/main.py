@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 from citytwin.twin.errors import InputError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: 128 + SIGINT, as a shell reports an interrupted command
+EXIT_INTERRUPTED = 130
 
 
 def print_timeline(result, scenario, out=sys.stdout) -> None:
@@ -264,10 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption so a run marks its archive before it ends."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("interrupted (SIGTERM)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: one line, not a traceback
+        reason = str(exc) or "interrupted (Ctrl-C)"
+        print(f"{reason}: a run in progress is marked 'interrupted' in its archive, which "
+              "keeps every tick up to then", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

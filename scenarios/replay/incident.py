@@ -93,6 +93,12 @@ def read_archive_incident(path: str | Path) -> Incident:
         "quality": obs["quality"].astype(np.int8),
         "unit": unit.reindex(obs["sensor_id"]).to_numpy(dtype=object)})
     scenario = manifest["scenario"]
+    if manifest.get("status", "completed") != "completed":
+        # a run that was interrupted, crashed or is still going: its record ends at its last
+        # complete tick; replaying past it would read the silence as sensors going offline
+        last = float(obs["time_s"].max())
+        scenario = {**scenario, "duration_s": min(float(scenario["duration_s"]), last)}
+        manifest = {**manifest, "scenario": scenario, "replayed_to_s": last}
     sensors["interval_s"] = np.nan
     sensors = group_intervals(sensors, manifest, str(path))
     obs["time_s"], obs["received_s"] = snap_to_cadence(

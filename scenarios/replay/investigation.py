@@ -65,6 +65,12 @@ class Investigation:
         if self.setup.anchor is None:
             lines.append("Wall clock unknown (numeric times, no anchor): times are T+ from the "
                          "incident's t = 0")
+        status = self.incident.manifest.get("status", "completed")
+        if status != "completed":
+            lines.append(f"The archive is marked {status!r} "
+                         f"({self.incident.manifest.get('abort_reason') or 'no reason'}): "
+                         "replayed up to its last complete tick, "
+                         f"{clock_text(self.incident.manifest.get('replayed_to_s'))}")
         rows = [("archived", self.archived_summary)] if self.archived_summary else []
         rows += [("replay", self.replay.summary)]
         rows += [(c.cf.label, c.result.summary) for c in self.counterfactuals]

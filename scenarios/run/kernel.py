@@ -426,9 +426,10 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
             kernel.start(processes, progress, progress_every_s)
             env.run(until=sc.duration_s + 1e-9)
             kernel.finish()
-        except BaseException as exc:  # a crash or Ctrl-C: the archive says so, then re-raise
+        except BaseException as exc:  # a crash, Ctrl-C or SIGTERM: the archive says so
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
             with contextlib.suppress(sqlite3.Error):
-                archive.set_manifest({"status": "aborted", "aborted_at_s": float(env.now),
+                archive.set_manifest({"status": status, "aborted_at_s": float(env.now),
                                       "abort_reason": abort_reason(exc)})
             raise
     if snapshot:
@@ -440,7 +441,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
 def abort_reason(exc: BaseException) -> str:
     """What the manifest records about why a run stopped early (one line)."""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
+        return str(exc) or "interrupted (Ctrl-C)"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
