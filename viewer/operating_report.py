@@ -58,7 +58,14 @@ from citytwin.viewer.dossier import (  # noqa: E402
     section_table,
     stats,
 )
-from citytwin.viewer.html import LEVEL_COLOURS, clock, page, png, table  # noqa: E402
+from citytwin.viewer.html import (  # noqa: E402
+    LEVEL_COLOURS,
+    clock,
+    page,
+    png,
+    run_status_text,
+    table,
+)
 
 PERIODS = ("week", "month")
 #: The kinds of facts collected from each run.
@@ -324,8 +331,10 @@ def load_runs(archive_paths: Iterable[str | Path], *, mode: str | None = None
 
     A folder without ``archive.sqlite`` (an exported incident, a study folder) is skipped,
     not an error; a run already read (the same file twice, or the same run id archived in
-    another folder) is counted once; with ``mode`` only runs of that mode are kept. A file
-    that is not a run archive still raises ``InputError`` naming it.
+    another folder) is counted once; with ``mode`` only runs of that mode are kept; a run that
+    did not complete (interrupted, aborted, killed while 'running') is left out of the
+    figures and listed with why. A file that is not a run archive still raises
+    ``InputError`` naming it.
     """
     runs: list[RunData] = []
     skipped: list[dict[str, str]] = []
@@ -345,6 +354,12 @@ def load_runs(archive_paths: Iterable[str | Path], *, mode: str | None = None
         if mode is not None and run_mode(run) != mode:
             skipped.append({"path": str(run.path),
                             "reason": f"mode {run_mode(run)}, not {mode}"})
+            continue
+        status = run.manifest.get("status", "completed")
+        if status != "completed":  # a partial run would skew every rate in the headline
+            skipped.append({"path": str(run.path),
+                            "reason": f"the run did not complete (status {status}): "
+                                      f"{run_status_text(run.manifest)}"})
             continue
         runs.append(run)
     return runs, skipped

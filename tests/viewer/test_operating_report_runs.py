@@ -79,3 +79,22 @@ def test_the_readme_command_runs_over_a_runs_folder(runs, tmp_path, capsys):
     assert "incident left out" in captured.err
     assert main(["report", *args, "--mode", "drill", "--out", str(out)]) == 0
     assert "runs: 1 (1 drill)" in capsys.readouterr().out
+
+
+def test_a_run_that_did_not_complete_is_left_out_of_the_figures(runs, tmp_path):
+    """An interrupted or killed run is listed with why and counts in no headline figure
+    (issue 12: a partial run turned a 14 % false-alarm rate into 100 %)."""
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    make_archive(partial / "archive.sqlite", run_id="drill-0002")
+    with closing(sqlite3.connect(partial / "archive.sqlite")) as db:
+        db.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?)",
+                       [("status", '"interrupted"'), ("abort_reason", '"interrupted (SIGTERM)"'),
+                        ("aborted_at_s", "600.0")])
+        db.commit()
+    rep = operating_report([runs / "drill", partial])
+    assert [a["run_id"] for a in rep["archives"]] == ["drill-0001"]
+    [left] = rep["skipped"]
+    assert "did not complete (status interrupted)" in left["reason"]
+    assert "RUN INTERRUPTED at T+00:10:00" in left["reason"]
+    assert rep["totals"] == operating_report([runs / "drill"])["totals"]
