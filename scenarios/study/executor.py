@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -42,9 +44,31 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+#: How often (s) a worker checks that the process that started the study is still alive.
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the study's process is gone (killed by
+    SIGKILL, it cannot shut its pool down; a worker started from the forkserver is not its
+    child, so the kernel's parent-death signal would not reach it)."""
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)  # no cleanup to run: the study's folder keeps what finished
+            except PermissionError:  # pragma: no cover (a pid reused by another user)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="citytwin-parent-watch", daemon=True).start()
+
+
 def local_executor(max_workers: int | None = None) -> Executor:
-    """A process pool of ``max_workers`` (default: the CPUs) started safely (see above);
-    one worker means the serial executor (no pickling, easier debugging)."""
+    """A process pool of ``max_workers`` (default: the CPUs) started safely (see above),
+    whose workers end by themselves when this process dies; one worker means the serial
+    executor (no pickling, easier debugging)."""
     n = max_workers or default_workers()
     if n <= 1:
         return SerialExecutor()
@@ -53,7 +77,8 @@ def local_executor(max_workers: int | None = None) -> Executor:
         ctx.set_forkserver_preload(["citytwin.scenarios.study.runner",
                                     "citytwin.scenarios.study.metrics",
                                     "citytwin.scenarios.run.kernel"])
-    return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_exit_with,
+                               initargs=(os.getpid(),))
 
 
 @contextmanager
