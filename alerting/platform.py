@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from citytwin.alerting.cap import (
     CapContext,
@@ -38,17 +38,26 @@ WARNING_ACTIONS = ("acknowledge", "cancel", "confirm", "publish")
 class PushPolicy(BaseModel):
     """Delivery of pushes to units and to the downstream copy (simulated channels)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     delivery_probability: float = Field(0.99, ge=0, le=1)
     downstream_delivery_probability: float = Field(0.99, ge=0, le=1)
+    #: (shortest, longest) delay of a delivered push (s)
     delay_s: tuple[float, float] = (2.0, 30.0)
+
+    @model_validator(mode="after")
+    def _delays(self) -> PushPolicy:
+        lo, hi = self.delay_s
+        if not 0 <= lo <= hi:
+            raise ValueError(f"delay_s must be (shortest, longest) with 0 ≤ shortest ≤ "
+                             f"longest, got {self.delay_s}")
+        return self
 
 
 class OperationsPolicy(BaseModel):
     """How the platform operates: work orders, self-checks, pushes, situation updates."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "operations"
     situation_interval_s: float = Field(60.0, gt=0)

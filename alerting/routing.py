@@ -23,7 +23,7 @@ LOOPS = ("small", "middle", "big")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Unit(_Strict):

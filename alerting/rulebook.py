@@ -21,7 +21,7 @@ DEFAULT_RULEBOOK = "default"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Debounce(_Strict):

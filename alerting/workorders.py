@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,11 +42,11 @@ ACTIONS = (*TRANSITIONS, "escalate")
 class WorkOrderPolicy(BaseModel):
     """Deadlines by level and the overdue rules (seconds)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     create_from_level: str | None = None      # lowest level that opens an order (None: any)
     #: time to resolve by level (s); every level of the rulebook needs one
-    deadline_s: dict[str, float] = Field(default_factory=lambda: {
+    deadline_s: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: {
         "blue": 259200.0, "yellow": 86400.0, "orange": 14400.0, "red": 7200.0})
     unassigned_overdue_s: float = Field(3600.0, gt=0)
     escalate_after_deadline_s: float = Field(172800.0, gt=0)

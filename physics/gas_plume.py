@@ -34,11 +34,14 @@ KIND = "gas_plume"
 class Release(BaseModel):
     """Constant release: a mass rate, or a leak from pipe pressure and hole size."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    rate_kg_s: float | None = Field(None, gt=0)
-    pressure_kpa_gauge: float | None = Field(None, gt=0)
-    hole_diameter_mm: float | None = Field(None, gt=0)
+    #: ranges: up to a full-bore rupture of a large transmission main (≈1 000 kg/s at
+    #: 7 MPa through 1 m; assumption from the orifice law of physics.leak), gauge pressures
+    #: of city networks up to transmission (10 MPa), holes up to the largest mains (1.5 m)
+    rate_kg_s: float | None = Field(None, gt=0, le=1000.0)
+    pressure_kpa_gauge: float | None = Field(None, gt=0, le=10_000.0)
+    hole_diameter_mm: float | None = Field(None, gt=0, le=1500.0)
     discharge_coefficient: float = Field(0.61, gt=0, le=1)
 
     @model_validator(mode="after")

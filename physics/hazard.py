@@ -56,7 +56,7 @@ class HazardSpec(BaseModel):
     """A hazard entry of a scenario file. Subclasses add their fields and narrow ``kind``
     to ``Literal["<their kind>"]``; unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str
     kind: str

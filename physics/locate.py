@@ -14,7 +14,7 @@ from citytwin.twin.model import CityTwin
 class SourceLocation(BaseModel):
     """Where a release happens: a network node, or the node of a kind nearest a place, or xy."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     node: str | None = None
     network: str = "gas"

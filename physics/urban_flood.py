@@ -28,7 +28,7 @@ KIND = "urban_flood"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ChicagoStorm(_Strict):
@@ -39,10 +39,12 @@ class ChicagoStorm(_Strict):
     C: float = 0.811
     b: float = Field(8.0, ge=0)
     n: float = Field(0.711, gt=0, lt=1)
-    return_period_yr: float = Field(50.0, gt=0)
-    duration_s: float = Field(7200.0, gt=0)
+    #: ranges: intensity–duration–frequency formulas are fitted for return periods up to a
+    #: few hundred years and storm durations up to a day (GB 50014 commentary)
+    return_period_yr: float = Field(50.0, gt=0, le=1000.0)
+    duration_s: float = Field(7200.0, gt=0, le=86400.0)
     peak_ratio: float = Field(0.4, ge=0, le=1)
-    step_s: float = Field(300.0, gt=0)
+    step_s: float = Field(300.0, gt=0, le=3600.0)
 
 
 class RainSeriesSpec(_Strict):

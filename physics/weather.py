@@ -12,7 +12,7 @@ from citytwin.physics.forcing import WindSeries
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class WindPoint(_Strict):

@@ -64,7 +64,7 @@ WATCH_S = 1.0
 # --- scripted players ------------------------------------------------------------------------
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class After(_Strict):

@@ -45,7 +45,7 @@ INJECT_KINDS = HAZARD_INJECTS + tuple(FAULT_INJECTS) + INFO_INJECTS
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Objective(_Strict):

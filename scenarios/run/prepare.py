@@ -167,6 +167,7 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
     rulebook = load_rulebook(rulebook_source)
     routing = load_routing(settings_path(scenario.routing, base_dir))
     hazard_descriptions(rulebook, rulebook_source)
+    check_rule_quantities(rulebook, catalogue, rulebook_source)
     routing.check_covers(rulebook.hazards, rulebook.levels, scenario.routing)
     operations = load_operations(settings_path(scenario.operations, base_dir))
     operations.work_orders.check_levels(rulebook.levels, scenario.operations)
@@ -175,6 +176,19 @@ def prepare(scenario: Scenario, *, source: str = "<scenario>",
     cascades = prepare_cascades(scenario, twin, source)
     return PreparedRun(scenario, source, twin, hazards, notes, network, catalogue, measurement,
                        rulebook, rulebook_source, routing, operations, cascades)
+
+
+def check_rule_quantities(rulebook: Rulebook, catalogue: dict[str, SensorType],
+                          source: str) -> None:
+    """Every sensor type a rule reads measures the rule's quantity: a rule on a quantity its
+    sensors do not measure would never see a reading (silently dead)."""
+    for k, rule in enumerate(rulebook.rules):
+        for t in rule.sensor_types:
+            st = catalogue.get(t)
+            if st is not None and st.quantity != rule.quantity:
+                raise InputError(source, f"rule {rule.id!r} grades {rule.quantity} but its "
+                                 f"sensor type {t!r} measures {st.quantity}: it would never "
+                                 "see a reading", field=f"rules.{k}.quantity")
 
 
 def settings_path(name: str, base_dir: Path) -> str:

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from citytwin.physics import HAZARDS
 from citytwin.physics.hazard import HazardSpec
@@ -29,7 +30,7 @@ __all__ = ["HazardSpec", "Scenario", "Weather", "WindPoint", "load_scenario", "p
 class _Strict(BaseModel):
     """Unknown fields are errors: a typo never silently falls back to a default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SyntheticTwin(_Strict):
@@ -189,6 +190,17 @@ class Scenario(_Strict):
         if start.tzinfo is None:
             raise ValueError("needs a UTC offset, e.g. 2026-06-01T08:00:00+08:00")
         return start
+
+    @model_validator(mode="after")
+    def _within_the_run(self) -> Scenario:
+        """Scripted actions happen within the run (one after its end would silently never
+        happen)."""
+        for k, act in enumerate(self.actions):
+            if act.at_s > self.duration_s:
+                raise PydanticCustomError("after_the_run", "{msg}", {
+                    "msg": f"actions.{k}.at_s: {act.at_s:g} s is after the end of the run "
+                           f"(duration_s {self.duration_s:g})"})
+        return self
 
 
 # --- dotted parameter paths (study overrides and variations, drill overrides) -----------

@@ -36,7 +36,7 @@ from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class NormalSpec(_Strict):
