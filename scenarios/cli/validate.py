@@ -25,9 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from citytwin.twin.errors import InputError
+from citytwin.twin.yamlfile import read_yaml
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -50,14 +49,7 @@ class Kind:
 
 def read_document(path: Path) -> object:
     """The parsed YAML document at ``path`` (InputError naming the file otherwise)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read the file: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), f"not valid YAML: {exc}") from exc
+    return read_yaml(path, "input")
 
 
 def _present(kind: Kind, data: dict) -> list[str]:

@@ -26,7 +26,6 @@ from typing import Any, TextIO
 
 import simpy
 import simpy.rt
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from citytwin.scenarios.drill.console import (
@@ -55,7 +54,7 @@ from citytwin.scenarios.drill.score import (
 )
 from citytwin.scenarios.spec.scenario import clock_text
 from citytwin.twin.errors import InputError
-from citytwin.twin.yamlfile import input_error_from
+from citytwin.twin.yamlfile import input_error_from, read_yaml
 
 #: How often (s of drill time) the director looks for new warnings to trigger players.
 WATCH_S = 1.0
@@ -135,13 +134,7 @@ def parse_players(data: object, plan: DrillPlan, source: str) -> list[PlayerStep
 def load_players(path: str | Path, plan: DrillPlan) -> list[PlayerStep]:
     """Read and validate a scripted player file."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read player script: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), f"not valid YAML: {exc}") from exc
-    return parse_players(data, plan, str(path))
+    return parse_players(read_yaml(path, "player script"), plan, str(path))
 
 
 # --- the director --------------------------------------------------------------------------

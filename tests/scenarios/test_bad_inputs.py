@@ -131,3 +131,23 @@ def test_random_values_outside_a_declared_range_are_refused(path, magnitude, bel
     with pytest.raises(InputError) as err:
         parse_scenario(data, "s.yaml")
     assert ".".join(map(str, path)) in str(err.value)
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a text file"),
+    (b"name: x\nlevels: [blue, yellow, orange]\nlevels: [a, b, c]\n",
+     "the key 'levels' is given twice"),
+])
+def test_binary_or_repeated_keys_are_one_clear_error(tmp_path, capsys, content, words):
+    """A binary file (UnicodeDecodeError before) and a key given twice (PyYAML silently kept
+    the last) are refused naming the file, for every kind of input file."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}" in err and words in err and "Traceback" not in err
+    scenario = short_scenario(duration_s=120, rulebook="bad.yaml")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "out").exists()
