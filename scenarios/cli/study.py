@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -51,8 +50,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_study_run(args: argparse.Namespace) -> int:
     study = load_study(Path(args.study), samples=args.samples)
     out = Path(args.out) if args.out else Path("runs") / study.spec.name
-    n = len(study.variant_names) * study.spec.samples * math.prod(
-        len(v.sweep) for v in study.spec.variations.values() if v.sweep is not None)
+    n = study.member_count
     where = args.scheduler or f"{args.workers or os.cpu_count()} local process(es)"
     print(f"Study {study.spec.name}: {n} members ({len(study.variant_names)} variant(s)) on "
           f"{where} → {out}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +35,8 @@ from citytwin.scenarios.spec.scenario import PathError, apply_path, split_path
 from citytwin.twin.errors import InputError
 from citytwin.twin.yamlfile import input_error_from, read_yaml_mapping
 
+#: The most members one study may plan (all are planned in memory before the first runs).
+MAX_MEMBERS = 100_000
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -159,6 +162,12 @@ class Study:
     base_dir: Path              # folder relative paths of the base scenario are resolved in
 
     @property
+    def member_count(self) -> int:
+        """How many members the study plans: variants × samples × sweep points."""
+        return len(self.variant_names) * self.spec.samples * math.prod(
+            len(v.sweep) for v in self.spec.variations.values() if v.sweep is not None)
+
+    @property
     def variant_names(self) -> list[str]:
         return list(self.spec.variants) or ["base"]
 
@@ -207,6 +216,12 @@ def parse_study(data: dict, source: str, base_dir: Path) -> Study:
     else:
         study = Study(spec, source, copy.deepcopy(spec.base), f"{source}: base", base_dir)
     check_paths(study)
+    members = study.member_count
+    if members > MAX_MEMBERS:
+        raise InputError(source, f"{members:,} members (variants × samples × sweep points) "
+                         f"is more than a study may plan ({MAX_MEMBERS:,}: every member is "
+                         "planned in memory before the first runs); lower samples or split "
+                         "the study", field="samples")
     return study
 
 

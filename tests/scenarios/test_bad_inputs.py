@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import yaml
@@ -151,3 +152,14 @@ def test_binary_or_repeated_keys_are_one_clear_error(tmp_path, capsys, content, 
     path.write_text(yaml.safe_dump(scenario))
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert words in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_study_of_a_billion_members_is_refused_before_planning(capsys):
+    """10⁹ samples grew memory without bound while planning; the study is refused with the
+    member count and the limit, naming the field."""
+    study = Path(str(resources.files("citytwin.scenarios").joinpath(
+        "data/study_gas_leak.yaml")))
+    assert main(["study", "run", str(study), "--samples", "1000000000", "--out",
+                 "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert f"{study}: samples: 2,000,000,000 members" in err and "100,000" in err
