@@ -57,6 +57,7 @@ from citytwin.viewer.html import (  # noqa: E402
     page,
     png,
     run_status_text,
+    status_banner,
     table,
 )
 from citytwin.viewer.maps import (  # noqa: E402
@@ -557,9 +558,7 @@ def dossier_html(data: dict[str, Any], run: RunData, twin: CityTwin | None = Non
             + "</table>" + section_table(o["events"], [
                 _t("time_s"), _w("time_s"), ("event", "event"), ("state", "state"),
                 ("who", "actor"), ("note", "note")], "No events."))
-    status_note = data["run"].get("status_note")
-    banner = (f'<p class="run-status" role="alert">{esc(status_note)}</p>'
-              if status_note else "")
+    banner = status_banner(data["run"].get("status_note") or "")
     body = f"""<h1>Event dossier {esc(wid)} {badge(s['max_level_name'].upper(), colour)}</h1>
 {banner}
 <p class="note">{esc(s['hazard'])} · run {esc(data['run']['run_id'])}

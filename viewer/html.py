@@ -77,20 +77,15 @@ def table(df: pd.DataFrame) -> str:
 
 
 def run_status_text(manifest: Mapping[str, Any]) -> str:
-    """One line saying the run did not complete (status ``aborted``, or still ``running``:
-    interrupted or in progress); empty for a completed run (or an archive without status)."""
+    """One line saying the run did not complete (status ``aborted`` by an error,
+    ``interrupted`` by Ctrl-C or SIGTERM, or still ``running``: killed or in progress);
+    empty for a completed run (or an archive without status)."""
     status = manifest.get("status")
-    if status == "aborted":
+    if status in ("aborted", "interrupted"):
         at = manifest.get("aborted_at_s")
         when = f" at {clock_text(at)}" if isinstance(at, int | float) else ""
         reason = manifest.get("abort_reason") or "no reason recorded"
-        return (f"RUN ABORTED{when}: {reason}. Everything here covers only the part that "
-                "ran; what was due later counts as not done.")
-    if status == "interrupted":
-        at = manifest.get("aborted_at_s")
-        when = f" at {clock_text(at)}" if isinstance(at, int | float) else ""
-        reason = manifest.get("abort_reason") or "interrupted"
-        return (f"RUN INTERRUPTED{when} ({reason}). Everything here covers only the part "
+        return (f"RUN {status.upper()}{when}: {reason}. Everything here covers only the part "
                 "that ran; what was due later counts as not done.")
     if status == "running":
         return ("RUN INCOMPLETE: the archive still says 'running' — the run was interrupted "
@@ -99,10 +94,14 @@ def run_status_text(manifest: Mapping[str, Any]) -> str:
     return ""
 
 
+def status_banner(text: str) -> str:
+    """A run-status line as a banner for the top of a report page ('' for no text)."""
+    return f'<p class="run-status" role="alert">{html.escape(text)}</p>' if text else ""
+
+
 def run_status_banner(manifest: Mapping[str, Any]) -> str:
     """:func:`run_status_text` as a banner for the top of a report page ('' if completed)."""
-    text = run_status_text(manifest)
-    return f'<p class="run-status" role="alert">{html.escape(text)}</p>' if text else ""
+    return status_banner(run_status_text(manifest))
 
 
 def page(title: str, body: str) -> str:
