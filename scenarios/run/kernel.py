@@ -73,17 +73,16 @@ class ObservationFeed(Protocol):
 class FootprintCache:
     """The warning-area provider: the union of the footprints of a quantity above a
     threshold of the run's engines *of the warning's hazard kind* (a rain flood's water is
-    not a dam-break area), clipped to the twin's extent (``bounds``: a model may draw beyond
-    the twin, where nobody is counted), computed once per (hazard, quantity, threshold,
-    tick). None when no engine of that kind produces the quantity (the rule's buffer is
-    used); an empty geometry when one does but nothing reaches the threshold (the model
-    says: nowhere yet — not a buffer that would come and go with it)."""
+    not a dam-break area), computed once per (hazard, quantity, threshold, tick); the
+    warning board clips every area to the twin. None when no engine of that kind produces
+    the quantity (the rule's buffer is used); an empty geometry when one does but nothing
+    reaches the threshold (the model says: nowhere yet — not a buffer that would come and
+    go with it)."""
 
-    def __init__(self, hazards: list[HazardEngine], kinds: Sequence[str] | None = None,
-                 bounds: tuple[float, float, float, float] | None = None) -> None:
+    def __init__(self, hazards: list[HazardEngine], kinds: Sequence[str] | None = None
+                 ) -> None:
         self.hazards = hazards
         self.kinds = list(kinds) if kinds is not None else [None] * len(hazards)
-        self.bounds = None if bounds is None else shapely.box(*bounds)
         self._cache: dict[tuple[str, str, float, float], object] = {}
 
     def __call__(self, hazard: str, quantity: str, threshold: float, t_s: float):
@@ -99,8 +98,6 @@ class FootprintCache:
                          for h in models]
                 area = shapely.unary_union([g for g in geoms if not g.is_empty]
                                            or [shapely.Polygon()])
-                if self.bounds is not None and not area.is_empty:
-                    area = shapely.intersection(area, self.bounds)
             self._cache[key] = area
         return self._cache[key]
 
@@ -402,7 +399,7 @@ def simulate(run: PreparedRun, run_dir: Path, *, overwrite: bool = False,
     prepare_run_dir(run_dir, overwrite)
     result = RunResult(run_dir=run_dir, archive_path=run_dir / "archive.sqlite")
     engine = make_engine(run, area_provider=FootprintCache(
-        run.hazards, [h.kind for h in sc.hazards], run.twin.terrain.bounds))
+        run.hazards, [h.kind for h in sc.hazards]))
     if sc.hazards:  # simulated, or a replay with its hazards rebuilt: they are all there is
         engine.attribute_to({h.kind: set(e.info) for h, e in zip(sc.hazards, run.hazards,
                                                                 strict=True)})
