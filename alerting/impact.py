@@ -69,11 +69,11 @@ class ImpactIndex:
             if "id" in self.buildings else np.arange(len(self.buildings)).astype(str)
         self._occupants = self.buildings["occupants"].fillna(0).to_numpy(dtype=float)
         self._building_area = shapely.area(self._building_geoms)
-        self._walls = shapely.boundary(shapely.buffer(self._building_geoms, WALL_RING_M))
+        ringed = shapely.buffer(self._building_geoms, WALL_RING_M)
+        self._walls = shapely.boundary(ringed)
         self._wall_length = shapely.length(self._walls)
         self._target_tree = shapely.STRtree(self._target_geoms)
-        self._building_tree = shapely.STRtree(shapely.buffer(self._building_geoms,
-                                                             WALL_RING_M))
+        self._building_tree = shapely.STRtree(ringed)
         places = twin.places.reset_index(drop=True)
         geoms = places.geometry.to_numpy()
         is_open = shapely.area(geoms) > 0
